@@ -1,0 +1,74 @@
+"""The queue's durable state: an embedded SQLite database (WAL).
+
+Only what must survive a crash is written: submitted jobs, completions and attempts that
+ended. Leases are never written; after a restart every leased job is pending again, and the
+new incarnation's tokens cannot match an old lease. WAL with synchronous=NORMAL survives
+the death of the process (what `ray.kill` does) without an fsync per commit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .jobs import JobState
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    params TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    result TEXT,
+    done_token TEXT
+);
+"""
+
+
+class Journal:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we open transactions ourselves, one per batch of changes.
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def meta(self, key: str, default: str) -> str:
+        """The stored value of `key`, storing `default` first if there is none."""
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, default))
+        return self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0]
+
+    def load(self) -> Iterator[tuple]:
+        """(id, params, state, attempts, error, result, done_token) in submit order."""
+        rows = self._db.execute(
+            "SELECT id, params, state, attempts, error, result, done_token FROM jobs ORDER BY seq")
+        for job_id, params, state, attempts, error, result, done_token in rows:
+            yield (job_id, json.loads(params), JobState(state), attempts, error,
+                   None if result is None else json.loads(result), done_token)
+
+    def write(self, inserts: Iterable[tuple[str, str]], updates: Iterable[tuple]) -> None:
+        """One transaction: new jobs (id, params_json) and changed jobs
+        (id, state, attempts, error, result, done_token)."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany("INSERT OR IGNORE INTO jobs (id, params, state) VALUES (?, ?, 'pending')",
+                           inserts)
+            db.executemany(
+                "UPDATE jobs SET state=?, attempts=?, error=?, result=?, done_token=? WHERE id=?",
+                ((s.value, a, e, None if r is None else json.dumps(r, default=str), t, i)
+                 for i, s, a, e, r, t in updates))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()

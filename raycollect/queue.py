@@ -1,0 +1,471 @@
+"""The job queue: one Ray actor owns all job state; `JobQueue` is the handle everyone uses.
+
+The actor is an asyncio actor whose methods never await while they change state, so each
+call is atomic without locks. Costs per job are O(1) (a deque of pending ids) or O(log L)
+(a heap of lease deadlines, L = jobs leased), independent of how many jobs are queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import secrets
+import time
+from collections import deque
+from typing import Any, Iterable, Sequence
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from . import constants as C
+from .errors import QueueUnavailable, RaycollectError, UnknownJob, WrongQueue
+from .jobs import JobState, Lease, canonical_json, check_transition, prepare
+from .journal import Journal
+
+log = logging.getLogger(__name__)
+
+
+class _Job:
+    __slots__ = ("id", "params", "state", "attempts", "token", "deadline", "worker", "error",
+                 "result", "done_token")
+
+    def __init__(self, job_id: str, params: dict, state: JobState = JobState.PENDING,
+                 attempts: int = 0, error: str | None = None, result: Any = None,
+                 done_token: str | None = None):
+        self.id, self.params, self.state, self.attempts = job_id, params, state, attempts
+        self.error, self.result, self.done_token = error, result, done_token
+        self.token: str | None = None
+        self.deadline = 0.0
+        self.worker = ""
+
+
+class _QueueActor:
+    """Private: use `JobQueue`. All state lives here; the journal mirrors what must last."""
+
+    def __init__(self, uid: str, lease_ttl: float, max_attempts: int, journal: str | None):
+        self._ttl = float(lease_ttl)
+        self._max_attempts = int(max_attempts)
+        # A fresh incarnation per actor start: tokens of leases issued before a restart can
+        # never match again.
+        self._incarnation = secrets.token_hex(4)
+        self._counter = 0
+        self._jobs: dict[str, _Job] = {}
+        self._pending: deque[str] = deque()
+        self._expiry: list[tuple[float, str, str]] = []  # (deadline, token, job id)
+        self._by_worker: dict[str, set[str]] = {}
+        self._counts = {s: 0 for s in JobState}
+        self._stale_refused = 0
+        self._expired = 0
+        self._workers: dict[str, dict] = {}
+        self._journal = Journal(journal) if journal else None
+        self._uid = self._journal.meta("uid", uid) if self._journal else uid
+        self._inserts: list[tuple[str, str]] = []
+        self._updates: dict[str, tuple] = {}
+        self._reaper: asyncio.Task | None = None
+        if self._journal:
+            self._recover()
+
+    # --- state changes: every one goes through _move -------------------------------------
+    def _move(self, job: _Job, new: JobState) -> None:
+        check_transition(job.state, new)
+        self._counts[job.state] -= 1
+        self._counts[new] += 1
+        if job.state is JobState.LEASED:
+            held = self._by_worker.get(job.worker)
+            if held is not None:
+                held.discard(job.id)
+            job.token, job.worker = None, ""
+        job.state = new
+        if new is JobState.PENDING:
+            self._pending.append(job.id)
+        if self._journal and new is not JobState.LEASED:
+            self._updates[job.id] = (job.id, new, job.attempts, job.error, job.result,
+                                     job.done_token)
+
+    def _end_attempt(self, job: _Job, error: str) -> None:
+        """An attempt ended without a frame: retry, or dead-letter at max_attempts."""
+        job.error = error
+        self._move(job, JobState.FAILED if job.attempts >= self._max_attempts else JobState.PENDING)
+
+    def _flush(self) -> None:
+        if self._journal and (self._inserts or self._updates):
+            self._journal.write(self._inserts, self._updates.values())
+        self._inserts, self._updates = [], {}
+
+    def _recover(self) -> None:
+        for job_id, params, state, attempts, error, result, done_token in self._journal.load():
+            # A job leased when the old actor died is simply pending again.
+            state = JobState.PENDING if state is JobState.LEASED else state
+            self._jobs[job_id] = _Job(job_id, params, state, attempts, error, result, done_token)
+            self._counts[state] += 1
+            if state is JobState.PENDING:
+                self._pending.append(job_id)
+        log.info("queue %s recovered %d jobs from %s: %s", self._uid, len(self._jobs),
+                 self._journal.path, {s.value: n for s, n in self._counts.items()})
+
+    def _reap(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        heap = self._expiry
+        while heap and heap[0][0] <= now:
+            _, token, job_id = heapq.heappop(heap)
+            job = self._jobs[job_id]
+            # Lazy deletion: entries of leases that were extended, completed or failed are
+            # skipped here instead of being searched for in the heap.
+            if job.token == token and job.deadline <= now:
+                self._expired += 1
+                self._end_attempt(job, f"lease expired (worker {job.worker or '?'})")
+        self._flush()
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(C.REAPER_PERIOD)
+            self._reap()
+
+    def _tick(self) -> None:
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+        self._reap()
+
+    def _leased(self, job_id: str, token: str) -> _Job | None:
+        """The job if `token` is its live lease, else None (and the refusal is counted)."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise UnknownJob(f"unknown job id {job_id!r}")
+        if job.state is JobState.LEASED and job.token == token:
+            return job
+        self._stale_refused += 1
+        return None
+
+    # --- the API ---------------------------------------------------------------------------
+    async def uid(self) -> str:
+        return self._uid
+
+    async def submit(self, items: list[tuple[str, dict]]) -> int:
+        self._tick()
+        added = 0
+        for job_id, params in items:
+            if job_id in self._jobs:
+                continue
+            self._jobs[job_id] = _Job(job_id, params)
+            self._counts[JobState.PENDING] += 1
+            self._pending.append(job_id)
+            if self._journal:
+                self._inserts.append((job_id, canonical_json(params)))
+            added += 1
+        self._flush()
+        return added
+
+    async def lease(self, worker: str, n: int) -> list[Lease]:
+        self._tick()
+        now = time.time()
+        out = []
+        held = self._by_worker.setdefault(worker, set())
+        while self._pending and len(out) < n:
+            job = self._jobs[self._pending.popleft()]
+            self._move(job, JobState.LEASED)
+            self._counter += 1
+            job.token = f"{self._incarnation}-{self._counter}"
+            job.attempts += 1
+            job.deadline = now + self._ttl
+            job.worker = worker
+            held.add(job.id)
+            heapq.heappush(self._expiry, (job.deadline, job.token, job.id))
+            out.append(Lease(job.id, job.token, job.params, job.attempts, job.deadline,
+                             self._uid, worker))
+        return out
+
+    async def extend(self, items: list[tuple[str, str]], ttl: float | None) -> list[bool]:
+        self._tick()
+        deadline = time.time() + (self._ttl if ttl is None else float(ttl))
+        out = []
+        for job_id, token in items:
+            job = self._leased(job_id, token)
+            if job is not None:
+                job.deadline = deadline
+                heapq.heappush(self._expiry, (deadline, token, job_id))
+            out.append(job is not None)
+        return out
+
+    async def complete(self, items: list[tuple[str, str, Any]]) -> list[bool]:
+        self._tick()
+        out = []
+        for job_id, token, result in items:
+            job = self._jobs.get(job_id)
+            if (job is not None and job.state is JobState.DONE and job.done_token == token
+                    and not token.startswith(self._incarnation + "-")):
+                # Ray retried this call after a restart and its first try had landed: say
+                # yes again. A second call within one incarnation is a duplicate: refused.
+                out.append(True)
+                continue
+            job = self._leased(job_id, token)
+            if job is not None:
+                job.result, job.done_token, job.error = result, token, None
+                self._move(job, JobState.DONE)
+            out.append(job is not None)
+        self._flush()
+        return out
+
+    async def fail(self, items: list[tuple[str, str, str]], count_attempt: bool = True) -> list[bool]:
+        """End attempts without a frame. count_attempt=False gives leases back untried
+        (prefetched jobs of a worker that stops)."""
+        self._tick()
+        out = []
+        for job_id, token, error in items:
+            job = self._leased(job_id, token)
+            if job is not None:
+                if count_attempt:
+                    self._end_attempt(job, error)
+                else:
+                    job.attempts -= 1
+                    self._move(job, JobState.PENDING)
+            out.append(job is not None)
+        self._flush()
+        return out
+
+    async def release_worker(self, worker: str, error: str) -> int:
+        """A worker is known dead: its leases end now instead of at their deadline."""
+        self._tick()
+        held = list(self._by_worker.pop(worker, ()))
+        for job_id in held:
+            self._end_attempt(self._jobs[job_id], error)
+        self._workers.pop(worker, None)
+        self._flush()
+        return len(held)
+
+    async def requeue(self, job_ids: list[str]) -> int:
+        """Done or failed jobs back to pending with fresh attempts (a rerun whose output lacks
+        them). Unknown, pending and leased ids are left alone."""
+        self._tick()
+        n = 0
+        for job_id in job_ids:
+            job = self._jobs.get(job_id)
+            if job is not None and job.state in (JobState.DONE, JobState.FAILED):
+                job.attempts, job.error, job.result, job.done_token = 0, None, None, None
+                self._move(job, JobState.PENDING)
+                n += 1
+        self._flush()
+        return n
+
+    async def states(self, job_ids: list[str]) -> list[str | None]:
+        return [None if (j := self._jobs.get(i)) is None else j.state.value for i in job_ids]
+
+    async def stats(self) -> dict:
+        self._tick()
+        return {
+            **{s.value: n for s, n in self._counts.items()},
+            "total": len(self._jobs),
+            "stale_refused": self._stale_refused,
+            "expired": self._expired,
+            "workers": len(self._workers),
+            "max_attempts": self._max_attempts,
+            "lease_ttl": self._ttl,
+            "incarnation": self._incarnation,
+        }
+
+    async def failures(self, limit: int | None = None) -> list[dict]:
+        out = []
+        for job in self._jobs.values():
+            if job.state is JobState.FAILED:
+                out.append({"job_id": job.id, "error": job.error, "attempts": job.attempts,
+                            "params": job.params})
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    # --- the registry of render workers, for browsers started elsewhere -------------------
+    async def register_worker(self, worker: str, info: dict) -> None:
+        self._workers[worker] = {**info, "worker": worker, "registered": time.time()}
+
+    async def unregister_worker(self, worker: str) -> None:
+        self._workers.pop(worker, None)
+
+    async def workers(self) -> dict[str, dict]:
+        return dict(self._workers)
+
+
+def _lease_items(leases: Sequence[Lease], uid: str) -> list[tuple[str, str]]:
+    for lease in leases:
+        if not isinstance(lease, Lease):
+            raise TypeError(f"expected a raycollect Lease, got {type(lease).__name__}")
+        if lease.queue != uid:
+            raise WrongQueue(f"lease for job {lease.job_id} was issued by queue {lease.queue}, "
+                             f"not by this queue ({uid})")
+    return [(lease.job_id, lease.token) for lease in leases]
+
+
+def _unwrap(e: ray.exceptions.RayTaskError) -> BaseException:
+    cause = getattr(e, "cause", None)
+    return cause if isinstance(cause, RaycollectError) else e
+
+
+class JobQueue:
+    """Handle to a named queue actor. Cheap to pickle: pass it to tasks and actors.
+
+    Sync methods are for drivers; the `a`-prefixed twins are for async actors."""
+
+    def __init__(self, actor: Any, name: str, uid: str):
+        self._actor, self.name, self.uid = actor, name, uid
+
+    # --- construction ------------------------------------------------------------------
+    @classmethod
+    def create(cls, name: str = C.DEFAULT_QUEUE_NAME, lease_ttl: float = C.DEFAULT_LEASE_TTL,
+               max_attempts: int = C.DEFAULT_MAX_ATTEMPTS, journal: str | None = None,
+               detached: bool = False) -> "JobQueue":
+        """Get the named queue, or create it. Ray restarts the actor if its process dies;
+        with a journal it comes back with every job it had."""
+        if lease_ttl <= 0:
+            raise ValueError(f"lease_ttl must be > 0, got {lease_ttl}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        # Pinned to the creating node (the driver's, the head under `ray job submit`): the
+        # queue must not die with a worker node. max_task_retries=-1 makes Ray hold and
+        # retry calls while it restarts the actor, so callers see a pause, not an error;
+        # every method is safe to retry (see `complete`'s idempotence on done_token).
+        options = dict(name=name, namespace=C.RAY_NAMESPACE, get_if_exists=True,
+                       max_restarts=-1, max_task_retries=-1, num_cpus=0,
+                       scheduling_strategy=NodeAffinitySchedulingStrategy(
+                           ray.get_runtime_context().get_node_id(), soft=True))
+        if detached:
+            options["lifetime"] = "detached"
+        actor = ray.remote(_QueueActor).options(**options).remote(
+            secrets.token_hex(8), lease_ttl, max_attempts,
+            None if journal is None else str(journal))
+        return cls(actor, name, _get(actor.uid.remote()))
+
+    @classmethod
+    def connect(cls, name: str = C.DEFAULT_QUEUE_NAME, timeout: float = 0.0) -> "JobQueue":
+        deadline = time.time() + timeout
+        while True:
+            try:
+                actor = ray.get_actor(name, namespace=C.RAY_NAMESPACE)
+                return cls(actor, name, _get(actor.uid.remote()))
+            except ValueError:
+                if time.time() >= deadline:
+                    raise QueueUnavailable(f"no raycollect queue named {name!r} on this Ray "
+                                           f"cluster (namespace {C.RAY_NAMESPACE!r})") from None
+                time.sleep(0.2)
+
+    def __reduce__(self):
+        return (JobQueue, (self._actor, self.name, self.uid))
+
+    def kill(self, no_restart: bool = True) -> None:
+        ray.kill(self._actor, no_restart=no_restart)
+
+    # --- sync API ----------------------------------------------------------------------
+    def submit(self, params_list: Iterable[dict], keys: Iterable[str] | None = None) -> list[str]:
+        """Add jobs; returns their ids in order. A job already known (same key, or same
+        params when no key is given) keeps its id and is not added twice."""
+        items = prepare(params_list, keys)
+        for i in range(0, len(items), C.SUBMIT_CHUNK):
+            _get(self._actor.submit.remote(items[i:i + C.SUBMIT_CHUNK]))
+        return [job_id for job_id, _ in items]
+
+    def lease(self, worker: str, n: int = 1) -> list[Lease]:
+        return _get(self._actor.lease.remote(*self._lease_args(worker, n)))
+
+    def extend(self, lease: Lease, ttl: float | None = None) -> bool:
+        return self.extend_many([lease], ttl)[0]
+
+    def extend_many(self, leases: Sequence[Lease], ttl: float | None = None) -> list[bool]:
+        return _get(self._actor.extend.remote(_lease_items(leases, self.uid), ttl))
+
+    def complete(self, lease: Lease, result: Any = None) -> bool:
+        return self.complete_many([lease], [result])[0]
+
+    def complete_many(self, leases: Sequence[Lease], results: Sequence[Any] | None = None) -> list[bool]:
+        return _get(self._actor.complete.remote(self._complete_items(leases, results)))
+
+    def fail(self, lease: Lease, error: str = "failed") -> bool:
+        return self.fail_many([lease], [error])[0]
+
+    def fail_many(self, leases: Sequence[Lease], errors: Sequence[str],
+                  count_attempt: bool = True) -> list[bool]:
+        items = [(i, t, str(e)) for (i, t), e in zip(_lease_items(leases, self.uid), errors)]
+        return _get(self._actor.fail.remote(items, count_attempt))
+
+    def release(self, leases: Sequence[Lease]) -> list[bool]:
+        """Give leases back untried: the jobs are pending again, no attempt counted."""
+        return self.fail_many(leases, ["released"] * len(leases), count_attempt=False)
+
+    def release_worker(self, worker: str, error: str) -> int:
+        return _get(self._actor.release_worker.remote(worker, error))
+
+    def requeue(self, job_ids: Sequence[str]) -> int:
+        return _get(self._actor.requeue.remote(list(job_ids)))
+
+    def states(self, job_ids: Sequence[str]) -> list[str | None]:
+        return _get(self._actor.states.remote(list(job_ids)))
+
+    def stats(self) -> dict:
+        return _get(self._actor.stats.remote())
+
+    def failures(self, limit: int | None = None) -> list[dict]:
+        return _get(self._actor.failures.remote(limit))
+
+    def register_worker(self, worker: str, info: dict) -> None:
+        _get(self._actor.register_worker.remote(worker, info))
+
+    def unregister_worker(self, worker: str) -> None:
+        _get(self._actor.unregister_worker.remote(worker))
+
+    def workers(self) -> dict[str, dict]:
+        return _get(self._actor.workers.remote())
+
+    # --- async twins, for async actors -------------------------------------------------
+    async def alease(self, worker: str, n: int = 1) -> list[Lease]:
+        return await _aget(self._actor.lease.remote(*self._lease_args(worker, n)))
+
+    async def aextend_many(self, leases: Sequence[Lease], ttl: float | None = None) -> list[bool]:
+        return await _aget(self._actor.extend.remote(_lease_items(leases, self.uid), ttl))
+
+    async def acomplete_many(self, leases: Sequence[Lease], results: Sequence[Any] | None = None) -> list[bool]:
+        return await _aget(self._actor.complete.remote(self._complete_items(leases, results)))
+
+    async def afail_many(self, leases: Sequence[Lease], errors: Sequence[str],
+                         count_attempt: bool = True) -> list[bool]:
+        items = [(i, t, str(e)) for (i, t), e in zip(_lease_items(leases, self.uid), errors)]
+        return await _aget(self._actor.fail.remote(items, count_attempt))
+
+    async def arelease(self, leases: Sequence[Lease]) -> list[bool]:
+        return await self.afail_many(leases, ["released"] * len(leases), count_attempt=False)
+
+    async def aregister_worker(self, worker: str, info: dict) -> None:
+        await _aget(self._actor.register_worker.remote(worker, info))
+
+    async def aunregister_worker(self, worker: str) -> None:
+        await _aget(self._actor.unregister_worker.remote(worker))
+
+    # --- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _lease_args(worker: str, n: int) -> tuple[str, int]:
+        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+            raise ValueError(f"lease n must be a positive int, got {n!r}")
+        return str(worker), min(n, C.MAX_LEASE_BATCH)
+
+    def _complete_items(self, leases, results) -> list[tuple[str, str, Any]]:
+        results = [None] * len(leases) if results is None else list(results)
+        if len(results) != len(leases):
+            raise ValueError(f"{len(results)} results for {len(leases)} leases")
+        return [(i, t, r) for (i, t), r in zip(_lease_items(leases, self.uid), results)]
+
+
+_RESTART_ERRORS = (ray.exceptions.ActorUnavailableError, ray.exceptions.ActorDiedError)
+
+
+def _get(ref):
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        raise _unwrap(e) from None
+    except _RESTART_ERRORS as e:
+        raise QueueUnavailable(f"the queue actor is unreachable: {e}") from e
+
+
+async def _aget(ref):
+    try:
+        return await ref
+    except ray.exceptions.RayTaskError as e:
+        raise _unwrap(e) from None
+    except _RESTART_ERRORS as e:
+        raise QueueUnavailable(f"the queue actor is unreachable: {e}") from e

@@ -1,0 +1,66 @@
+"""Shared fixtures: a real local Ray, real Chromium, real files. No mocks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+import pytest
+import ray
+
+logging.getLogger("raycollect").setLevel(logging.INFO)
+
+
+@pytest.fixture
+def ray_local():
+    """A real local Ray with 2 CPUs, shared by the tests that run in a row, restarted after a
+    test that needed a different cluster."""
+    if ray.is_initialized() and os.environ.get("_RC_RAY_KIND") != "local":
+        ray.shutdown()
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+        os.environ["_RC_RAY_KIND"] = "local"
+    yield
+    # Kill anything named that a test created, so the next test starts clean.
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        try:
+            ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]))
+        except ValueError:
+            pass
+
+
+@pytest.fixture
+def ray_cluster_reset():
+    """For tests that start their own Ray cluster: leave no local Ray behind them."""
+    if ray.is_initialized():
+        ray.shutdown()
+    os.environ["_RC_RAY_KIND"] = "custom"
+    yield
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    from raycollect.browser import find_chromium
+
+    path = find_chromium(required=False)
+    if path is None:
+        pytest.fail("Chromium is required for the end-to-end tests: run scripts/test.sh, which "
+                    "installs Debian's chromium, or set RAYCOLLECT_CHROMIUM")
+    return path
+
+
+def count_by(items):
+    out: dict = {}
+    for x in items:
+        out[x] = out.get(x, 0) + 1
+    return out
+
+
+@pytest.fixture
+def tmp_out(tmp_path):
+    path = tmp_path / "out"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
