@@ -23,6 +23,9 @@ MIN_IMAGE_SIDE = 8
 MAX_IMAGE_SIDE = 4096
 DEFAULT_NEAR = 0.05
 DEFAULT_FAR = 100.0
+# The revision marker sits beyond this distance, so no job's camera can ever see it.
+MAX_FAR = 10_000.0
+MARKER_DISTANCE = 1e6
 # Matrices whose rotation part has a determinant this far from +-1 are rejected as singular
 # or scaled: the pinhole intrinsics we report would not describe them.
 MATRIX_DET_TOLERANCE = 1e-3
@@ -40,6 +43,14 @@ FIRST_GRAB_TTL = 30.0
 SETTLE_TIMEOUT = 10.0
 MARKER_VIEW_SIZE = 8
 SESSION_WAIT_TIMEOUT = 60.0
+# First marker polls use a short ttl: a view mounted by a new scene answers only after the
+# browser has painted once, and an unanswered grab costs its whole ttl.
+SETTLE_GRAB_TTL = 0.25
+# An idle worker (queue empty for now) polls with backoff between these.
+IDLE_POLL_MIN = 0.02
+IDLE_POLL_MAX = 0.5
+# The worker refreshes its registry entry (frames rendered, for browser recycling) this often.
+REGISTRY_UPDATE_FRAMES = 100
 HEARTBEAT_FRACTION = 1 / 3  # extend leases after this fraction of the TTL
 WORKER_START_TIMEOUT = 60.0
 # Frames a worker may have yielded that the driver has not consumed yet (Ray generator

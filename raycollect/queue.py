@@ -206,19 +206,25 @@ class _QueueActor:
         self._flush()
         return out
 
-    async def fail(self, items: list[tuple[str, str, str]], count_attempt: bool = True) -> list[bool]:
-        """End attempts without a frame. count_attempt=False gives leases back untried
-        (prefetched jobs of a worker that stops)."""
+    async def fail(self, items: list[tuple[str, str, str]], mode: str = "retry") -> list[bool]:
+        """End attempts without a frame. mode "retry": pending again unless max_attempts is
+        reached; "final": failed now (deterministic errors gain nothing from a retry);
+        "release": given back untried, no attempt counted (a stopping worker's prefetch)."""
+        if mode not in ("retry", "final", "release"):
+            raise ValueError(f"fail mode must be retry, final or release, got {mode!r}")
         self._tick()
         out = []
         for job_id, token, error in items:
             job = self._leased(job_id, token)
             if job is not None:
-                if count_attempt:
-                    self._end_attempt(job, error)
-                else:
+                if mode == "release":
                     job.attempts -= 1
                     self._move(job, JobState.PENDING)
+                elif mode == "final":
+                    job.error = error
+                    self._move(job, JobState.FAILED)
+                else:
+                    self._end_attempt(job, error)
             out.append(job is not None)
         self._flush()
         return out
@@ -376,17 +382,17 @@ class JobQueue:
     def complete_many(self, leases: Sequence[Lease], results: Sequence[Any] | None = None) -> list[bool]:
         return _get(self._actor.complete.remote(self._complete_items(leases, results)))
 
-    def fail(self, lease: Lease, error: str = "failed") -> bool:
-        return self.fail_many([lease], [error])[0]
+    def fail(self, lease: Lease, error: str = "failed", final: bool = False) -> bool:
+        """Retry later, or dead-letter at max_attempts; final=True dead-letters now."""
+        return self.fail_many([lease], [error], "final" if final else "retry")[0]
 
     def fail_many(self, leases: Sequence[Lease], errors: Sequence[str],
-                  count_attempt: bool = True) -> list[bool]:
-        items = [(i, t, str(e)) for (i, t), e in zip(_lease_items(leases, self.uid), errors)]
-        return _get(self._actor.fail.remote(items, count_attempt))
+                  mode: str = "retry") -> list[bool]:
+        return _get(self._actor.fail.remote(self._fail_items(leases, errors), mode))
 
     def release(self, leases: Sequence[Lease]) -> list[bool]:
         """Give leases back untried: the jobs are pending again, no attempt counted."""
-        return self.fail_many(leases, ["released"] * len(leases), count_attempt=False)
+        return self.fail_many(leases, ["released"] * len(leases), "release")
 
     def release_worker(self, worker: str, error: str) -> int:
         return _get(self._actor.release_worker.remote(worker, error))
@@ -423,12 +429,17 @@ class JobQueue:
         return await _aget(self._actor.complete.remote(self._complete_items(leases, results)))
 
     async def afail_many(self, leases: Sequence[Lease], errors: Sequence[str],
-                         count_attempt: bool = True) -> list[bool]:
-        items = [(i, t, str(e)) for (i, t), e in zip(_lease_items(leases, self.uid), errors)]
-        return await _aget(self._actor.fail.remote(items, count_attempt))
+                         mode: str = "retry") -> list[bool]:
+        return await _aget(self._actor.fail.remote(self._fail_items(leases, errors), mode))
 
     async def arelease(self, leases: Sequence[Lease]) -> list[bool]:
-        return await self.afail_many(leases, ["released"] * len(leases), count_attempt=False)
+        return await self.afail_many(leases, ["released"] * len(leases), "release")
+
+    async def astats(self) -> dict:
+        return await _aget(self._actor.stats.remote())
+
+    async def aworkers(self) -> dict[str, dict]:
+        return await _aget(self._actor.workers.remote())
 
     async def aregister_worker(self, worker: str, info: dict) -> None:
         await _aget(self._actor.register_worker.remote(worker, info))
@@ -442,6 +453,11 @@ class JobQueue:
         if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
             raise ValueError(f"lease n must be a positive int, got {n!r}")
         return str(worker), min(n, C.MAX_LEASE_BATCH)
+
+    def _fail_items(self, leases, errors) -> list[tuple[str, str, str]]:
+        if len(errors) != len(leases):
+            raise ValueError(f"{len(errors)} errors for {len(leases)} leases")
+        return [(i, t, str(e)) for (i, t), e in zip(_lease_items(leases, self.uid), errors)]
 
     def _complete_items(self, leases, results) -> list[tuple[str, str, Any]]:
         results = [None] * len(leases) if results is None else list(results)

@@ -1,0 +1,255 @@
+"""Headless Chromium, launched as a plain subprocess: finding it, one page per render worker,
+and a manager that keeps one browser attached to every worker of its node.
+
+Each browser gets a fresh profile directory (removed on exit), its own process group (so the
+whole Chromium tree is stopped together) and PR_SET_PDEATHSIG, so that even a SIGKILLed parent
+leaves no orphan Chromium behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+from . import constants as C
+from .errors import BrowserError
+
+log = logging.getLogger(__name__)
+
+# Flags measured to work on these machines (facts.md): software WebGL through SwiftShader, and
+# no background traffic to a network that is closed.
+CHROMIUM_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--disable-default-apps", "--disable-extensions", "--mute-audio",
+    "--no-default-browser-check", "--disable-dev-shm-usage",
+    # A page in a background tab would be throttled; ours is the only one and must not be.
+    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows", "--window-size=800,600",
+)
+
+INSTALL_HINT = ("install Chromium (Debian/Ubuntu: `sudo apt-get install -y chromium`) or set "
+                f"{C.CHROMIUM_ENV} to a Chromium or Chrome binary")
+
+
+def find_chromium(required: bool = True) -> str | None:
+    """The browser binary: $RAYCOLLECT_CHROMIUM, else the first candidate on PATH."""
+    env = os.environ.get(C.CHROMIUM_ENV)
+    if env:
+        path = shutil.which(env)
+        if path is None:
+            raise BrowserError(f"{C.CHROMIUM_ENV}={env!r} is not an executable")
+        return path
+    for name in C.CHROMIUM_CANDIDATES:
+        path = shutil.which(name)
+        if path:
+            return path
+    if required:
+        raise BrowserError(f"no Chromium found on PATH (tried {', '.join(C.CHROMIUM_CANDIDATES)}): "
+                           f"{INSTALL_HINT}")
+    return None
+
+
+def chromium_version(path: str) -> str:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+        return out.stdout.strip() or out.stderr.strip()
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unknown ({e})"
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass  # not Linux: the process group kill in stop() still applies
+
+
+class Browser:
+    """One headless Chromium with one page open at `url`."""
+
+    def __init__(self, url: str, binary: str | None = None):
+        self.url = url
+        self.binary = binary or find_chromium()
+        self.profile = tempfile.mkdtemp(prefix="raycollect-chromium-")
+        self.started = time.time()
+        self.proc = subprocess.Popen(
+            [self.binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", url],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, preexec_fn=_die_with_parent)
+        log.debug("chromium pid %d -> %s", self.proc.pid, url)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Stop the whole Chromium process group and remove the profile."""
+        if self.proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, C.BROWSER_STOP_GRACE), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        try:  # children that outlived the leader are still in its group
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@dataclass
+class _Slot:
+    """The browser of one worker and its crash history."""
+
+    url: str
+    browser: Browser | None = None
+    frames_at_launch: int = 0
+    crashes: list = field(default_factory=list)
+    launches: int = 0
+    gave_up: str | None = None
+
+
+class BrowserManager:
+    """Keeps one headless page attached to each render worker of this node.
+
+    Follows the queue's registry of workers: a worker that appears gets a browser, one that
+    goes away has its browser stopped. A browser that exits is relaunched; one that crashes
+    BROWSER_MAX_CRASHES times within BROWSER_CRASH_WINDOW is given up with an error. A browser
+    is recycled after `recycle_frames` frames, since Chromium grows in memory over time."""
+
+    def __init__(self, queue, node_ip: str | None = None, binary: str | None = None,
+                 recycle_frames: int = C.BROWSER_RECYCLE_JOBS,
+                 poll_period: float = C.BROWSER_POLL_PERIOD):
+        self.queue = queue
+        self.node_ip = node_ip
+        self.binary = binary or find_chromium()
+        self.recycle_frames = recycle_frames
+        self.poll_period = poll_period
+        self.slots: dict[str, _Slot] = {}
+        self.restarts = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> "BrowserManager":
+        self._thread = threading.Thread(target=self._loop, name="raycollect-browsers", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        with self._lock:
+            for slot in self.slots.values():
+                if slot.browser is not None:
+                    slot.browser.stop()
+                    slot.browser = None
+
+    def __enter__(self) -> "BrowserManager":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def run_forever(self) -> None:
+        """For `raycollect browsers`: follow the registry until interrupted."""
+        try:
+            self._loop()
+        finally:
+            self.stop()
+
+    def kill_one(self, worker: str) -> int | None:
+        """Kill a worker's browser as a crash would (chaos and tests). Returns its pid."""
+        with self._lock:
+            slot = self.slots.get(worker)
+            if slot is None or slot.browser is None or not slot.browser.alive():
+                return None
+            pid = slot.browser.pid
+            os.killpg(pid, signal.SIGKILL)
+            return pid
+
+    # --- the loop ----------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                registry = self.queue.workers()
+            except Exception as e:  # the queue may be restarting; keep the browsers we have
+                log.warning("browser manager: cannot read the worker registry: %s", e)
+                registry = None
+            if registry is not None:
+                with self._lock:
+                    self._sync(registry)
+            self._stop.wait(self.poll_period)
+
+    def _sync(self, registry: dict[str, dict]) -> None:
+        mine = {w: info for w, info in registry.items()
+                if self.node_ip is None or info.get("node_ip") == self.node_ip}
+        for worker in list(self.slots):
+            slot = self.slots[worker]
+            if worker not in mine or mine[worker]["url"] != slot.url:
+                if slot.browser is not None:
+                    slot.browser.stop()
+                del self.slots[worker]
+        for worker, info in mine.items():
+            slot = self.slots.setdefault(worker, _Slot(info["url"]))
+            if slot.gave_up:
+                continue
+            frames = int(info.get("frames", 0))
+            if slot.browser is not None and slot.browser.alive():
+                if self.recycle_frames and frames - slot.frames_at_launch >= self.recycle_frames:
+                    log.info("recycling the browser of %s after %d frames", worker,
+                             frames - slot.frames_at_launch)
+                    slot.browser.stop()
+                    self._launch(worker, slot, frames)
+                continue
+            if slot.browser is not None:  # it exited without being asked to
+                code = slot.browser.proc.returncode
+                slot.browser.stop()
+                slot.browser = None
+                now = time.time()
+                slot.crashes = [t for t in slot.crashes if now - t < C.BROWSER_CRASH_WINDOW] + [now]
+                log.warning("browser of %s exited (code %s); crash %d of %d allowed per %.0f s",
+                            worker, code, len(slot.crashes), C.BROWSER_MAX_CRASHES,
+                            C.BROWSER_CRASH_WINDOW)
+                if len(slot.crashes) >= C.BROWSER_MAX_CRASHES:
+                    slot.gave_up = (f"the browser for {worker} ({slot.url}) crashed "
+                                    f"{len(slot.crashes)} times within {C.BROWSER_CRASH_WINDOW:.0f} s; "
+                                    f"giving up on it (last exit code {code})")
+                    log.error(slot.gave_up)
+                    self.errors.append(slot.gave_up)
+                    continue
+                self.restarts += 1
+            self._launch(worker, slot, frames)
+
+    def _launch(self, worker: str, slot: _Slot, frames: int) -> None:
+        try:
+            slot.browser = Browser(slot.url, self.binary)
+        except OSError as e:
+            raise BrowserError(f"cannot start {self.binary}: {e}; {INSTALL_HINT}") from e
+        slot.frames_at_launch = frames
+        slot.launches += 1
+        log.info("browser pid %d attached to %s (%s)", slot.browser.pid, worker, slot.url)

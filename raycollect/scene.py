@@ -1,0 +1,97 @@
+"""Scenes: plain functions `scene(params) -> list of vuer elements`, and the built-in demo.
+
+raycollect owns the camera; a scene only says what is in the world. Because a scene is a pure
+function of the params, two jobs whose params differ only in "camera" show the same scene,
+and the worker sends nothing but the new camera poses between them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Callable
+
+from vuer.schemas import (AmbientLight, Box, Cone, DirectionalLight, Element, Plane, Sphere,
+                          Torus, TorusKnot)
+
+from .errors import InvalidJob, SceneError
+from .jobs import canonical_json
+
+SceneFn = Callable[[dict], list]
+# Keys of the elements raycollect adds to every scene (camera views, the revision marker).
+RESERVED_KEY_PREFIX = "rc-"
+
+
+def demo_scene(params: dict) -> list:
+    """A few lit, colourful primitives on a ground plane, around the origin.
+
+    Optional params: "box_color" (CSS colour of the box), "sphere_height" (metres)."""
+    box_color = params.get("box_color", "#e63946")
+    sphere_y = float(params.get("sphere_height", 0.45))
+    return [
+        AmbientLight(key="ambient", intensity=0.6),
+        DirectionalLight(key="sun", position=[3, 6, 4], intensity=2.0),
+        Plane(key="ground", args=[8, 8], rotation=[-math.pi / 2, 0, 0],
+              materialType="standard", material={"color": "#8d99ae"}),
+        Box(key="box", args=[0.6, 0.6, 0.6], position=[-0.9, 0.3, 0.0],
+            rotation=[0, 0.5, 0], materialType="standard", material={"color": box_color}),
+        Sphere(key="sphere", args=[0.45, 32, 16], position=[0.9, sphere_y, -0.2],
+               materialType="standard", material={"color": "#2a9d8f"}),
+        TorusKnot(key="knot", args=[0.3, 0.1, 96, 12], position=[0.0, 0.7, 0.9],
+                  materialType="standard", material={"color": "#f4a261"}),
+        Cone(key="cone", args=[0.35, 0.9, 24], position=[0.2, 0.45, -1.1],
+             materialType="standard", material={"color": "#457b9d"}),
+        Torus(key="ring", args=[0.35, 0.08, 12, 48], position=[-0.6, 0.08, -0.9],
+              rotation=[-math.pi / 2, 0, 0], materialType="standard",
+              material={"color": "#ffbe0b"}),
+    ]
+
+
+def load_scene(spec: str | SceneFn | None) -> SceneFn:
+    """A scene function from a callable, "module:function", or None (the demo)."""
+    if spec is None:
+        return demo_scene
+    if callable(spec):
+        return spec
+    module_name, sep, attr = str(spec).partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--scene takes module:function, got {spec!r}")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot load scene {spec!r}: {e}") from None
+    if not callable(fn):
+        raise ValueError(f"scene {spec!r} is not callable")
+    return fn
+
+
+def scene_key(params: dict) -> str:
+    """What identifies a job's scene: every param except the camera."""
+    return canonical_json({k: v for k, v in params.items() if k != "camera"})
+
+
+def build(scene: SceneFn, job_id: str, params: dict) -> list[Element]:
+    """Call the scene function and check what it returned, giving each element a key."""
+    try:
+        elements = scene({k: v for k, v in params.items() if k != "camera"})
+    except InvalidJob:
+        raise
+    except Exception as e:  # the user's code: any failure is that job's scene error
+        raise SceneError(f"job {job_id}: field 'scene': the scene function raised "
+                         f"{type(e).__name__}: {e}") from e
+    if isinstance(elements, Element):
+        elements = [elements]
+    if not isinstance(elements, (list, tuple)):
+        raise SceneError(f"job {job_id}: field 'scene': the scene function returned "
+                         f"{type(elements).__name__}, expected a list of vuer elements")
+    for i, el in enumerate(elements):
+        if not isinstance(el, Element):
+            raise SceneError(f"job {job_id}: field 'scene[{i}]': {type(el).__name__} is not a "
+                             f"vuer element (vuer.schemas)")
+        key = getattr(el, "key", None)
+        if key is None:
+            el.key = f"{RESERVED_KEY_PREFIX}el-{i}"
+        elif str(key).startswith(RESERVED_KEY_PREFIX):
+            raise SceneError(f"job {job_id}: field 'scene[{i}].key': keys starting with "
+                             f"{RESERVED_KEY_PREFIX!r} are raycollect's own")
+    return list(elements)

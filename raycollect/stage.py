@@ -1,0 +1,134 @@
+"""What a render worker keeps on its browser page, and how it knows the page is up to date.
+
+The page holds the job's scene, K camera views and a revision marker: a small unlit box far
+outside any job camera's far plane, watched by an 8x8 view of its own. Each change of the page
+is sent with the marker recoloured to a new revision, in the same event, so it commits in the
+same React render. The worker polls the marker view until it shows the new revision before it
+grabs any job view: a frame can then not show what an earlier job left on screen (facts.md
+measured 23 of 24 immediate grabs stale without such a barrier).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from io import BytesIO
+
+import numpy as np
+from PIL import Image
+from vuer.schemas import Box, CameraView, Scene, group
+
+from . import constants as C
+from .scene import RESERVED_KEY_PREFIX
+
+# Marker colours: every mix of 0/128/255 per channel except black (the background) and
+# mid-grey; neighbours in the cycle differ in at least one channel by 128 or more.
+PALETTE = [(r, g, b) for r in (0, 128, 255) for g in (0, 128, 255) for b in (0, 128, 255)
+           if (r, g, b) not in ((0, 0, 0), (128, 128, 128))]
+MARKER_KEY = f"{RESERVED_KEY_PREFIX}marker"
+MARKER_VIEW_KEY = f"{RESERVED_KEY_PREFIX}marker-view"
+_D = C.MARKER_DISTANCE
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "#%02x%02x%02x" % rgb
+
+
+def marker(revision: int) -> Box:
+    return Box(key=MARKER_KEY, args=[50, 50, 1], position=[_D, _D, _D], materialType="basic",
+               material={"color": _hex(PALETTE[revision % len(PALETTE)])},
+               castShadow=False, receiveShadow=False)
+
+
+def marker_view() -> CameraView:
+    m = np.eye(4)
+    m[:3, 3] = [_D, _D, _D + 5]  # looking down -Z at the marker, 4.5 units away
+    return _view(MARKER_VIEW_KEY, m, fov=30, width=C.MARKER_VIEW_SIZE,
+                 height=C.MARKER_VIEW_SIZE, near=1.0, far=10.0, depth=False)
+
+
+def marker_revision_matches(jpeg: bytes, revision: int) -> bool:
+    """True if the marker view shows `revision`'s colour (nearest palette entry)."""
+    rgb = np.asarray(Image.open(BytesIO(jpeg)).convert("RGB"), dtype=float).reshape(-1, 3).mean(0)
+    nearest = int(np.argmin(((np.asarray(PALETTE, dtype=float) - rgb) ** 2).sum(1)))
+    return nearest == revision % len(PALETTE)
+
+
+def _view(key: str, matrix: np.ndarray, fov: float, width: int, height: int, near: float,
+          far: float, depth: bool) -> CameraView:
+    # three.js reads matrices column-major: pass the transpose, flattened (facts.md).
+    return CameraView(key=key, matrix=np.asarray(matrix, dtype=float).T.flatten().tolist(),
+                      fov=fov, width=width, height=height, near=near, far=far,
+                      downsample=1,  # the client's default of 2 would halve the image
+                      stream="ondemand", monitor=False, showCamera=False, showFrustum=False,
+                      movable=False, renderDepth=depth)
+
+
+@dataclass(frozen=True)
+class Optics:
+    """What a view's component is created with. The client reads fov, size, near and far
+    through UI controls that keep their first value, so views are keyed by their optics and
+    new optics mean new views rather than changed ones."""
+
+    fov: float
+    width: int
+    height: int
+    near: float
+    far: float
+    depth: bool
+
+    @classmethod
+    def of(cls, cam: dict, depth: bool) -> "Optics":
+        return cls(cam["fov"], cam["width"], cam["height"], cam["near"], cam["far"], depth)
+
+    @property
+    def tag(self) -> str:
+        return hashlib.blake2b(repr(self).encode(), digest_size=4).hexdigest()
+
+
+class Stage:
+    """The worker's model of its page: which scene and optics it shows, and the revision."""
+
+    def __init__(self, views_per_update: int):
+        self.k = views_per_update
+        self.revision = 0
+        self.scene_key: str | None = None
+        self.optics: Optics | None = None
+
+    def reset(self) -> None:
+        """A new page is empty: the next batch must send everything."""
+        self.scene_key, self.optics = None, None
+
+    def view_key(self, i: int) -> str:
+        return f"{RESERVED_KEY_PREFIX}view-{i}-{self.optics.tag}"
+
+    def needs_scene(self, scene_key: str, optics: Optics) -> bool:
+        return scene_key != self.scene_key or optics != self.optics
+
+    def _views(self, matrices: list[np.ndarray]) -> list[CameraView]:
+        o = self.optics
+        return [_view(self.view_key(i), m, o.fov, o.width, o.height, o.near, o.far, o.depth)
+                for i, m in enumerate(matrices)]
+
+    def full_scene(self, scene_key: str, optics: Optics, elements: list,
+                   matrices: list[np.ndarray]) -> Scene:
+        """The whole page for a new scene or new optics, with the marker at a new revision.
+        All K views exist from the start (idle ones reuse the first pose), so later batches
+        only move them."""
+        self.scene_key, self.optics = scene_key, optics
+        self.revision += 1
+        padded = list(matrices) + [matrices[0]] * (self.k - len(matrices))
+        # A non-empty bgChildren replaces the page's default staging (grid, lights, orbit
+        # camera), which would otherwise show in every frame.
+        return Scene(*elements, marker(self.revision), marker_view(), *self._views(padded),
+                     bgChildren=[group(key=f"{RESERVED_KEY_PREFIX}staging")],
+                     up=[0, 1, 0], frameloop="demand")
+
+    def camera_update(self, matrices: list[np.ndarray]) -> list:
+        """Only the moved views, and the marker at a new revision, as one update event."""
+        self.revision += 1
+        return [*self._views(matrices), marker(self.revision)]
+
+    def marker_update(self) -> list:
+        self.revision += 1
+        return [marker(self.revision)]

@@ -1,0 +1,334 @@
+"""RenderWorker: an async Ray actor that hosts one locked-down Vuer server and renders the
+queue's jobs through the one browser page attached to it.
+
+Per batch: lease (prefetched, so the actor round trip hides behind rendering) -> send the
+scene or only the moved cameras, with the revision marker -> wait until the page shows that
+revision -> grab each view -> decode -> yield the frame to the driver. Yielded items of a
+streaming generator are owned by the caller, so frames survive this actor's death. The driver
+completes each lease once the frame is recorded; this worker never marks a job done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any
+
+import numpy as np
+import ray
+from PIL import Image
+
+from . import camera, constants as C, scene as scenes, stage as stages
+from .errors import InvalidJob, NoBrowser, QueueUnavailable, RenderError, SceneError
+from .jobs import Lease
+from .queue import JobQueue
+from .server import LockedVuer, free_port
+
+log = logging.getLogger(__name__)
+
+
+class SessionLost(Exception):
+    """The browser page went away while a batch was on it (internal to the worker)."""
+
+
+@dataclass
+class WorkerOptions:
+    views_per_update: int = C.VIEWS_PER_UPDATE
+    depth: bool = False
+    session_timeout: float = C.SESSION_WAIT_TIMEOUT
+    grab_ttl: float = C.GRAB_TTL
+    settle_timeout: float = C.SETTLE_TIMEOUT
+
+
+@dataclass
+class Frame:
+    """One rendered job on its way to the driver, with the lease the driver completes."""
+
+    lease: Lease
+    image: np.ndarray
+    depth: np.ndarray | None
+    camera: dict
+    worker: str
+    timings: dict = field(default_factory=dict)
+
+
+def _decode(jpeg: bytes, mode: str = "RGB") -> np.ndarray:
+    return np.asarray(Image.open(BytesIO(jpeg)).convert(mode))
+
+
+class _RenderWorker:
+    """Private: the driver's pool (or your own code) creates it with `RenderWorker.remote`."""
+
+    def __init__(self, queue: JobQueue, worker_id: str, scene: Any = None,
+                 options: WorkerOptions | None = None):
+        # Vuer prints every connection to stdout; keep the driver's console for our logs.
+        sys.stdout = open(os.devnull, "w")
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        self.queue, self.id = queue, worker_id
+        self.scene = scenes.load_scene(scene)
+        self.opt = options or WorkerOptions()
+        self.stage = stages.Stage(self.opt.views_per_update)
+        self.server: LockedVuer | None = None
+        self.session = None
+        self.sessions = 0
+        self.frames = 0
+        self.info: dict = {}
+        self._held: dict[str, Lease] = {}  # leases in hand, heartbeated until handed off
+        self._buffer: deque[Lease] = deque()
+        self._prefetch: asyncio.Task | None = None
+        self._stopping = False
+        self._ttl = C.DEFAULT_LEASE_TTL
+        self._lost = asyncio.Event()
+
+    # --- setup -------------------------------------------------------------------------
+    async def start(self) -> dict:
+        port = free_port()
+        self.server = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}",
+                                 queue_len=10)
+        self.server.spawn(self._on_session)
+        await self.server.serve()
+        ctx = ray.get_runtime_context()
+        self.info = {"url": self.server.url, "port": port, "pid": os.getpid(),
+                     "node_ip": ray.util.get_node_ip_address(), "node_id": ctx.get_node_id(),
+                     "frames": 0}
+        await self.queue.aregister_worker(self.id, self.info)
+        log.info("worker %s serving %s", self.id, self.server.url)
+        return self.info
+
+    async def _on_session(self, session) -> None:
+        self.session = session
+        self._lost = asyncio.Event()
+        self.sessions += 1
+        self.stage.reset()
+        log.info("worker %s: browser session %d attached", self.id, self.sessions)
+        try:
+            await asyncio.Event().wait()  # vuer closes the socket when this returns
+        finally:
+            if self.session is session:
+                self.session = None
+                self._lost.set()
+
+    async def status(self) -> dict:
+        return {**self.info, "frames": self.frames, "sessions": self.sessions,
+                "session": self.session is not None, "held": len(self._held),
+                "refused_sessions": self.server.refused_sessions if self.server else 0}
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, give back the prefetched leases, stop serving."""
+        self._stopping = True
+
+    # --- the render loop ---------------------------------------------------------------
+    async def run(self):
+        """Streaming generator of Frames until stop() or cancellation."""
+        self._ttl = float((await self.queue.astats())["lease_ttl"])
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
+        idle = C.IDLE_POLL_MIN
+        try:
+            while not self._stopping:
+                session = await self._wait_session()
+                batch = await self._next_batch()
+                if not batch:
+                    await asyncio.sleep(idle)
+                    idle = min(idle * 2, C.IDLE_POLL_MAX)
+                    continue
+                idle = C.IDLE_POLL_MIN
+                for item in await self._render_batch(session, batch):
+                    self._held.pop(item.lease.job_id, None)
+                    yield item
+                self.frames += len(batch)
+                if self.frames % C.REGISTRY_UPDATE_FRAMES < len(batch):
+                    self.info["frames"] = self.frames
+                    await self.queue.aregister_worker(self.id, self.info)
+        finally:
+            heartbeat.cancel()
+            await self._give_back()
+
+    async def _wait_session(self):
+        if self.session is not None:
+            return self.session
+        deadline = time.monotonic() + self.opt.session_timeout
+        while self.session is None:
+            if self._stopping:
+                raise asyncio.CancelledError()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise NoBrowser(
+                    f"worker {self.id}: no browser attached to {self.server.url} within "
+                    f"{self.opt.session_timeout:.0f} s; run `raycollect browsers` on node "
+                    f"{self.info.get('node_ip')} or open that URL in headless Chromium there")
+            self.server.session_changed.clear()
+            try:
+                await asyncio.wait_for(self.server.session_changed.wait(), min(left, 1.0))
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(0)  # let the spawn handler set self.session
+        return self.session
+
+    async def _next_batch(self) -> list[Lease]:
+        k = self.opt.views_per_update
+        if len(self._buffer) < k * (1 + C.PREFETCH_BATCHES) and self._prefetch is None:
+            want = k * (1 + C.PREFETCH_BATCHES) - len(self._buffer)
+            self._prefetch = asyncio.get_running_loop().create_task(self.queue.alease(self.id, want))
+        if self._prefetch is not None and (not self._buffer or self._prefetch.done()):
+            task, self._prefetch = self._prefetch, None
+            for lease in await task:
+                self._buffer.append(lease)
+                self._held[lease.job_id] = lease
+        if not self._buffer:
+            return []
+        # A batch is consecutive leases that share the scene and optics of the first one.
+        first = self._buffer.popleft()
+        batch = [first]
+        key = _batch_key(first)
+        while self._buffer and len(batch) < k and _batch_key(self._buffer[0]) == key:
+            batch.append(self._buffer.popleft())
+        return batch
+
+    async def _render_batch(self, session, batch: list[Lease]) -> list[Frame]:
+        t0 = time.perf_counter()
+        good: list[tuple[Lease, dict]] = []
+        for lease in batch:
+            try:
+                good.append((lease, camera.validate(lease.job_id, lease.params)))
+            except InvalidJob as e:  # deterministic: a retry cannot help
+                await self._fail([lease], str(e), "final")
+        if not good:
+            return []
+        leases = [l for l, _ in good]
+        cams = [c for _, c in good]
+        optics = stages.Optics.of(cams[0], self.opt.depth)
+        matrices = [np.asarray(c["matrix"]) for c in cams]
+        skey = scenes.scene_key(leases[0].params)
+        try:
+            if self.stage.needs_scene(skey, optics):
+                elements = scenes.build(self.scene, leases[0].job_id, leases[0].params)
+                session.set @ self.stage.full_scene(skey, optics, elements, matrices)
+                await self._settle(session)
+                # Effects that React runs after paint (some props are applied there) are
+                # flushed before it renders the next update: a second revision proves it.
+                session.update @ self.stage.marker_update()
+            else:
+                session.update @ self.stage.camera_update(matrices)
+            await self._settle(session)
+            t1 = time.perf_counter()
+            frames = []
+            for i, (lease, cam) in enumerate(good):
+                g0 = time.perf_counter()
+                value = await self._grab(session, self.stage.view_key(i))
+                g1 = time.perf_counter()
+                image = _decode(value["frame"])
+                if image.shape[:2] != (cam["height"], cam["width"]):
+                    raise RenderError(f"job {lease.job_id}: browser returned "
+                                      f"{image.shape[1]}x{image.shape[0]}, asked for "
+                                      f"{cam['width']}x{cam['height']}")
+                depth = _decode(value["depthFrame"], "L") if self.opt.depth and "depthFrame" in value else None
+                frames.append(Frame(lease, image, depth, camera.camera_record(cam), self.id, {
+                    "settle_s": t1 - t0, "grab_s": g1 - g0, "decode_s": time.perf_counter() - g1,
+                    "batch": len(good)}))
+            return frames
+        except SessionLost:
+            self.stage.reset()
+            await self._fail(leases, f"browser disconnected from worker {self.id}", "retry")
+        except SceneError as e:
+            self.stage.reset()
+            await self._fail(leases, f"{e}\n{traceback.format_exc()}", "retry")
+        except (RenderError, asyncio.TimeoutError) as e:
+            self.stage.reset()  # the page is in an unknown state: resend everything
+            await self._fail(leases, f"render failed on worker {self.id}: {e!r}", "retry")
+        return []
+
+    async def _settle(self, session) -> None:
+        """Poll the marker view until it shows the stage's current revision."""
+        deadline = time.monotonic() + self.opt.settle_timeout
+        ttl = C.SETTLE_GRAB_TTL
+        while True:
+            try:
+                value = await self._grab(session, stages.MARKER_VIEW_KEY, ttl)
+                if stages.marker_revision_matches(value["frame"], self.stage.revision):
+                    return
+            except asyncio.TimeoutError:
+                ttl = min(ttl * 2, 2.0)  # a newly mounted view subscribes after paint
+            if time.monotonic() > deadline:
+                raise RenderError(f"the page did not show revision {self.stage.revision} "
+                                  f"within {self.opt.settle_timeout:.0f} s")
+
+    async def _grab(self, session, key: str, ttl: float | None = None) -> dict:
+        """One grab, raced against the session going away."""
+        if self.session is not session:
+            raise SessionLost()
+        ttl = ttl or self.opt.grab_ttl
+        grab = asyncio.ensure_future(session.grab_render(key=key, ttl=ttl))
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            done, _ = await asyncio.wait({grab, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if grab not in done:
+            grab.cancel()
+            raise SessionLost()
+        try:
+            return grab.result().value
+        except (KeyError, ConnectionError, RuntimeError) as e:  # the socket closed under us
+            raise SessionLost() from e
+
+    # --- leases ------------------------------------------------------------------------
+    async def _fail(self, leases: list[Lease], error: str, mode: str) -> None:
+        for lease in leases:
+            self._held.pop(lease.job_id, None)
+        log.warning("worker %s: %d job(s) %s: %s", self.id, len(leases),
+                    "failed" if mode == "final" else "to retry", error.splitlines()[0])
+        try:
+            await self.queue.afail_many(leases, [error] * len(leases), mode)
+        except QueueUnavailable as e:
+            log.warning("worker %s: cannot report failures (%s); the leases will expire", self.id, e)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._ttl * C.HEARTBEAT_FRACTION)
+            leases = list(self._held.values())
+            if not leases:
+                continue
+            try:
+                ok = await self.queue.aextend_many(leases)
+            except QueueUnavailable as e:
+                log.warning("worker %s: heartbeat failed: %s", self.id, e)
+                continue
+            for lease, alive in zip(leases, ok):
+                if not alive:  # expired or taken over: whatever we render for it is refused
+                    self._held.pop(lease.job_id, None)
+
+    async def _give_back(self) -> None:
+        if self._prefetch is not None:
+            try:
+                for lease in await self._prefetch:
+                    self._buffer.append(lease)
+            except QueueUnavailable:
+                pass
+            self._prefetch = None
+        leases = list(self._buffer)
+        self._buffer.clear()
+        for lease in leases:
+            self._held.pop(lease.job_id, None)
+        if leases:
+            try:
+                await self.queue.arelease(leases)
+            except QueueUnavailable:
+                pass  # they come back when their leases expire
+
+
+def _batch_key(lease: Lease) -> tuple:
+    cam = lease.params.get("camera")
+    optics = None
+    if isinstance(cam, dict):
+        optics = tuple(repr(cam.get(k)) for k in ("fov", "width", "height", "near", "far"))
+    return scenes.scene_key(lease.params), optics
+
+
+RenderWorker = ray.remote(_RenderWorker)
