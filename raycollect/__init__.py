@@ -2,11 +2,15 @@
 
 from .errors import (BrowserError, InvalidJob, NoBrowser, QueueUnavailable, RaycollectError,
                      RenderError, RunFailed, SceneError, UnknownJob, WrongQueue)
-from .jobs import JobState, Lease
+from .camera import intrinsics, look_at, project
+from .driver import Run, render
+from .jobs import Job, JobState, Lease, Result
 from .queue import JobQueue
+from .scene import demo_scene, orbit
 
 __all__ = [
-    "JobQueue", "JobState", "Lease",
+    "render", "Run", "look_at", "intrinsics", "project", "demo_scene", "orbit",
+    "JobQueue", "JobState", "Job", "Lease", "Result",
     "RaycollectError", "InvalidJob", "UnknownJob", "WrongQueue", "QueueUnavailable",
     "SceneError", "BrowserError", "NoBrowser", "RenderError", "RunFailed",
 ]

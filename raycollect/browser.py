@@ -149,6 +149,7 @@ class BrowserManager:
         self.slots: dict[str, _Slot] = {}
         self.restarts = 0
         self.errors: list[str] = []
+        self.queue_lost = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -194,12 +195,18 @@ class BrowserManager:
 
     # --- the loop ----------------------------------------------------------------------------
     def _loop(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 registry = self.queue.workers()
+                failures = 0
             except Exception as e:  # the queue may be restarting; keep the browsers we have
+                failures += 1
                 log.warning("browser manager: cannot read the worker registry: %s", e)
                 registry = None
+                if failures >= C.BROWSER_QUEUE_GONE_POLLS:
+                    self.queue_lost = True
+                    return
             if registry is not None:
                 with self._lock:
                     self._sync(registry)

@@ -65,6 +65,9 @@ BROWSER_MAX_CRASHES = 5
 BROWSER_CRASH_WINDOW = 60.0
 BROWSER_POLL_PERIOD = 0.5
 BROWSER_STOP_GRACE = 3.0
+# `raycollect browsers` lets go of a queue it could not reach this many polls in a row (the
+# run ended) and waits for the next one.
+BROWSER_QUEUE_GONE_POLLS = 10
 
 # --- driver and output -------------------------------------------------------------------
 DEFAULT_WORKERS = 2

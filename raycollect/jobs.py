@@ -132,3 +132,57 @@ def prepare(params_list: Iterable[Any], keys: Iterable[Any] | None = None) -> li
 
 def is_finite_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass
+class Job:
+    """A job as the driver sees it: its id and its params."""
+
+    job_id: str
+    params: dict
+
+
+@dataclass
+class Result(Job):
+    """A rendered job: what the job was, plus its frame and camera data.
+
+    image: HxWx3 uint8 RGB. depth: HxW uint8 as the client encodes it, or None.
+    camera: {"matrix" (4x4 camera-to-world), "K" (3x3, pixels), "width", "height", "fov",
+    "near", "far"}. path: the PNG written, when rendering to an output directory."""
+
+    image: Any = None
+    depth: Any = None
+    camera: dict | None = None
+    worker: str = ""
+    attempt: int = 0
+    timings: dict | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class MalformedJob:
+    """A line of a jobs file that is not a JSON object; it fails as its own job."""
+
+    source: str
+    line: int
+    error: str
+
+
+def read_jsonl(path: str) -> list:
+    """Jobs from a JSON-lines file: one dict per line; blank lines are skipped and a bad line
+    becomes a MalformedJob, so one typo loses one job and not the run."""
+    jobs: list = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as e:
+                jobs.append(MalformedJob(path, n, f"not valid JSON: {e.msg} at column {e.colno}"))
+                continue
+            if not isinstance(value, dict):
+                jobs.append(MalformedJob(path, n, f"a job is a JSON object, got {type(value).__name__}"))
+                continue
+            jobs.append(value)
+    return jobs

@@ -31,7 +31,7 @@ def demo_scene(params: dict) -> list:
     return [
         AmbientLight(key="ambient", intensity=0.6),
         DirectionalLight(key="sun", position=[3, 6, 4], intensity=2.0),
-        Plane(key="ground", args=[8, 8], rotation=[-math.pi / 2, 0, 0],
+        Plane(key="ground", args=[40, 40], rotation=[-math.pi / 2, 0, 0],
               materialType="standard", material={"color": "#8d99ae"}),
         Box(key="box", args=[0.6, 0.6, 0.6], position=[-0.9, 0.3, 0.0],
             rotation=[0, 0.5, 0], materialType="standard", material={"color": box_color}),
@@ -95,3 +95,17 @@ def build(scene: SceneFn, job_id: str, params: dict) -> list[Element]:
             raise SceneError(f"job {job_id}: field 'scene[{i}].key': keys starting with "
                              f"{RESERVED_KEY_PREFIX!r} are raycollect's own")
     return list(elements)
+
+
+def orbit(views: int, width: int, height: int, radius: float = 4.0, height_m: float = 1.8,
+          target=(0.0, 0.4, 0.0), fov: float = 50.0, **scene_params) -> list[dict]:
+    """Jobs for `views` cameras evenly spaced on a circle around `target`, looking at it."""
+    from .camera import look_at
+
+    jobs = []
+    for i in range(views):
+        a = 2 * math.pi * i / views
+        eye = [target[0] + radius * math.cos(a), height_m, target[2] + radius * math.sin(a)]
+        jobs.append({**scene_params, "camera": {"matrix": look_at(eye, target).tolist(),
+                                                "fov": fov, "width": width, "height": height}})
+    return jobs

@@ -1,0 +1,180 @@
+"""The `raycollect` command: parses arguments and hands them to the library, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import constants as C
+
+log = logging.getLogger("raycollect")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size is WIDTHxHEIGHT, e.g. 320x240, got {text!r}") from None
+    return w, h
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"workers is a number or 'auto', got {text!r}") from None
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--views", type=int, default=C.DEMO_VIEWS,
+                   help="views in the demo orbit (ignored with --jobs) [%(default)s]")
+    p.add_argument("--size", type=_size, default=C.DEMO_SIZE, metavar="WxH",
+                   help="image size of the demo orbit [320x240]")
+    p.add_argument("--jobs", metavar="FILE.jsonl", help="render these jobs, one JSON dict per line")
+    p.add_argument("--scene", metavar="module:function", help="scene function [built-in demo]")
+    p.add_argument("--workers", type=_workers, default=C.DEFAULT_WORKERS,
+                   help="render workers, or 'auto' for one per CPU [%(default)s]")
+    p.add_argument("--out", default=C.DEFAULT_OUT, help="output directory [%(default)s]")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address ('auto' joins a running one) [start a local Ray]")
+    p.add_argument("--browsers", choices=("managed", "external"), default="managed",
+                   help="start headless Chromium for each worker, or wait for `raycollect "
+                        "browsers` [%(default)s]")
+    p.add_argument("--max-attempts", type=int, default=C.DEFAULT_MAX_ATTEMPTS)
+    p.add_argument("--lease-ttl", type=float, default=C.DEFAULT_LEASE_TTL)
+    p.add_argument("--views-per-update", type=int, default=C.VIEWS_PER_UPDATE,
+                   help="camera views sent in one scene update [%(default)s]")
+    p.add_argument("--depth", action="store_true", help="also write depth frames")
+    p.add_argument("--queue", default=C.DEFAULT_QUEUE_NAME, help="queue name [%(default)s]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .driver import render, summary_line
+    from .errors import RaycollectError
+    from .jobs import read_jsonl
+    from .scene import orbit
+
+    if args.jobs:
+        jobs = read_jsonl(args.jobs)
+    else:
+        jobs = orbit(args.views, *args.size)
+    run = render(jobs, scene=args.scene, workers=args.workers, out=args.out,
+                 address=args.address, browsers=args.browsers, queue_name=args.queue,
+                 lease_ttl=args.lease_ttl, max_attempts=args.max_attempts,
+                 views_per_update=args.views_per_update, depth=args.depth,
+                 progress=not args.no_progress)
+    try:
+        for _ in run:
+            pass
+    except RaycollectError as e:
+        log.error("raycollect: %s", e)
+        print(f"raycollect: run failed: {e}", file=sys.stderr)
+        return 2
+    print(f"raycollect: {summary_line(run.summary)}")
+    if run.summary.get("out"):
+        print(f"raycollect: output in {run.summary['out']} (manifest.jsonl, frames/, "
+              f"contact_sheet.png, failures.jsonl)")
+    return 1 if run.summary["failed"] else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import ray
+
+    from .errors import QueueUnavailable
+    from .queue import JobQueue
+
+    if args.out:
+        out = Path(args.out)
+        done = _count_lines(out / "manifest.jsonl")
+        failed = _count_lines(out / "failures.jsonl")
+        print(json.dumps({"out": str(out), "done": done, "failed": failed}))
+        return 0
+    ray.init(address=args.address, include_dashboard=False, configure_logging=False,
+             log_to_driver=False)
+    try:
+        stats = JobQueue.connect(args.queue).stats()
+    except QueueUnavailable as e:
+        print(f"raycollect: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(stats, indent=1))
+    return 0
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def cmd_browsers(args: argparse.Namespace) -> int:
+    import ray
+
+    from .browser import BrowserManager, find_chromium
+    from .errors import QueueUnavailable
+    from .queue import JobQueue
+
+    binary = args.chromium or find_chromium()
+    ray.init(address=args.address, include_dashboard=False, configure_logging=False,
+             log_to_driver=False)
+    node_ip = ray.util.get_node_ip_address()
+    stopping = False
+
+    def _stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    log.info("raycollect browsers: node %s, queue %r, %s", node_ip, args.queue, binary)
+    try:
+        while not stopping:
+            try:
+                q = JobQueue.connect(args.queue, timeout=3600 * 24 * 365)
+            except QueueUnavailable:
+                continue
+            manager = BrowserManager(q, node_ip=node_ip, binary=binary,
+                                     recycle_frames=args.recycle)
+            manager.run_forever()  # returns when the queue has gone (the run ended)
+            log.info("queue %r gone; waiting for the next run", args.queue)
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="raycollect", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="render jobs (default: a demo orbit) into --out")
+    add_run_arguments(run)
+    status = sub.add_parser("status", help="counts of a running queue, or of an output dir")
+    status.add_argument("--queue", default=C.DEFAULT_QUEUE_NAME)
+    status.add_argument("--address", default="auto")
+    status.add_argument("--out", help="report on this output directory instead")
+    browsers = sub.add_parser("browsers", help="keep a headless browser on each worker of this node")
+    browsers.add_argument("--address", default="auto")
+    browsers.add_argument("--queue", default=C.DEFAULT_QUEUE_NAME)
+    browsers.add_argument("--chromium", help=f"browser binary [${C.CHROMIUM_ENV} or PATH]")
+    browsers.add_argument("--recycle", type=int, default=C.BROWSER_RECYCLE_JOBS,
+                          help="restart a browser after this many frames [%(default)s]")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not any(a in sub.choices or a in ("-h", "--help") for a in argv):
+        argv = ["run", *argv]  # plain `raycollect [options]` is `raycollect run`
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return {"run": cmd_run, "status": cmd_status, "browsers": cmd_browsers}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

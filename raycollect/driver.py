@@ -1,0 +1,273 @@
+"""`render()`: jobs in, frames out, as they arrive, exactly once.
+
+The driver validates every job before any browser time is spent, submits the valid ones to a
+journaled queue, runs a pool of render workers, and for each frame that arrives: writes it
+under a temporary name, completes its lease, and only if the queue accepts the lease renames
+the file and records the job in the manifest. A rerun over the same output directory recovers
+the queue from its journal and renders only what the manifest lacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as stdqueue
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import ray
+from ray import cloudpickle
+from tqdm import tqdm
+
+from . import camera, constants as C, scene as scenes
+from .browser import find_chromium
+from .errors import InvalidJob, QueueUnavailable, RaycollectError, RunFailed
+from .jobs import MalformedJob, Result, prepare
+from .pool import WorkerPool
+from .queue import JobQueue
+from .worker import WorkerOptions
+from .writer import OutputWriter
+
+log = logging.getLogger(__name__)
+
+
+def resolve_workers(workers: int | str) -> int:
+    """An int, or "auto": one worker per CPU slot of the cluster (its browser shares it)."""
+    if workers == "auto":
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int or 'auto', got {workers!r}")
+    return workers
+
+
+def validate_jobs(jobs: Iterable[Any], keys: Sequence[str] | None = None
+                  ) -> tuple[list[tuple[str, dict]], list[dict]]:
+    """Split jobs into valid (id, params) pairs and failure records naming job and field.
+
+    Ids repeat for repeated jobs (same params, or same key); the first one counts."""
+    jobs = list(jobs)
+    valid, invalid, seen = [], [], set()
+    for i, params in enumerate(jobs):
+        if isinstance(params, MalformedJob):
+            invalid.append({"job_id": None, "index": i, "job": f"{params.source}:{params.line}",
+                            "field": "json", "error": f"job {params.source}:{params.line}: "
+                            f"field 'json': {params.error}", "attempts": 0})
+            continue
+        key = None if keys is None else [keys[i]]
+        try:
+            [(job_id, plain)] = prepare([params], key)
+        except InvalidJob as e:
+            name = f"#{i}" if keys is None else repr(keys[i])
+            invalid.append({"job_id": None, "index": i, "job": name, "field": e.field,
+                            "error": str(e), "attempts": 0})
+            continue
+        try:
+            camera.validate(job_id, plain)
+        except InvalidJob as e:
+            invalid.append({"job_id": job_id, "index": i, "job": job_id, "field": e.field,
+                            "error": str(e), "attempts": 0, "params": plain})
+            continue
+        if job_id not in seen:
+            seen.add(job_id)
+            valid.append((job_id, plain))
+    return valid, invalid
+
+
+class Run:
+    """An iterator of Results; after it is exhausted, `summary` says what happened."""
+
+    def __init__(self, jobs: Iterable[Any], scene=None, workers: int | str = C.DEFAULT_WORKERS,
+                 out: str | Path | None = None, address: str | None = None,
+                 browsers: str = "managed", keys: Sequence[str] | None = None,
+                 queue_name: str | None = None, lease_ttl: float = C.DEFAULT_LEASE_TTL,
+                 max_attempts: int = C.DEFAULT_MAX_ATTEMPTS,
+                 views_per_update: int = C.VIEWS_PER_UPDATE, depth: bool = False,
+                 session_timeout: float = C.SESSION_WAIT_TIMEOUT,
+                 recycle_frames: int = C.BROWSER_RECYCLE_JOBS, progress: bool = True):
+        self.scene = scenes.load_scene(scene)
+        self._pickle_scene_by_value(self.scene)
+        self.jobs, self.keys, self.out, self.address = jobs, keys, out, address
+        self.workers, self.browsers = workers, browsers
+        self.queue_name = queue_name or C.DEFAULT_QUEUE_NAME
+        self.lease_ttl, self.max_attempts = lease_ttl, max_attempts
+        self.options = WorkerOptions(views_per_update=views_per_update, depth=depth,
+                                     session_timeout=session_timeout)
+        self.recycle_frames, self.progress = recycle_frames, progress
+        self.summary: dict = {}
+        self.queue: JobQueue | None = None
+        self.pool: WorkerPool | None = None
+
+    @staticmethod
+    def _pickle_scene_by_value(fn) -> None:
+        """Workers on other nodes cannot import a scene module that lives beside the driver
+        script: ship its code with the function instead of a reference to it."""
+        import sys
+        module = sys.modules.get(getattr(fn, "__module__", "") or "")
+        path = getattr(module, "__file__", None) or ""
+        if module is None or module.__name__ in ("__main__", "raycollect.scene"):
+            return
+        if "site-packages" in path or "dist-packages" in path:
+            return
+        cloudpickle.register_pickle_by_value(module)
+
+    def __iter__(self) -> Iterator[Result]:
+        return self._run()
+
+    def _run(self) -> Iterator[Result]:
+        t_start = time.time()
+        if self.browsers == "managed":
+            find_chromium()  # fail in a second, not after starting a cluster of workers
+        if not ray.is_initialized():
+            ray.init(address=self.address, include_dashboard=False, configure_logging=False,
+                     log_to_driver=True)
+        n_workers = resolve_workers(self.workers)
+        valid, invalid = validate_jobs(self.jobs, self.keys)
+        for rec in invalid:
+            log.error("invalid job %s: %s", rec["job"], rec["error"])
+        writer = OutputWriter(self.out) if self.out is not None else None
+        scratch = None
+        if writer is not None:
+            journal = writer.journal_path
+        else:
+            scratch = tempfile.mkdtemp(prefix="raycollect-")
+            journal = Path(scratch) / "queue.sqlite"
+        skipped = sum(1 for job_id, _ in valid if writer is not None and job_id in writer.done)
+        todo = [(j, p) for j, p in valid if writer is None or j not in writer.done]
+        self.summary = {"jobs": len(valid) + len(invalid), "invalid": len(invalid),
+                        "skipped": skipped, "rendered": 0, "failed": 0, "stale_refused": 0,
+                        "workers_restarted": 0, "browsers_restarted": 0}
+        bar = None
+        try:
+            self.queue = q = self._open_queue(journal)
+            if todo:
+                q.submit([p for _, p in todo], keys=[j for j, _ in todo])
+                # Jobs the journal calls done or failed but the output lacks: render again.
+                q.requeue([j for j, _ in todo])
+            bar = tqdm(total=len(todo), unit="frame", disable=not self.progress,
+                       dynamic_ncols=True, desc="raycollect")
+            if todo:
+                self.pool = WorkerPool(q, n_workers, self.scene, self.options,
+                                       browsers=self.browsers, recycle_frames=self.recycle_frames)
+                self.pool.start()
+                yield from self._consume(q, writer, bar, {j for j, _ in todo})
+        finally:
+            if bar is not None:
+                bar.close()
+            self._finish(writer, invalid, t_start)
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _open_queue(self, journal: Path) -> JobQueue:
+        try:
+            ray.get_actor(self.queue_name, namespace=C.RAY_NAMESPACE)
+        except ValueError:
+            pass
+        else:
+            raise RunFailed(f"a queue named {self.queue_name!r} is already in use on this Ray "
+                            f"cluster (another run?); pass a different queue name")
+        return JobQueue.create(name=self.queue_name, lease_ttl=self.lease_ttl,
+                               max_attempts=self.max_attempts, journal=str(journal))
+
+    def _consume(self, q: JobQueue, writer: OutputWriter | None, bar: tqdm,
+                 todo: set[str]) -> Iterator[Result]:
+        pool = self.pool
+        last_stats = 0.0
+        while True:
+            try:
+                event = pool.inbox.get(timeout=C.STATS_POLL_PERIOD)
+            except stdqueue.Empty:
+                event = None
+            if event is not None and event.kind == "frame":
+                result = self._record(q, writer, event.item)
+                if result is not None:
+                    bar.update(1)
+                    self.summary["rendered"] += 1
+                    yield result
+            elif event is not None:  # "dead", or "finished" before we asked: both mean gone
+                pool.replace(event.worker, event.item or RuntimeError("worker generator ended"))
+                self.summary["workers_restarted"] = pool.replaced
+            now = time.time()
+            if now - last_stats >= C.STATS_POLL_PERIOD:
+                last_stats = now
+                s = q.stats()
+                browsers = pool.browser_status() if pool.hosts else {"restarts": 0, "errors": []}
+                self.summary["browsers_restarted"] = browsers["restarts"]
+                bar.set_postfix(failed=s["failed"], stale=s["stale_refused"],
+                                workers=len(pool.members), refresh=False)
+                if browsers["errors"] and len(browsers["errors"]) >= len(pool.members):
+                    raise RunFailed("; ".join(browsers["errors"]))
+                if s["pending"] == 0 and s["leased"] == 0:
+                    return
+
+    def _record(self, q: JobQueue, writer: OutputWriter | None, frame) -> Result | None:
+        lease = frame.lease
+        t0 = time.perf_counter()
+        result = Result(lease.job_id, lease.params, image=frame.image, depth=frame.depth,
+                        camera=frame.camera, worker=frame.worker, attempt=lease.attempt,
+                        timings=dict(frame.timings))
+        if writer is not None and lease.job_id in writer.done:
+            q.complete(lease)  # already in the output (a rerun over a stale journal)
+            return None
+        pairs = writer.stage(result, lease.token) if writer is not None else []
+        if not q.complete(lease, {"worker": frame.worker}):
+            # A stale attempt: another lease owns this job now. Its frame never lands.
+            if writer is not None:
+                writer.discard(pairs)
+            return None
+        if writer is not None:
+            result.timings["write_s"] = time.perf_counter() - t0
+            writer.commit(result, pairs)
+        return result
+
+    def _finish(self, writer: OutputWriter | None, invalid: list[dict], t_start: float) -> None:
+        failures = list(invalid)
+        if self.pool is not None:
+            self.pool.close()
+        if self.queue is not None:
+            try:
+                s = self.queue.stats()
+                self.summary["stale_refused"] = s["stale_refused"]
+                failures += [{**f, "job": f["job_id"]} for f in self.queue.failures()]
+            except (QueueUnavailable, RaycollectError) as e:
+                log.error("could not read the queue at the end: %s", e)
+            try:
+                self.queue.kill()
+            except Exception:  # already gone with its node
+                pass
+        self.summary["failed"] = len(failures)
+        if writer is not None:
+            writer.write_failures(failures)
+            sheet = writer.contact_sheet()
+            writer.close()
+            self.summary["frames_on_disk"] = len(writer.done)
+            self.summary["contact_sheet"] = str(sheet) if sheet else None
+            self.summary["out"] = str(writer.root)
+        secs = time.time() - t_start
+        self.summary["seconds"] = round(secs, 2)
+        self.summary["frames_per_s"] = round(self.summary["rendered"] / secs, 2) if secs else 0.0
+        self.failures = failures
+        log.info("raycollect: %s", summary_line(self.summary))
+
+
+def summary_line(s: dict) -> str:
+    return (f"{s.get('rendered', 0)} rendered, {s.get('skipped', 0)} already done, "
+            f"{s.get('failed', 0)} failed ({s.get('invalid', 0)} invalid), "
+            f"{s.get('stale_refused', 0)} stale completions refused, "
+            f"{s.get('workers_restarted', 0)} workers and {s.get('browsers_restarted', 0)} "
+            f"browsers restarted, {s.get('frames_per_s', 0)} frames/s over {s.get('seconds', 0)} s")
+
+
+def render(jobs: Iterable[Any], scene=None, workers: int | str = C.DEFAULT_WORKERS,
+           out: str | Path | None = None, address: str | None = None, **options) -> Run:
+    """Render jobs; iterate the returned Run for Results as frames arrive.
+
+    jobs: dicts with params["camera"] = {"matrix", "fov", "width", "height"[, "near", "far"]};
+    every other key is the scene's. scene: a function params -> vuer elements, or
+    "module:function"; None is the built-in demo. workers: an int or "auto". out: a directory
+    for frames/, manifest.jsonl, failures.jsonl and contact_sheet.png. address: a Ray cluster
+    address (None starts or joins a local one). Options: browsers ("managed" or "external"),
+    keys, queue_name, lease_ttl, max_attempts, views_per_update, depth, session_timeout,
+    recycle_frames, progress."""
+    return Run(jobs, scene=scene, workers=workers, out=out, address=address, **options)

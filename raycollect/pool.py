@@ -1,0 +1,199 @@
+"""The driver's pool of render workers and the browsers it manages for them.
+
+Each worker's streaming generator is drained by one thread into a single inbox, so the driver
+handles frames from every worker in arrival order. A worker that dies is reported to the queue
+(its leases go back at once instead of at their deadline) and replaced, up to a limit.
+Managed browsers run in one small actor per node that has workers, so a browser always sits
+on its worker's node and talks to it over loopback.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue as stdqueue
+import threading
+import time
+from dataclasses import dataclass
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from . import constants as C
+from .browser import BrowserManager
+from .errors import BrowserError, NoBrowser, RunFailed
+from .queue import JobQueue
+from .worker import RenderWorker, WorkerOptions
+
+log = logging.getLogger(__name__)
+
+
+class _BrowserHost:
+    """Runs a BrowserManager for the workers of the node it is placed on."""
+
+    def __init__(self, queue: JobQueue, node_ip: str, binary: str | None,
+                 recycle_frames: int):
+        self.manager = BrowserManager(queue, node_ip=node_ip, binary=binary,
+                                      recycle_frames=recycle_frames).start()
+
+    def status(self) -> dict:
+        m = self.manager
+        return {"restarts": m.restarts, "errors": list(m.errors),
+                "browsers": {w: s.browser.pid for w, s in m.slots.items() if s.browser}}
+
+    def kill_one(self, worker: str) -> int | None:
+        return self.manager.kill_one(worker)
+
+    def stop(self) -> None:
+        self.manager.stop()
+
+
+BrowserHost = ray.remote(num_cpus=0, max_restarts=0)(_BrowserHost)
+
+
+@dataclass
+class Event:
+    kind: str  # "frame" | "dead" | "finished"
+    worker: str
+    item: object = None
+
+
+class _Member:
+    def __init__(self, worker_id: str, actor, info: dict):
+        self.id, self.actor, self.info = worker_id, actor, info
+        self.thread: threading.Thread | None = None
+
+
+class WorkerPool:
+    def __init__(self, queue: JobQueue, size: int, scene, options: WorkerOptions,
+                 browsers: str = "managed", chromium: str | None = None,
+                 recycle_frames: int = C.BROWSER_RECYCLE_JOBS,
+                 replace_limit: int = C.WORKER_REPLACE_LIMIT):
+        if browsers not in ("managed", "external"):
+            raise ValueError(f"browsers must be 'managed' or 'external', got {browsers!r}")
+        self.queue, self.size, self.scene, self.options = queue, size, scene, options
+        self.browsers, self.chromium, self.recycle_frames = browsers, chromium, recycle_frames
+        self.replace_limit = replace_limit
+        self.inbox: stdqueue.Queue[Event] = stdqueue.Queue()
+        self.members: dict[str, _Member] = {}
+        self.hosts: dict[str, object] = {}  # node ip -> BrowserHost
+        self.replaced = 0
+        self._ids = itertools.count()
+        self._closing = False
+
+    # --- workers -----------------------------------------------------------------------
+    def start(self) -> None:
+        actors = [self._new_actor() for _ in range(self.size)]
+        for worker_id, actor in actors:
+            self._adopt(worker_id, actor, ray.get(actor.start.remote(), timeout=C.WORKER_START_TIMEOUT))
+
+    def _new_actor(self):
+        worker_id = f"w{next(self._ids)}"
+        # SPREAD puts workers on different nodes first; one CPU each, the browser shares it.
+        actor = RenderWorker.options(num_cpus=1, scheduling_strategy="SPREAD",
+                                     max_restarts=0).remote(self.queue, worker_id, self.scene,
+                                                            self.options)
+        return worker_id, actor
+
+    def _adopt(self, worker_id: str, actor, info: dict) -> None:
+        member = _Member(worker_id, actor, info)
+        self.members[worker_id] = member
+        if self.browsers == "managed":
+            self._ensure_host(info["node_ip"], info["node_id"])
+        member.thread = threading.Thread(target=self._drain, args=(member,), daemon=True,
+                                         name=f"raycollect-{worker_id}")
+        member.thread.start()
+
+    def _drain(self, member: _Member) -> None:
+        gen = member.actor.run.options(
+            num_returns="streaming",
+            _generator_backpressure_num_objects=C.WORKER_BACKPRESSURE).remote()
+        try:
+            for ref in gen:
+                self.inbox.put(Event("frame", member.id, ray.get(ref)))
+            self.inbox.put(Event("finished", member.id))
+        except Exception as e:  # the actor died, or its generator raised: both end it
+            self.inbox.put(Event("dead", member.id, e))
+
+    def replace(self, worker_id: str, error: BaseException) -> str | None:
+        """Forget a dead worker, give its leases back now, start another in its place."""
+        member = self.members.pop(worker_id, None)
+        if member is None or self._closing:
+            return None
+        cause = _cause(error)
+        if isinstance(cause, NoBrowser):
+            raise RunFailed(str(cause)) from None
+        released = self.queue.release_worker(worker_id, f"worker {worker_id} died: {cause!r}")
+        try:
+            ray.kill(member.actor, no_restart=True)
+        except Exception:  # already gone
+            pass
+        if self.replaced >= self.replace_limit:
+            raise RunFailed(f"{self.replaced} workers replaced already; last death: {cause!r}")
+        self.replaced += 1
+        new_id, actor = self._new_actor()
+        log.warning("worker %s died (%s); %d lease(s) back to the queue; starting %s",
+                    worker_id, type(cause).__name__, released, new_id)
+        self._adopt(new_id, actor, ray.get(actor.start.remote(), timeout=C.WORKER_START_TIMEOUT))
+        return new_id
+
+    # --- browsers ----------------------------------------------------------------------
+    def _ensure_host(self, node_ip: str, node_id: str) -> None:
+        if node_ip in self.hosts:
+            return
+        self.hosts[node_ip] = BrowserHost.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(
+            self.queue, node_ip, self.chromium, self.recycle_frames)
+
+    def browser_status(self) -> dict:
+        out = {"restarts": 0, "errors": []}
+        for host in list(self.hosts.values()):
+            try:
+                s = ray.get(host.status.remote(), timeout=10)
+            except (ray.exceptions.RayError, TimeoutError) as e:
+                raise BrowserError(f"browser host failed: {_cause(e)}") from None
+            out["restarts"] += s["restarts"]
+            out["errors"] += s["errors"]
+        return out
+
+    def kill_browser(self, worker_id: str) -> int | None:
+        member = self.members.get(worker_id)
+        host = member and self.hosts.get(member.info["node_ip"])
+        return None if host is None else ray.get(host.kill_one.remote(worker_id))
+
+    # --- shutdown ----------------------------------------------------------------------
+    def close(self, grace: float = 10.0) -> None:
+        """Ask workers to stop (they give back prefetched leases), then end everything."""
+        self._closing = True
+        members = list(self.members.values())
+        stops = [m.actor.stop.remote() for m in members]
+        try:
+            ray.get(stops, timeout=grace)
+        except Exception:  # dead workers cannot answer; they are killed below
+            pass
+        deadline = time.time() + grace
+        for m in members:
+            if m.thread is not None:
+                m.thread.join(max(0.0, deadline - time.time()))
+        for m in members:
+            try:
+                ray.kill(m.actor, no_restart=True)
+            except Exception:
+                pass
+        for host in self.hosts.values():
+            try:
+                ray.get(host.stop.remote(), timeout=grace)
+            except Exception:
+                pass
+            try:
+                ray.kill(host, no_restart=True)
+            except Exception:
+                pass
+        self.members.clear()
+        self.hosts.clear()
+
+
+def _cause(e: BaseException) -> BaseException:
+    """The user-level error inside a Ray task error."""
+    cause = getattr(e, "cause", None)
+    return cause if isinstance(cause, BaseException) else e
