@@ -84,7 +84,7 @@ class Run:
                  queue_name: str | None = None, lease_ttl: float = C.DEFAULT_LEASE_TTL,
                  max_attempts: int = C.DEFAULT_MAX_ATTEMPTS,
                  views_per_update: int = C.VIEWS_PER_UPDATE, depth: bool = False,
-                 session_timeout: float = C.SESSION_WAIT_TIMEOUT,
+                 session_timeout: float = C.SESSION_WAIT_TIMEOUT, barrier: bool = True,
                  recycle_frames: int = C.BROWSER_RECYCLE_JOBS, progress: bool = True):
         self.scene = scenes.load_scene(scene)
         self._pickle_scene_by_value(self.scene)
@@ -93,7 +93,7 @@ class Run:
         self.queue_name = queue_name or C.DEFAULT_QUEUE_NAME
         self.lease_ttl, self.max_attempts = lease_ttl, max_attempts
         self.options = WorkerOptions(views_per_update=views_per_update, depth=depth,
-                                     session_timeout=session_timeout)
+                                     session_timeout=session_timeout, barrier=barrier)
         self.recycle_frames, self.progress = recycle_frames, progress
         self.summary: dict = {}
         self.queue: JobQueue | None = None

@@ -1,7 +1,9 @@
 """A Vuer server locked down for rendering: loopback only, the client bundle only, one session.
 
 A bare `Vuer()` serves its working directory at /workspace (inside a Ray actor that is the
-user's code), answers CORS for any origin, and lets any page that reaches it open a session.
+user's code), serves any file by path traversal under /assets (`/assets/../../x` is not kept
+inside the folder), answers CORS for any origin, and lets any page that reaches it open a
+session.
 `LockedVuer` registers only the page and its assets, refuses websockets from other origins,
 and accepts one browser session at a time.
 """
@@ -12,8 +14,10 @@ import asyncio
 import logging
 import socket
 
+from collections import deque
+
 from aiohttp import web
-from vuer import Vuer
+from vuer import Vuer, VuerSession
 
 from .constants import LOOPBACK
 
@@ -27,6 +31,23 @@ def free_port(host: str = LOOPBACK) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+class _Session(VuerSession):
+    """A session whose outgoing queue is unbounded and wakes the sender.
+
+    Vuer's own queue is a deque with a maxlen that silently drops the oldest event when full
+    (a lost scene update would corrupt frames without a trace), and its sender polls it with
+    `sleep(0)`, which keeps one core busy for as long as a browser is attached."""
+
+    def __init__(self, vuer, ws_id, queue_len=100):
+        super().__init__(vuer, ws_id, queue_len)
+        self.uplink_queue = deque()
+        self.wakeup = asyncio.Event()
+
+    def send(self, event) -> None:
+        super().send(event)
+        self.wakeup.set()
 
 
 class LockedVuer(Vuer):
@@ -64,11 +85,31 @@ class LockedVuer(Vuer):
                 self.active_ws = None
             self.session_changed.set()
 
+    def _proxy(self, ws_id) -> _Session:
+        return _Session(self, ws_id)
+
+    async def uplink(self, proxy: _Session) -> None:
+        """Send queued events in order, sleeping while there are none."""
+        ws_id, pending = proxy.CURRENT_WS_ID, proxy.uplink_queue
+        while ws_id in self.ws:
+            if not pending:
+                proxy.wakeup.clear()
+                await proxy.wakeup.wait()
+                continue
+            try:
+                await self.send(ws_id, event_bytes=pending.popleft())
+            except (ConnectionError, RuntimeError) as e:  # the page went away
+                log.info("session %s closed while sending: %s", ws_id, e)
+                await self.close_ws(ws_id)
+                return
+
     async def serve(self) -> None:
         """Start serving on loopback: the page at /, its bundle at /assets, nothing else."""
         self.session_changed = asyncio.Event()
         self._add_route("", self.socket_index, method="GET")
-        self._add_static("/assets", self.client_root / "assets")
+        # aiohttp's static route keeps requests inside the folder; vuer's own file handler
+        # joins the raw path, so /assets/../../server.py would serve files outside it.
+        self.app.router.add_static("/assets", self.client_root / "assets", follow_symlinks=False)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, LOOPBACK, self.port).start()

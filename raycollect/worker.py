@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import ray
 from PIL import Image
+from vuer.events import GrabRender
 
 from . import camera, constants as C, scene as scenes, stage as stages
 from .errors import InvalidJob, NoBrowser, QueueUnavailable, RenderError, SceneError
@@ -45,6 +46,9 @@ class WorkerOptions:
     session_timeout: float = C.SESSION_WAIT_TIMEOUT
     grab_ttl: float = C.GRAB_TTL
     settle_timeout: float = C.SETTLE_TIMEOUT
+    # False skips the revision barrier: frames may then show an earlier job. Only for
+    # measuring what the barrier costs and for the test that proves it is needed.
+    barrier: bool = True
 
 
 @dataclass
@@ -90,8 +94,7 @@ class _RenderWorker:
     # --- setup -------------------------------------------------------------------------
     async def start(self) -> dict:
         port = free_port()
-        self.server = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}",
-                                 queue_len=10)
+        self.server = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}")
         self.server.spawn(self._on_session)
         await self.server.serve()
         ctx = ray.get_runtime_context()
@@ -246,6 +249,8 @@ class _RenderWorker:
 
     async def _settle(self, session) -> None:
         """Poll the marker view until it shows the stage's current revision."""
+        if not self.opt.barrier:
+            return
         deadline = time.monotonic() + self.opt.settle_timeout
         ttl = C.SETTLE_GRAB_TTL
         while True:
@@ -264,7 +269,9 @@ class _RenderWorker:
         if self.session is not session:
             raise SessionLost()
         ttl = ttl or self.opt.grab_ttl
-        grab = asyncio.ensure_future(session.grab_render(key=key, ttl=ttl))
+        # Through the session's ordered queue (vuer's grab_render bypasses it), so a grab can
+        # never overtake the update sent before it.
+        grab = asyncio.ensure_future(session.rpc(GrabRender(key=key), ttl=ttl))
         lost = asyncio.ensure_future(self._lost.wait())
         try:
             done, _ = await asyncio.wait({grab, lost}, return_when=asyncio.FIRST_COMPLETED)

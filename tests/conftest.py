@@ -64,3 +64,42 @@ def tmp_out(tmp_path):
     path = tmp_path / "out"
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+def read_jsonl(path) -> list[dict]:
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def render_all(jobs, **kwargs):
+    """rc.render, drained: (results by job id, the Run with its summary)."""
+    import raycollect as rc
+
+    kwargs.setdefault("progress", False)
+    run = rc.render(jobs, **kwargs)
+    results = {}
+    for r in run:
+        assert r.job_id not in results, f"{r.job_id} yielded twice"
+        results[r.job_id] = r
+    return results, run
+
+
+def check_output(out, expected_ids) -> list[dict]:
+    """The output invariants after any run: one manifest line and one whole PNG per job,
+    no temporary files, nothing else in frames/."""
+    from PIL import Image
+
+    manifest = read_jsonl(out / "manifest.jsonl")
+    ids = [m["job_id"] for m in manifest]
+    dupes = {k: n for k, n in count_by(ids).items() if n > 1}
+    assert not dupes, f"duplicates in the manifest: {dupes}"
+    missing = set(expected_ids) - set(ids)
+    assert not missing, f"{len(missing)} jobs missing from the manifest"
+    files = sorted(p.name for p in (out / "frames").iterdir())
+    assert files == sorted(f"{i}.png" for i in ids), "frames/ differs from the manifest"
+    for name in files:
+        with Image.open(out / "frames" / name) as im:
+            im.load()  # a truncated file raises here
+    return manifest
