@@ -128,6 +128,7 @@ class _Slot:
     crashes: list = field(default_factory=list)
     launches: int = 0
     gave_up: str | None = None
+    seen: float = field(default_factory=time.time)  # last time the registry listed it
 
 
 class BrowserManager:
@@ -213,11 +214,15 @@ class BrowserManager:
             self._stop.wait(self.poll_period)
 
     def _sync(self, registry: dict[str, dict]) -> None:
+        now = time.time()
         mine = {w: info for w, info in registry.items()
                 if self.node_ip is None or info.get("node_ip") == self.node_ip}
         for worker in list(self.slots):
             slot = self.slots[worker]
-            if worker not in mine or mine[worker]["url"] != slot.url:
+            if worker in mine and mine[worker]["url"] == slot.url:
+                slot.seen = now
+                continue
+            if worker in mine or now - slot.seen > C.BROWSER_ABSENT_GRACE:
                 if slot.browser is not None:
                     slot.browser.stop()
                 del self.slots[worker]

@@ -50,7 +50,7 @@ SETTLE_GRAB_TTL = 0.25
 IDLE_POLL_MIN = 0.02
 IDLE_POLL_MAX = 0.5
 # The worker refreshes its registry entry (frames rendered, for browser recycling) this often.
-REGISTRY_UPDATE_FRAMES = 100
+REGISTRY_REFRESH_PERIOD = 1.0
 HEARTBEAT_FRACTION = 1 / 3  # extend leases after this fraction of the TTL
 WORKER_START_TIMEOUT = 60.0
 # Frames a worker may have yielded that the driver has not consumed yet (Ray generator
@@ -65,6 +65,9 @@ BROWSER_MAX_CRASHES = 5
 BROWSER_CRASH_WINDOW = 60.0
 BROWSER_POLL_PERIOD = 0.5
 BROWSER_STOP_GRACE = 3.0
+# A worker missing from the registry keeps its browser this long: a restarted queue forgets
+# its registry until the workers' next refresh, and that must not cost them their pages.
+BROWSER_ABSENT_GRACE = 15.0
 # `raycollect browsers` lets go of a queue it could not reach this many polls in a row (the
 # run ended) and waits for the next one.
 BROWSER_QUEUE_GONE_POLLS = 10

@@ -98,6 +98,7 @@ class Run:
         self.summary: dict = {}
         self.queue: JobQueue | None = None
         self.pool: WorkerPool | None = None
+        self._gen: Iterator[Result] | None = None
 
     @staticmethod
     def _pickle_scene_by_value(fn) -> None:
@@ -113,7 +114,20 @@ class Run:
         cloudpickle.register_pickle_by_value(module)
 
     def __iter__(self) -> Iterator[Result]:
-        return self._run()
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    def close(self) -> None:
+        """Stop early: workers stop, leases go back, the output is closed consistently."""
+        if self._gen is not None:
+            self._gen.close()
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _run(self) -> Iterator[Result]:
         t_start = time.time()

@@ -131,7 +131,9 @@ class _RenderWorker:
     async def run(self):
         """Streaming generator of Frames until stop() or cancellation."""
         self._ttl = float((await self.queue.astats())["lease_ttl"])
-        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
+        loop = asyncio.get_running_loop()
+        heartbeat = loop.create_task(self._heartbeat())
+        announce = loop.create_task(self._announce())
         idle = C.IDLE_POLL_MIN
         try:
             while not self._stopping:
@@ -146,11 +148,9 @@ class _RenderWorker:
                     self._held.pop(item.lease.job_id, None)
                     yield item
                 self.frames += len(batch)
-                if self.frames % C.REGISTRY_UPDATE_FRAMES < len(batch):
-                    self.info["frames"] = self.frames
-                    await self.queue.aregister_worker(self.id, self.info)
         finally:
             heartbeat.cancel()
+            announce.cancel()
             await self._give_back()
 
     async def _wait_session(self):
@@ -310,6 +310,17 @@ class _RenderWorker:
             for lease, alive in zip(leases, ok):
                 if not alive:  # expired or taken over: whatever we render for it is refused
                     self._held.pop(lease.job_id, None)
+
+    async def _announce(self) -> None:
+        """Keep this worker's registry entry fresh: a restarted queue starts with an empty
+        registry, and browser managers read the frame count to recycle browsers."""
+        while True:
+            await asyncio.sleep(C.REGISTRY_REFRESH_PERIOD)
+            self.info["frames"] = self.frames
+            try:
+                await self.queue.aregister_worker(self.id, self.info)
+            except QueueUnavailable as e:
+                log.warning("worker %s: cannot refresh its registry entry: %s", self.id, e)
 
     async def _give_back(self) -> None:
         if self._prefetch is not None:

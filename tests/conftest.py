@@ -78,11 +78,11 @@ def render_all(jobs, **kwargs):
     import raycollect as rc
 
     kwargs.setdefault("progress", False)
-    run = rc.render(jobs, **kwargs)
     results = {}
-    for r in run:
-        assert r.job_id not in results, f"{r.job_id} yielded twice"
-        results[r.job_id] = r
+    with rc.render(jobs, **kwargs) as run:
+        for r in run:
+            assert r.job_id not in results, f"{r.job_id} yielded twice"
+            results[r.job_id] = r
     return results, run
 
 

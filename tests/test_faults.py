@@ -1,0 +1,232 @@
+"""Nothing lost: kills, crashes and bad input, each against real Ray, Chromium and files.
+
+After every scenario the output holds every job exactly once (check_output)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import ray
+
+import raycollect as rc
+from conftest import check_output, read_jsonl
+from raycollect.jobs import content_id, to_plain
+from scenes import broken_scene
+
+pytestmark = pytest.mark.browser
+
+
+def _ids(jobs):
+    return [content_id(to_plain(j)) for j in jobs]
+
+
+def _run_with(jobs, out, actions: dict, **kwargs):
+    """Render, calling actions[n](run) once the n-th frame has arrived."""
+    kwargs.setdefault("progress", False)
+    with rc.render(jobs, out=out, **kwargs) as run:
+        n = 0
+        for _ in run:
+            n += 1
+            if n in actions:
+                actions[n](run)
+    return run
+
+
+def test_worker_killed_by_ray_and_by_sigkill_is_replaced(ray_local, chromium, tmp_out):
+    jobs = rc.orbit(60, 96, 72)
+    killed = []
+
+    def ray_kill(run):
+        member = run.pool.members["w0"]
+        killed.append(member.id)
+        ray.kill(member.actor, no_restart=True)
+
+    def sigkill(run):
+        member = next(m for m in run.pool.members.values() if m.id not in killed)
+        killed.append(member.id)
+        os.kill(member.info["pid"], signal.SIGKILL)
+
+    run = _run_with(jobs, tmp_out, {8: ray_kill, 24: sigkill}, workers=2, lease_ttl=10)
+    check_output(tmp_out, _ids(jobs))
+    assert run.summary["workers_restarted"] >= 2
+    assert run.summary["failed"] == 0
+
+
+def test_browser_killed_mid_run_is_relaunched(ray_local, chromium, tmp_out):
+    jobs = rc.orbit(40, 96, 72)
+    pids = []
+
+    def kill_browser(run):
+        deadline = time.time() + 20  # the previous victim may still be relaunching
+        while time.time() < deadline:
+            for worker in list(run.pool.members):
+                pid = run.pool.kill_browser(worker)
+                if pid:
+                    pids.append(pid)
+                    return
+            time.sleep(0.2)
+        pids.append(None)
+
+    run = _run_with(jobs, tmp_out, {5: kill_browser, 20: kill_browser}, workers=2)
+    assert all(pids), "there was a browser to kill"
+    check_output(tmp_out, _ids(jobs))
+    assert run.summary["browsers_restarted"] >= 2
+    assert run.summary["failed"] == 0
+
+
+def test_browser_that_keeps_crashing_is_given_up(ray_local):
+    from raycollect.browser import BrowserManager
+
+    q = rc.JobQueue.create(name="crashy-browsers")
+    q.register_worker("wx", {"url": "http://127.0.0.1:9/", "node_ip": "n1"})
+    manager = BrowserManager(q, node_ip="n1", binary="/bin/false", poll_period=0.05).start()
+    try:
+        deadline = time.time() + 30
+        while not manager.errors and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        manager.stop()
+    assert manager.errors and "crashed 5 times" in manager.errors[0]
+    assert manager.slots["wx"].launches == 5  # bounded: no more launches after giving up
+
+
+def test_queue_actor_killed_mid_run_recovers_from_its_journal(ray_local, chromium, tmp_out):
+    jobs = rc.orbit(48, 96, 72)
+
+    def kill_queue(run):
+        ray.kill(run.queue._actor, no_restart=False)  # Ray restarts it; the journal refills it
+
+    run = _run_with(jobs, tmp_out, {10: kill_queue}, workers=2)
+    check_output(tmp_out, _ids(jobs))
+    assert run.summary["failed"] == 0
+
+
+def test_late_worker_completion_is_refused_and_never_lands(ray_local, chromium, tmp_out):
+    """A worker frozen past its lease TTL (presumed dead) comes back: the queue refuses its
+    frames by token, the jobs were rendered elsewhere, and the output has each once."""
+    jobs = rc.orbit(60, 96, 72)
+
+    def freeze_w0(run):
+        pid = run.pool.members["w0"].info["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        threading.Timer(6.0, os.kill, (pid, signal.SIGCONT)).start()
+
+    run = _run_with(jobs, tmp_out, {4: freeze_w0}, workers=2, lease_ttl=2.0,
+                    views_per_update=4)
+    check_output(tmp_out, _ids(jobs))
+    assert run.summary["stale_refused"] >= 1
+    assert run.summary["failed"] == 0
+
+
+def _cli(args, env=None, **kw):
+    return subprocess.Popen([sys.executable, "-m", "raycollect.cli", *args],
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
+
+
+def _our_chromiums() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "raycollect-chromium-"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_driver_sigkilled_then_rerun_renders_only_the_missing(ray_cluster_reset, chromium,
+                                                              tmp_path):
+    out = tmp_path / "renders"
+    args = ["run", "--views", "48", "--size", "96x72", "--workers", "2", "--out", str(out),
+            "--no-progress"]
+    first = _cli(args)
+    manifest = out / "manifest.jsonl"
+    deadline = time.time() + 180
+    while time.time() < deadline and first.poll() is None:
+        if manifest.exists() and len(read_jsonl(manifest)) >= 12:
+            break
+        time.sleep(0.1)
+    assert first.poll() is None, first.communicate()[0][-3000:]
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    done_before = len(read_jsonl(manifest))
+    assert 12 <= done_before < 48
+    deadline = time.time() + 30  # the killed driver's browsers die with their parents
+    while _our_chromiums() and time.time() < deadline:
+        time.sleep(0.5)
+    assert _our_chromiums() == []
+
+    second = _cli(args)
+    text = second.communicate(timeout=300)[0]
+    assert second.returncode == 0, text[-3000:]
+    jobs = rc.orbit(48, 96, 72)
+    check_output(out, _ids(jobs))
+    assert f"{done_before} already done" in text
+    assert _our_chromiums() == []
+
+
+def test_bad_input_fails_alone_with_job_and_field(ray_local, chromium, tmp_path):
+    good = rc.orbit(6, 96, 72)
+    cam = good[0]["camera"]
+    bad = [
+        {"no_camera": 1},
+        {"camera": {**cam, "matrix": [[float("nan")] * 4] * 4}},
+        {"camera": {**cam, "matrix": [[0.0] * 4] * 3 + [[0, 0, 0, 1]]}},
+        {"camera": {**cam, "width": 0}},
+        {"camera": {**cam, "width": 100000}},
+        {"camera": {**cam, "fov": "wide"}},
+        {"camera": "front"},
+    ]
+    runtime_bad = [{**good[1], "explode": True}, {**good[2], "garbage": True}]
+    jobs_file = tmp_path / "jobs.jsonl"
+    lines = [json.dumps(j) for j in good + bad + runtime_bad]
+    lines.insert(3, "{this is not json")
+    lines.insert(5, "[1, 2, 3]")
+    jobs_file.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    from raycollect.cli import main
+
+    code = main(["run", "--jobs", str(jobs_file), "--scene", "scenes:broken_scene",
+                 "--workers", "1", "--out", str(out), "--no-progress"])
+    assert code == 1  # something failed: non-zero exit
+    check_output(out, _ids(good))
+    assert len(read_jsonl(out / "manifest.jsonl")) == 6
+    failures = read_jsonl(out / "failures.jsonl")
+    by_field = {}
+    for f in failures:
+        by_field.setdefault(f["field"] if "field" in f else "render", []).append(f)
+    assert len(failures) == len(bad) + len(runtime_bad) + 2
+    fields = sorted(f.get("field", "render") for f in failures)
+    assert fields.count("json") == 2
+    for expected in ("camera", "camera.matrix", "camera.width", "camera.fov"):
+        assert expected in fields, (expected, fields)
+    for f in failures:
+        assert f["error"] and f["job"], f
+        if f.get("field") == "json":
+            assert f"{jobs_file}:" in f["job"]
+    runtime = [f for f in failures if "field" not in f]
+    assert len(runtime) == 2
+    for f in runtime:
+        assert f["attempts"] == 3  # errors raised while rendering were retried
+        assert f["job_id"] in f["error"] and "field 'scene" in f["error"]
+        assert "Traceback" in f["error"] or "not a vuer element" in f["error"]
+    validation = [f for f in failures if f.get("field") not in (None, "json")]
+    assert all(f["attempts"] == 0 for f in validation)  # no browser time spent on them
+
+
+def test_missing_chromium_and_absent_browser_fail_fast_and_clearly(ray_local, monkeypatch):
+    monkeypatch.setenv("RAYCOLLECT_CHROMIUM", "/nonexistent/chromium")
+    with pytest.raises(rc.BrowserError, match="RAYCOLLECT_CHROMIUM"):
+        list(rc.render(rc.orbit(2, 96, 72), progress=False))
+    monkeypatch.delenv("RAYCOLLECT_CHROMIUM")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(rc.BrowserError, match="apt-get install -y chromium"):
+        list(rc.render(rc.orbit(2, 96, 72), progress=False))
+    monkeypatch.undo()
+    t0 = time.time()
+    with pytest.raises(rc.RunFailed, match=r"no browser attached to http://127\.0\.0\.1:\d+.*raycollect browsers"):
+        list(rc.render(rc.orbit(2, 96, 72), workers=1, browsers="external",
+                       session_timeout=3, progress=False))
+    assert time.time() - t0 < 60
