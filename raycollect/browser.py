@@ -139,11 +139,13 @@ class BrowserManager:
     BROWSER_MAX_CRASHES times within BROWSER_CRASH_WINDOW is given up with an error. A browser
     is recycled after `recycle_frames` frames, since Chromium grows in memory over time."""
 
-    def __init__(self, queue, node_ip: str | None = None, binary: str | None = None,
+    def __init__(self, queue, node_id: str | None = None, binary: str | None = None,
                  recycle_frames: int = C.BROWSER_RECYCLE_JOBS,
                  poll_period: float = C.BROWSER_POLL_PERIOD):
         self.queue = queue
-        self.node_ip = node_ip
+        # Nodes are told apart by Ray node id, not IP: several nodes can share one address
+        # (ray.cluster_utils on one machine), and a browser must reach its worker by loopback.
+        self.node_id = node_id
         self.binary = binary or find_chromium()
         self.recycle_frames = recycle_frames
         self.poll_period = poll_period
@@ -216,7 +218,7 @@ class BrowserManager:
     def _sync(self, registry: dict[str, dict]) -> None:
         now = time.time()
         mine = {w: info for w, info in registry.items()
-                if self.node_ip is None or info.get("node_ip") == self.node_ip}
+                if self.node_id is None or info.get("node_id") == self.node_id}
         for worker in list(self.slots):
             slot = self.slots[worker]
             if worker in mine and mine[worker]["url"] == slot.url:

@@ -125,7 +125,7 @@ def cmd_browsers(args: argparse.Namespace) -> int:
     binary = args.chromium or find_chromium()
     ray.init(address=args.address, include_dashboard=False, configure_logging=False,
              log_to_driver=False)
-    node_ip = ray.util.get_node_ip_address()
+    node_id = ray.get_runtime_context().get_node_id()
     stopping = False
 
     def _stop(signum, frame):
@@ -134,14 +134,14 @@ def cmd_browsers(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
-    log.info("raycollect browsers: node %s, queue %r, %s", node_ip, args.queue, binary)
+    log.info("raycollect browsers: node %s, queue %r, %s", node_id, args.queue, binary)
     try:
         while not stopping:
             try:
                 q = JobQueue.connect(args.queue, timeout=3600 * 24 * 365)
             except QueueUnavailable:
                 continue
-            manager = BrowserManager(q, node_ip=node_ip, binary=binary,
+            manager = BrowserManager(q, node_id=node_id, binary=binary,
                                      recycle_frames=args.recycle)
             manager.run_forever()  # returns when the queue has gone (the run ended)
             log.info("queue %r gone; waiting for the next run", args.queue)

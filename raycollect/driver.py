@@ -220,7 +220,7 @@ class Run:
         t0 = time.perf_counter()
         result = Result(lease.job_id, lease.params, image=frame.image, depth=frame.depth,
                         camera=frame.camera, worker=frame.worker, attempt=lease.attempt,
-                        timings=dict(frame.timings))
+                        timings=dict(frame.timings), node=frame.node)
         if writer is not None and lease.job_id in writer.done:
             q.complete(lease)  # already in the output (a rerun over a stale journal)
             return None

@@ -157,6 +157,7 @@ class Result(Job):
     attempt: int = 0
     timings: dict | None = None
     path: str | None = None
+    node: str = ""
 
 
 @dataclass(frozen=True)

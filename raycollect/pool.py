@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 class _BrowserHost:
     """Runs a BrowserManager for the workers of the node it is placed on."""
 
-    def __init__(self, queue: JobQueue, node_ip: str, binary: str | None,
+    def __init__(self, queue: JobQueue, node_id: str, binary: str | None,
                  recycle_frames: int):
-        self.manager = BrowserManager(queue, node_ip=node_ip, binary=binary,
+        self.manager = BrowserManager(queue, node_id=node_id, binary=binary,
                                       recycle_frames=recycle_frames).start()
 
     def status(self) -> dict:
@@ -76,8 +76,9 @@ class WorkerPool:
         self.replace_limit = replace_limit
         self.inbox: stdqueue.Queue[Event] = stdqueue.Queue()
         self.members: dict[str, _Member] = {}
-        self.hosts: dict[str, object] = {}  # node ip -> BrowserHost
+        self.hosts: dict[str, object] = {}  # node id -> BrowserHost
         self.replaced = 0
+        self._host_restarts: dict[str, int] = {}
         self._ids = itertools.count()
         self._closing = False
 
@@ -99,7 +100,7 @@ class WorkerPool:
         member = _Member(worker_id, actor, info)
         self.members[worker_id] = member
         if self.browsers == "managed":
-            self._ensure_host(info["node_ip"], info["node_id"])
+            self._ensure_host(info["node_id"])
         member.thread = threading.Thread(target=self._drain, args=(member,), daemon=True,
                                          name=f"raycollect-{worker_id}")
         member.thread.start()
@@ -138,27 +139,37 @@ class WorkerPool:
         return new_id
 
     # --- browsers ----------------------------------------------------------------------
-    def _ensure_host(self, node_ip: str, node_id: str) -> None:
-        if node_ip in self.hosts:
+    def _ensure_host(self, node_id: str) -> None:
+        if node_id in self.hosts:
             return
-        self.hosts[node_ip] = BrowserHost.options(
+        self.hosts[node_id] = BrowserHost.options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(
-            self.queue, node_ip, self.chromium, self.recycle_frames)
+            self.queue, node_id, self.chromium, self.recycle_frames)
 
     def browser_status(self) -> dict:
-        out = {"restarts": 0, "errors": []}
-        for host in list(self.hosts.values()):
+        out = {"restarts": self._lost_host_restarts, "errors": []}
+        for node_id, host in list(self.hosts.items()):
             try:
-                s = ray.get(host.status.remote(), timeout=10)
+                s = ray.get(host.status.remote(), timeout=30)
+            except ray.exceptions.RayActorError as e:
+                # Its node is gone (its workers died with it and are being replaced).
+                log.warning("browser host of node %s is gone: %s", node_id[:8], _cause(e))
+                del self.hosts[node_id]
+                continue
             except (ray.exceptions.RayError, TimeoutError) as e:
-                raise BrowserError(f"browser host failed: {_cause(e)}") from None
+                raise BrowserError(f"browser host on node {node_id[:8]} failed: {_cause(e)}") from None
             out["restarts"] += s["restarts"]
             out["errors"] += s["errors"]
+            self._host_restarts[node_id] = s["restarts"]
         return out
+
+    @property
+    def _lost_host_restarts(self) -> int:
+        return sum(n for node, n in self._host_restarts.items() if node not in self.hosts)
 
     def kill_browser(self, worker_id: str) -> int | None:
         member = self.members.get(worker_id)
-        host = member and self.hosts.get(member.info["node_ip"])
+        host = member and self.hosts.get(member.info["node_id"])
         return None if host is None else ray.get(host.kill_one.remote(worker_id))
 
     # --- shutdown ----------------------------------------------------------------------

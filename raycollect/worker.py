@@ -61,6 +61,7 @@ class Frame:
     camera: dict
     worker: str
     timings: dict = field(default_factory=dict)
+    node: str = ""
 
 
 def _decode(jpeg: bytes, mode: str = "RGB") -> np.ndarray:
@@ -234,7 +235,7 @@ class _RenderWorker:
                 depth = _decode(value["depthFrame"], "L") if self.opt.depth and "depthFrame" in value else None
                 frames.append(Frame(lease, image, depth, camera.camera_record(cam), self.id, {
                     "settle_s": t1 - t0, "grab_s": g1 - g0, "decode_s": time.perf_counter() - g1,
-                    "batch": len(good)}))
+                    "batch": len(good)}, self.info["node_id"]))
             return frames
         except SessionLost:
             self.stage.reset()

@@ -89,7 +89,7 @@ class OutputWriter:
                  for _, final in pairs}
         r.path = str(pairs[0][1]) if pairs else None
         line = {"job_id": r.job_id, "params": r.params, "camera": r.camera, "files": files,
-                "worker": r.worker, "attempt": r.attempt, "timings": r.timings,
+                "worker": r.worker, "node": r.node, "attempt": r.attempt, "timings": r.timings,
                 "finished": time.time()}
         self._manifest.write(json.dumps(line) + "\n")
         self._manifest.flush()

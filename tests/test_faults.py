@@ -85,8 +85,8 @@ def test_browser_that_keeps_crashing_is_given_up(ray_local):
     from raycollect.browser import BrowserManager
 
     q = rc.JobQueue.create(name="crashy-browsers")
-    q.register_worker("wx", {"url": "http://127.0.0.1:9/", "node_ip": "n1"})
-    manager = BrowserManager(q, node_ip="n1", binary="/bin/false", poll_period=0.05).start()
+    q.register_worker("wx", {"url": "http://127.0.0.1:9/", "node_id": "n1"})
+    manager = BrowserManager(q, node_id="n1", binary="/bin/false", poll_period=0.05).start()
     try:
         deadline = time.time() + 30
         while not manager.errors and time.time() < deadline:

@@ -1,0 +1,108 @@
+"""Clusters: workers on several Ray nodes (ray.cluster_utils on one machine), a node removed
+mid-run, and a driver run the way cluster users run it (`ray start` + `ray job submit`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+import raycollect as rc
+from conftest import check_output, read_jsonl
+from raycollect.jobs import content_id, to_plain
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ids(jobs):
+    return [content_id(to_plain(j)) for j in jobs]
+
+
+def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset, chromium,
+                                                               tmp_out):
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    nodes = [cluster.add_node(num_cpus=2) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    try:
+        jobs = rc.orbit(60, 96, 72)
+        removed = []
+        with rc.render(jobs, out=tmp_out, workers=2, progress=False, lease_ttl=10) as run:
+            n = 0
+            for r in run:
+                n += 1
+                if n == 20:
+                    # Both workers have produced frames by now; take the node of the first.
+                    victim = next(node for node in nodes if node.node_id == r.node)
+                    removed.append(victim.node_id)
+                    cluster.remove_node(victim, allow_graceful=False)
+        manifest = check_output(tmp_out, _ids(jobs))
+        by_node = {m["node"] for m in manifest}
+        assert len(by_node) == 2, "frames came from both worker nodes"
+        assert removed and removed[0] in by_node
+        assert run.summary["workers_restarted"] >= 1
+        assert run.summary["failed"] == 0
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_job_submit_runs_collect_py(ray_cluster_reset, chromium, tmp_path):
+    bindir = Path(sys.executable).parent
+    ray_bin = str(bindir / "ray")
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "RAY_ADDRESS": ""}
+    gcs, dash = _free_port(), _free_port()
+    temp = tmp_path / "ray"
+    subprocess.run([ray_bin, "start", "--head", f"--port={gcs}", "--num-cpus=2",
+                    "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+                    f"--temp-dir={temp}", "--disable-usage-stats"],
+                   check=True, env=env, capture_output=True, timeout=180)
+    browsers = None
+    try:
+        # The cluster way: `raycollect browsers` beside the node, the driver as a Ray job.
+        browsers = subprocess.Popen(
+            [str(bindir / "raycollect"), "browsers", "--address", f"127.0.0.1:{gcs}"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        out = tmp_path / "renders"
+        job = subprocess.run(
+            [ray_bin, "job", "submit", "--address", f"http://127.0.0.1:{dash}",
+             "--working-dir", str(ROOT), "--",
+             "python", "scripts/collect.py", "--address", "auto", "--views", "10",
+             "--size", "96x72", "--workers", "2", "--browsers", "external",
+             "--out", str(out), "--no-progress"],
+            env=env, capture_output=True, text=True, timeout=420, cwd=ROOT)
+        assert job.returncode == 0, (job.stdout + job.stderr)[-4000:]
+        assert "10 rendered" in job.stdout + job.stderr
+        jobs = rc.orbit(10, 96, 72)
+        check_output(out, _ids(jobs))
+        assert len(read_jsonl(out / "manifest.jsonl")) == 10
+        assert (out / "contact_sheet.png").exists()
+    finally:
+        if browsers is not None:
+            os.killpg(browsers.pid, signal.SIGINT)
+            try:
+                browsers.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(browsers.pid, signal.SIGKILL)
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+    out_chromium = subprocess.run(["pgrep", "-f", "raycollect-chromium-"], capture_output=True,
+                                  text=True).stdout.split()
+    assert out_chromium == [], "`raycollect browsers` left Chromium behind"
