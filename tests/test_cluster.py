@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -66,13 +66,15 @@ def _free_port() -> int:
 def test_ray_job_submit_runs_collect_py(ray_cluster_reset, chromium, tmp_path):
     bindir = Path(sys.executable).parent
     ray_bin = str(bindir / "ray")
-    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "RAY_ADDRESS": ""}
+    # A throwaway loopback cluster: no token auth to hand around between its commands.
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "RAY_ADDRESS": "",
+           "RAY_AUTH_MODE": "disabled"}
     gcs, dash = _free_port(), _free_port()
-    temp = tmp_path / "ray"
+    temp = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))  # socket paths must stay short
     subprocess.run([ray_bin, "start", "--head", f"--port={gcs}", "--num-cpus=2",
                     "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
                     f"--temp-dir={temp}", "--disable-usage-stats"],
-                   check=True, env=env, capture_output=True, timeout=180)
+                   check=True, env=env, capture_output=True, text=True, timeout=180)
     browsers = None
     try:
         # The cluster way: `raycollect browsers` beside the node, the driver as a Ray job.
