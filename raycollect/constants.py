@@ -80,4 +80,6 @@ DEMO_SIZE = (320, 240)
 CONTACT_SHEET_MAX_FRAMES = 64
 CONTACT_SHEET_THUMB_WIDTH = 160
 STATS_POLL_PERIOD = 0.5
+# Frames the driver records per queue call (one complete_many for all of them).
+RECORD_BATCH = 64
 WORKER_REPLACE_LIMIT = 20

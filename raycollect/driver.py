@@ -189,17 +189,12 @@ class Run:
         pool = self.pool
         last_stats = 0.0
         while True:
-            try:
-                event = pool.inbox.get(timeout=C.STATS_POLL_PERIOD)
-            except stdqueue.Empty:
-                event = None
-            if event is not None and event.kind == "frame":
-                result = self._record(q, writer, event.item)
-                if result is not None:
-                    bar.update(1)
-                    self.summary["rendered"] += 1
-                    yield result
-            elif event is not None:  # "dead", or "finished" before we asked: both mean gone
+            frames, deaths = self._take_events(pool)
+            for result in self._record(q, writer, frames):
+                bar.update(1)
+                self.summary["rendered"] += 1
+                yield result
+            for event in deaths:  # "dead", or "finished" unasked: either way it is gone
                 pool.replace(event.worker, event.item or RuntimeError("worker generator ended"))
                 self.summary["workers_restarted"] = pool.replaced
             now = time.time()
@@ -215,25 +210,55 @@ class Run:
                 if s["pending"] == 0 and s["leased"] == 0:
                     return
 
-    def _record(self, q: JobQueue, writer: OutputWriter | None, frame) -> Result | None:
-        lease = frame.lease
+    @staticmethod
+    def _take_events(pool: WorkerPool) -> tuple[list, list]:
+        """Whatever has arrived (waiting a little if nothing has), frames apart from deaths."""
+        frames, deaths = [], []
+        try:
+            event = pool.inbox.get(timeout=C.STATS_POLL_PERIOD)
+        except stdqueue.Empty:
+            return frames, deaths
+        while event is not None:
+            (frames if event.kind == "frame" else deaths).append(event)
+            if len(frames) >= C.RECORD_BATCH:
+                break
+            try:
+                event = pool.inbox.get_nowait()
+            except stdqueue.Empty:
+                event = None
+        return [e.item for e in frames], deaths
+
+    def _record(self, q: JobQueue, writer: OutputWriter | None, frames: list) -> list[Result]:
+        """Stage the frames' files, complete their leases in one call, and commit the ones
+        the queue accepted. A refused lease is a stale attempt: its frame never lands."""
+        if not frames:
+            return []
         t0 = time.perf_counter()
-        result = Result(lease.job_id, lease.params, image=frame.image, depth=frame.depth,
-                        camera=frame.camera, worker=frame.worker, attempt=lease.attempt,
-                        timings=dict(frame.timings), node=frame.node)
-        if writer is not None and lease.job_id in writer.done:
-            q.complete(lease)  # already in the output (a rerun over a stale journal)
-            return None
-        pairs = writer.stage(result, lease.token) if writer is not None else []
-        if not q.complete(lease, {"worker": frame.worker}):
-            # A stale attempt: another lease owns this job now. Its frame never lands.
+        staged = []
+        for frame in frames:
+            lease = frame.lease
+            result = Result(lease.job_id, lease.params, image=frame.image, depth=frame.depth,
+                            camera=frame.camera, worker=frame.worker, attempt=lease.attempt,
+                            timings=dict(frame.timings), node=frame.node)
+            # Already in the output (a rerun over a journal that lost the completion): the
+            # lease is completed below, the frame is not written again.
+            duplicate = writer is not None and lease.job_id in writer.done
+            pairs = writer.stage(result, lease.token) if writer and not duplicate else []
+            staged.append((result, pairs, duplicate))
+        accepted = q.complete_many([f.lease for f in frames],
+                                   [{"worker": f.worker} for f in frames])
+        out = []
+        write_s = (time.perf_counter() - t0) / len(frames)
+        for (result, pairs, duplicate), ok in zip(staged, accepted):
+            if not ok or duplicate:
+                if writer is not None:
+                    writer.discard(pairs)
+                continue
             if writer is not None:
-                writer.discard(pairs)
-            return None
-        if writer is not None:
-            result.timings["write_s"] = time.perf_counter() - t0
-            writer.commit(result, pairs)
-        return result
+                result.timings["write_s"] = write_s
+                writer.commit(result, pairs)
+            out.append(result)
+        return out
 
     def _finish(self, writer: OutputWriter | None, invalid: list[dict], t_start: float) -> None:
         failures = list(invalid)

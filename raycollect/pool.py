@@ -111,7 +111,8 @@ class WorkerPool:
             _generator_backpressure_num_objects=C.WORKER_BACKPRESSURE).remote()
         try:
             for ref in gen:
-                self.inbox.put(Event("frame", member.id, ray.get(ref)))
+                for frame in ray.get(ref):
+                    self.inbox.put(Event("frame", member.id, frame))
             self.inbox.put(Event("finished", member.id))
         except Exception as e:  # the actor died, or its generator raised: both end it
             self.inbox.put(Event("dead", member.id, e))

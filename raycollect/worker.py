@@ -130,7 +130,7 @@ class _RenderWorker:
 
     # --- the render loop ---------------------------------------------------------------
     async def run(self):
-        """Streaming generator of Frames until stop() or cancellation."""
+        """Streaming generator of lists of Frames (one list per batch) until stop()."""
         self._ttl = float((await self.queue.astats())["lease_ttl"])
         loop = asyncio.get_running_loop()
         heartbeat = loop.create_task(self._heartbeat())
@@ -145,9 +145,12 @@ class _RenderWorker:
                     idle = min(idle * 2, C.IDLE_POLL_MAX)
                     continue
                 idle = C.IDLE_POLL_MIN
-                for item in await self._render_batch(session, batch):
+                frames = await self._render_batch(session, batch)
+                for item in frames:
                     self._held.pop(item.lease.job_id, None)
-                    yield item
+                if frames:
+                    # One object per batch: serialising and sending is paid once per update.
+                    yield frames
                 self.frames += len(batch)
         finally:
             heartbeat.cancel()

@@ -1,0 +1,209 @@
+#!/usr/bin/env python
+"""Render benchmark: one table of ratios, all measured in this run on this machine.
+
+  P1  rc.render with 1 worker / a plain single-process loop (one Vuer server, one browser,
+      the same jobs, scene, size, views per update and revision barrier), target >= 0.9
+  P2  rc.render frames/s with 2 workers / 1 worker, target >= 1.4 on 2 cores
+  P3  camera-only jobs (a new pose every frame) / repeated grabs of an unchanged scene,
+      target >= 0.5
+  P4  the queue (scripts/bench_queue.py's key figures)
+  P5  peak resident memory of the driver over 1,000 and 3,000 frames at 160x120 written
+      to disk, and of each worker; target: driver < 400 MB, growth < 10%
+
+Rates are steady-state: from the first frame to the last, so start-up (Ray, browsers, the
+first page load) is left out of every rate alike.
+
+Usage: python scripts/bench.py [--frames 400] [--size 160x120] [--skip-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import psutil
+import ray
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import raycollect as rc  # noqa: E402
+from raycollect import camera, constants as C, scene as scenes, stage as stages  # noqa: E402
+from raycollect.browser import Browser, chromium_version, find_chromium  # noqa: E402
+from raycollect.server import LockedVuer, free_port  # noqa: E402
+from raycollect.worker import _decode  # noqa: E402
+
+
+# --- the plain loop: what one process with one browser does, with the same guarantee ------
+async def _plain(jobs: list[dict], k: int, repeat_grabs: int) -> tuple[float, float]:
+    """(frames/s rendering `jobs` K views per update with the barrier, frames/s of repeated
+    grabs of one unchanged view)."""
+    port = free_port()
+    app = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}")
+    ready: asyncio.Queue = asyncio.Queue()
+
+    async def on_session(session):
+        await ready.put(session)
+        await asyncio.Event().wait()
+
+    app.spawn(on_session)
+    await app.serve()
+    browser = Browser(app.url)
+    try:
+        session = await asyncio.wait_for(ready.get(), 60)
+        stage = stages.Stage(k)
+
+        async def grab(key: str, ttl: float = 10.0) -> dict:
+            from vuer.events import GrabRender
+            return (await session.rpc(GrabRender(key=key), ttl=ttl)).value
+
+        async def settle() -> None:
+            while True:
+                try:
+                    if stages.marker_revision_matches((await grab(stages.MARKER_VIEW_KEY, 0.5))["frame"],
+                                                      stage.revision):
+                        return
+                except asyncio.TimeoutError:
+                    pass
+
+        cams = [camera.validate(str(i), j) for i, j in enumerate(jobs)]
+        optics = stages.Optics.of(cams[0], False)
+        first = [np.asarray(c["matrix"]) for c in cams[:k]]
+        session.set @ stage.full_scene(scenes.scene_key(jobs[0]), optics,
+                                       scenes.demo_scene({}), first)
+        await settle()
+        session.update @ stage.marker_update()
+        await settle()
+        t0, n = None, 0
+        for i in range(0, len(cams), k):
+            batch = cams[i:i + k]
+            session.update @ stage.camera_update([np.asarray(c["matrix"]) for c in batch])
+            await settle()
+            for v in range(len(batch)):
+                _decode((await grab(stage.view_key(v)))["frame"])
+                n += 1
+                if t0 is None:
+                    t0, n = time.perf_counter(), 0
+        plain = n / (time.perf_counter() - t0)
+        key = stage.view_key(0)
+        await grab(key)
+        t0 = time.perf_counter()
+        for _ in range(repeat_grabs):
+            _decode((await grab(key))["frame"])
+        unchanged = repeat_grabs / (time.perf_counter() - t0)
+        return plain, unchanged
+    finally:
+        browser.stop()
+        await app.close()
+
+
+def pipeline(jobs: list[dict], workers: int, k: int, out: str | None = None) -> float:
+    """Steady-state frames/s of rc.render."""
+    times = []
+    with rc.render(jobs, workers=workers, out=out, views_per_update=k, progress=False,
+                   queue_name=f"bench-{time.time()}") as run:
+        for _ in run:
+            times.append(time.perf_counter())
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+# --- P5: memory, in a child process so the driver's peak is the run's alone ---------------
+def memory_child(frames: int, size: tuple[int, int], out: str) -> None:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    peaks: dict[str, int] = {}
+    stop = threading.Event()
+
+    me = psutil.Process()
+
+    def sample(run: rc.Run) -> None:
+        while not stop.wait(0.5):
+            # Sampled, not ru_maxrss: that is inherited across fork+exec from the parent.
+            peaks["driver"] = max(peaks.get("driver", 0), me.memory_info().rss)
+            pool = run.pool
+            for m in list(pool.members.values()) if pool else []:
+                try:
+                    rss = psutil.Process(m.info["pid"]).memory_info().rss
+                except psutil.Error:
+                    continue
+                peaks[m.id] = max(peaks.get(m.id, 0), rss)
+
+    with rc.render(rc.orbit(frames, *size), workers=2, out=out, progress=False) as run:
+        t = threading.Thread(target=sample, args=(run,), daemon=True)
+        t.start()
+        for _ in run:
+            pass
+        stop.set()
+        t.join()
+    driver = max(peaks.pop("driver", 0), me.memory_info().rss)
+    print(json.dumps({"driver": driver, "workers": peaks, "frames": run.summary["rendered"]}))
+
+
+def memory(frames: int, size: tuple[int, int]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="rc-bench-mem-") as out:
+        text = subprocess.run([sys.executable, __file__, "--memory-child", str(frames),
+                               "--size", f"{size[0]}x{size[1]}", "--out", out],
+                              capture_output=True, text=True, check=True).stdout
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=400)
+    ap.add_argument("--size", default="160x120")
+    ap.add_argument("--views-per-update", type=int, default=C.VIEWS_PER_UPDATE)
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-queue", action="store_true")
+    ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    if args.memory_child:
+        return memory_child(args.memory_child, size, args.out)
+    k = args.views_per_update
+    jobs = rc.orbit(args.frames, *size)
+    rows = []
+    plain, unchanged = asyncio.run(_plain(jobs, k, repeat_grabs=200))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    one = pipeline(jobs, 1, k)
+    two = pipeline(rc.orbit(args.frames, *size, radius=4.2), 2, k)
+    rows += [
+        ("P1 pipeline efficiency", f"{one / plain:.2f}",
+         f"rc.render 1 worker {one:.1f} fps / plain loop {plain:.1f} fps  (target >= 0.9)"),
+        ("P2 scaling 2 vs 1 worker", f"{two / one:.2f}",
+         f"{two:.1f} fps / {one:.1f} fps  (target >= 1.4)"),
+        ("P3 camera-only vs unchanged", f"{one / unchanged:.2f}",
+         f"{one:.1f} fps new pose every frame / {unchanged:.1f} fps repeated grabs  (target >= 0.5)"),
+    ]
+    ray.shutdown()
+    if not args.skip_memory:
+        m1, m3 = memory(1000, (160, 120)), memory(3000, (160, 120))
+        growth = m3["driver"] / m1["driver"] - 1
+        worst = max(list(m1["workers"].values()) + list(m3["workers"].values()))
+        rows.append(("P5 driver peak RSS", f"{m3['driver'] / 2**20:.0f} MB",
+                     f"1,000 frames {m1['driver'] / 2**20:.0f} MB, 3,000 frames "
+                     f"{m3['driver'] / 2**20:.0f} MB: growth {growth * 100:+.1f}% "
+                     f"(targets < 400 MB, < 10%); worker peak {worst / 2**20:.0f} MB"))
+    if not args.skip_queue:  # after P5: its 1M-job queue inflates this process
+        from bench_queue import in_process_cost, through_actor
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        b100 = through_actor(100, 20_000, None)
+        ratio = in_process_cost(1_000_000) / in_process_cost(1_000)
+        rows.append(("P4 queue", f"{b100:,.0f}/s",
+                     f"lease+complete batch 100, 4 clients (target >= 5,000); lease cost "
+                     f"1M/1k pending {ratio:.2f} (target <= 2)"))
+    print(f"\nraycollect render benchmark: {os.cpu_count()} cores, "
+          f"{chromium_version(find_chromium())}, ray {ray.__version__}, "
+          f"{args.frames} jobs at {args.size}, {k} views per update")
+    w = max(len(r[0]) for r in rows)
+    for name, value, detail in sorted(rows):
+        print(f"  {name:<{w}}  {value:>9}  {detail}")
+
+
+if __name__ == "__main__":
+    main()
