@@ -151,6 +151,7 @@ class BrowserManager:
         self.poll_period = poll_period
         self.slots: dict[str, _Slot] = {}
         self.restarts = 0
+        self.recycles = 0
         self.errors: list[str] = []
         self.queue_lost = False
         self._stop = threading.Event()
@@ -237,6 +238,7 @@ class BrowserManager:
                 if self.recycle_frames and frames - slot.frames_at_launch >= self.recycle_frames:
                     log.info("recycling the browser of %s after %d frames", worker,
                              frames - slot.frames_at_launch)
+                    self.recycles += 1
                     slot.browser.stop()
                     self._launch(worker, slot, frames)
                 continue

@@ -151,7 +151,8 @@ class Run:
         todo = [(j, p) for j, p in valid if writer is None or j not in writer.done]
         self.summary = {"jobs": len(valid) + len(invalid), "invalid": len(invalid),
                         "skipped": skipped, "rendered": 0, "failed": 0, "stale_refused": 0,
-                        "workers_restarted": 0, "browsers_restarted": 0}
+                        "workers_restarted": 0, "browsers_restarted": 0,
+                        "browsers_recycled": 0}
         bar = None
         try:
             self.queue = q = self._open_queue(journal)
@@ -201,8 +202,9 @@ class Run:
             if now - last_stats >= C.STATS_POLL_PERIOD:
                 last_stats = now
                 s = q.stats()
-                browsers = pool.browser_status() if pool.hosts else {"restarts": 0, "errors": []}
+                browsers = pool.browser_status()
                 self.summary["browsers_restarted"] = browsers["restarts"]
+                self.summary["browsers_recycled"] = browsers["recycles"]
                 bar.set_postfix(failed=s["failed"], stale=s["stale_refused"],
                                 workers=len(pool.members), refresh=False)
                 if browsers["errors"] and len(browsers["errors"]) >= len(pool.members):

@@ -38,7 +38,7 @@ class _BrowserHost:
 
     def status(self) -> dict:
         m = self.manager
-        return {"restarts": m.restarts, "errors": list(m.errors),
+        return {"restarts": m.restarts, "recycles": m.recycles, "errors": list(m.errors),
                 "browsers": {w: s.browser.pid for w, s in m.slots.items() if s.browser}}
 
     def kill_one(self, worker: str) -> int | None:
@@ -148,7 +148,7 @@ class WorkerPool:
             self.queue, node_id, self.chromium, self.recycle_frames)
 
     def browser_status(self) -> dict:
-        out = {"restarts": self._lost_host_restarts, "errors": []}
+        out = {"restarts": self._lost_host_restarts, "recycles": 0, "errors": []}
         for node_id, host in list(self.hosts.items()):
             try:
                 s = ray.get(host.status.remote(), timeout=30)
@@ -160,6 +160,7 @@ class WorkerPool:
             except (ray.exceptions.RayError, TimeoutError) as e:
                 raise BrowserError(f"browser host on node {node_id[:8]} failed: {_cause(e)}") from None
             out["restarts"] += s["restarts"]
+            out["recycles"] += s["recycles"]
             out["errors"] += s["errors"]
             self._host_restarts[node_id] = s["restarts"]
         return out

@@ -97,6 +97,18 @@ def test_browser_that_keeps_crashing_is_given_up(ray_local):
     assert manager.slots["wx"].launches == 5  # bounded: no more launches after giving up
 
 
+def test_browsers_are_recycled_after_a_number_of_frames(ray_local, chromium, tmp_out):
+    jobs = rc.orbit(80, 96, 72)
+    with rc.render(jobs, out=tmp_out, workers=1, recycle_frames=16, progress=False,
+                   max_attempts=5) as run:
+        for _ in run:
+            pass
+    check_output(tmp_out, _ids(jobs))
+    assert run.summary["browsers_recycled"] >= 1
+    assert run.summary["browsers_restarted"] == 0  # a recycle is not a crash
+    assert run.summary["failed"] == 0
+
+
 def test_queue_actor_killed_mid_run_recovers_from_its_journal(ray_local, chromium, tmp_out):
     jobs = rc.orbit(48, 96, 72)
 
