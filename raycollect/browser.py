@@ -70,6 +70,17 @@ def chromium_version(path: str) -> str:
 _PR_SET_PDEATHSIG = 1
 
 
+def undo_ray_niceness() -> None:
+    """Ray starts worker processes at niceness 15 so that its own services win the CPU. A
+    render worker and its browser are the job itself: at 15 they lose to everything else on
+    the node (the driver, Ray's services), and a browser inherits its parent's niceness.
+    Lowering niceness needs CAP_SYS_NICE; without it we keep what Ray gave."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
+    except PermissionError:
+        log.debug("cannot lower niceness from %d (no CAP_SYS_NICE)", os.getpriority(os.PRIO_PROCESS, 0))
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

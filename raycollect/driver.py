@@ -166,7 +166,7 @@ class Run:
                 self.pool = WorkerPool(q, n_workers, self.scene, self.options,
                                        browsers=self.browsers, recycle_frames=self.recycle_frames)
                 self.pool.start()
-                yield from self._consume(q, writer, bar, {j for j, _ in todo})
+                yield from self._consume(q, writer, bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -185,8 +185,7 @@ class Run:
         return JobQueue.create(name=self.queue_name, lease_ttl=self.lease_ttl,
                                max_attempts=self.max_attempts, journal=str(journal))
 
-    def _consume(self, q: JobQueue, writer: OutputWriter | None, bar: tqdm,
-                 todo: set[str]) -> Iterator[Result]:
+    def _consume(self, q: JobQueue, writer: OutputWriter | None, bar: tqdm) -> Iterator[Result]:
         pool = self.pool
         last_stats = 0.0
         while True:

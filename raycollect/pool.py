@@ -20,7 +20,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from . import constants as C
-from .browser import BrowserManager
+from .browser import BrowserManager, undo_ray_niceness
 from .errors import BrowserError, NoBrowser, RunFailed
 from .queue import JobQueue
 from .worker import RenderWorker, WorkerOptions
@@ -33,6 +33,7 @@ class _BrowserHost:
 
     def __init__(self, queue: JobQueue, node_id: str, binary: str | None,
                  recycle_frames: int):
+        undo_ray_niceness()  # before any browser starts: they inherit it
         self.manager = BrowserManager(queue, node_id=node_id, binary=binary,
                                       recycle_frames=recycle_frames).start()
 

@@ -27,6 +27,7 @@ from PIL import Image
 from vuer.events import GrabRender
 
 from . import camera, constants as C, scene as scenes, stage as stages
+from .browser import undo_ray_niceness
 from .errors import InvalidJob, NoBrowser, QueueUnavailable, RenderError, SceneError
 from .jobs import Lease
 from .queue import JobQueue
@@ -75,6 +76,7 @@ class _RenderWorker:
                  options: WorkerOptions | None = None):
         # Vuer prints every connection to stdout; keep the driver's console for our logs.
         sys.stdout = open(os.devnull, "w")
+        undo_ray_niceness()
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         self.queue, self.id = queue, worker_id
         self.scene = scenes.load_scene(scene)
