@@ -97,8 +97,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         failed = _count_lines(out / "failures.jsonl")
         print(json.dumps({"out": str(out), "done": done, "failed": failed}))
         return 0
-    ray.init(address=args.address, include_dashboard=False, configure_logging=False,
-             log_to_driver=False)
+    if not ray.is_initialized():
+        ray.init(address=args.address, include_dashboard=False, configure_logging=False,
+                 log_to_driver=False)
     try:
         stats = JobQueue.connect(args.queue).stats()
     except QueueUnavailable as e:

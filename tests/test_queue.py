@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -159,3 +160,17 @@ def test_journal_reopened_from_a_fresh_process(ray_local, tmp_path):
     assert all(l.token.split("-")[0] == s["incarnation"] for l in leases)
     assert all(q.complete_many(leases))
     assert q.stats()["done"] == 100
+
+
+def test_status_prints_the_live_queue_counts(ray_local, capsys):
+    from raycollect.cli import main
+
+    q = rc.JobQueue.create(name="status-q", lease_ttl=0.3)
+    q.submit([{"i": i} for i in range(3)])
+    [lease] = q.lease("w")
+    time.sleep(0.8)  # expires: its token is stale now
+    assert q.complete(lease) is False
+    assert main(["status", "--queue", "status-q"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert (counts["pending"], counts["done"], counts["stale_refused"], counts["expired"]) == (3, 0, 1, 1)
+    assert main(["status", "--queue", "no-such-queue"]) == 1
