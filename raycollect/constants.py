@@ -53,6 +53,8 @@ IDLE_POLL_MAX = 0.5
 REGISTRY_REFRESH_PERIOD = 1.0
 HEARTBEAT_FRACTION = 1 / 3  # extend leases after this fraction of the TTL
 WORKER_START_TIMEOUT = 60.0
+WORKER_START_ATTEMPTS = 5
+WORKER_START_BACKOFF = 1.0
 # Frames a worker may have yielded that the driver has not consumed yet (Ray generator
 # backpressure): keeps driver memory flat whatever the run length.
 WORKER_BACKPRESSURE = 16

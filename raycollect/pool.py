@@ -85,9 +85,34 @@ class WorkerPool:
 
     # --- workers -----------------------------------------------------------------------
     def start(self) -> None:
-        actors = [self._new_actor() for _ in range(self.size)]
+        actors = [self._new_actor() for _ in range(self.size)]  # they start in parallel
         for worker_id, actor in actors:
-            self._adopt(worker_id, actor, ray.get(actor.start.remote(), timeout=C.WORKER_START_TIMEOUT))
+            try:
+                info = ray.get(actor.start.remote(), timeout=C.WORKER_START_TIMEOUT)
+            except _START_ERRORS as e:
+                log.warning("worker %s did not start (%s); starting another", worker_id, _cause(e))
+                _kill(actor)
+                self._spawn()
+                continue
+            self._adopt(worker_id, actor, info)
+
+    def _spawn(self) -> str:
+        """Start one worker, trying again when one dies before it starts (placed on a node
+        that is going away, say)."""
+        last: BaseException | None = None
+        for _ in range(C.WORKER_START_ATTEMPTS):
+            worker_id, actor = self._new_actor()
+            try:
+                info = ray.get(actor.start.remote(), timeout=C.WORKER_START_TIMEOUT)
+            except _START_ERRORS as e:
+                last = _cause(e)
+                log.warning("worker %s did not start (%s); trying again", worker_id, last)
+                _kill(actor)
+                time.sleep(C.WORKER_START_BACKOFF)
+                continue
+            self._adopt(worker_id, actor, info)
+            return worker_id
+        raise RunFailed(f"could not start a render worker in {C.WORKER_START_ATTEMPTS} tries: {last!r}")
 
     def _new_actor(self):
         worker_id = f"w{next(self._ids)}"
@@ -127,18 +152,13 @@ class WorkerPool:
         if isinstance(cause, NoBrowser):
             raise RunFailed(str(cause)) from None
         released = self.queue.release_worker(worker_id, f"worker {worker_id} died: {cause!r}")
-        try:
-            ray.kill(member.actor, no_restart=True)
-        except Exception:  # already gone
-            pass
+        _kill(member.actor)
         if self.replaced >= self.replace_limit:
             raise RunFailed(f"{self.replaced} workers replaced already; last death: {cause!r}")
         self.replaced += 1
-        new_id, actor = self._new_actor()
-        log.warning("worker %s died (%s); %d lease(s) back to the queue; starting %s",
-                    worker_id, type(cause).__name__, released, new_id)
-        self._adopt(new_id, actor, ray.get(actor.start.remote(), timeout=C.WORKER_START_TIMEOUT))
-        return new_id
+        log.warning("worker %s died (%s); %d lease(s) back to the queue; starting another",
+                    worker_id, type(cause).__name__, released)
+        return self._spawn()
 
     # --- browsers ----------------------------------------------------------------------
     def _ensure_host(self, node_id: str) -> None:
@@ -190,21 +210,25 @@ class WorkerPool:
             if m.thread is not None:
                 m.thread.join(max(0.0, deadline - time.time()))
         for m in members:
-            try:
-                ray.kill(m.actor, no_restart=True)
-            except Exception:
-                pass
+            _kill(m.actor)
         for host in self.hosts.values():
             try:
                 ray.get(host.stop.remote(), timeout=grace)
-            except Exception:
+            except (ray.exceptions.RayError, TimeoutError):  # gone with its node
                 pass
-            try:
-                ray.kill(host, no_restart=True)
-            except Exception:
-                pass
+            _kill(host)
         self.members.clear()
         self.hosts.clear()
+
+
+_START_ERRORS = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError)
+
+
+def _kill(actor) -> None:
+    try:
+        ray.kill(actor, no_restart=True)
+    except (ray.exceptions.RayError, ValueError):  # already gone
+        pass
 
 
 def _cause(e: BaseException) -> BaseException:
