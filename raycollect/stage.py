@@ -26,7 +26,6 @@ from .scene import RESERVED_KEY_PREFIX
 PALETTE = [(r, g, b) for r in (0, 128, 255) for g in (0, 128, 255) for b in (0, 128, 255)
            if (r, g, b) not in ((0, 0, 0), (128, 128, 128))]
 MARKER_KEY = f"{RESERVED_KEY_PREFIX}marker"
-MARKER_VIEW_KEY = f"{RESERVED_KEY_PREFIX}marker-view"
 _D = C.MARKER_DISTANCE
 # The page's own canvas is never drawn: every frame comes from a grab, which renders the
 # view itself. With "demand" each update also redrew the full-window canvas (shadows and
@@ -44,10 +43,10 @@ def marker(revision: int) -> Box:
                castShadow=False, receiveShadow=False)
 
 
-def marker_view() -> CameraView:
+def marker_view(key: str) -> CameraView:
     m = np.eye(4)
     m[:3, 3] = [_D, _D, _D + 5]  # looking down -Z at the marker, 4.5 units away
-    return _view(MARKER_VIEW_KEY, m, fov=30, width=C.MARKER_VIEW_SIZE,
+    return _view(key, m, fov=30, width=C.MARKER_VIEW_SIZE,
                  height=C.MARKER_VIEW_SIZE, near=1.0, far=10.0, depth=False)
 
 
@@ -98,16 +97,24 @@ class Stage:
         self.revision = 0
         self.scene_key: str | None = None
         self.optics: Optics | None = None
+        self.n_views = 0
 
     def reset(self) -> None:
         """A new page is empty: the next batch must send everything."""
-        self.scene_key, self.optics = None, None
+        self.scene_key, self.optics, self.n_views = None, None, 0
 
     def view_key(self, i: int) -> str:
         return f"{RESERVED_KEY_PREFIX}view-{i}-{self.optics.tag}"
 
-    def needs_scene(self, scene_key: str, optics: Optics) -> bool:
-        return scene_key != self.scene_key or optics != self.optics
+    @property
+    def marker_view_key(self) -> str:
+        # Every view owns a WebGL context, and Chromium drops the OLDEST context of a page
+        # past its limit (16). Views of earlier optics are never freed by the client, so the
+        # marker view is renewed with the job views: it is never among the oldest.
+        return f"{RESERVED_KEY_PREFIX}marker-view-{self.optics.tag}"
+
+    def needs_scene(self, scene_key: str, optics: Optics, n: int) -> bool:
+        return scene_key != self.scene_key or optics != self.optics or n > self.n_views
 
     def _views(self, matrices: list[np.ndarray]) -> list[CameraView]:
         o = self.optics
@@ -117,14 +124,18 @@ class Stage:
     def full_scene(self, scene_key: str, optics: Optics, elements: list,
                    matrices: list[np.ndarray]) -> Scene:
         """The whole page for a new scene or new optics, with the marker at a new revision.
-        All K views exist from the start (idle ones reuse the first pose), so later batches
-        only move them."""
+        A full batch gets all K views, which later batches of the same scene only move; a
+        short one (optics that change from job to job) only the views it needs, since each
+        view costs a WebGL context."""
+        kept = self.n_views if optics == self.optics else 0
         self.scene_key, self.optics = scene_key, optics
+        self.n_views = max(len(matrices), kept)
         self.revision += 1
-        padded = list(matrices) + [matrices[0]] * (self.k - len(matrices))
+        padded = list(matrices) + [matrices[0]] * (self.n_views - len(matrices))
         # A non-empty bgChildren replaces the page's default staging (grid, lights, orbit
         # camera), which would otherwise show in every frame.
-        return Scene(*elements, marker(self.revision), marker_view(), *self._views(padded),
+        return Scene(*elements, marker(self.revision), marker_view(self.marker_view_key),
+                     *self._views(padded),
                      bgChildren=[group(key=f"{RESERVED_KEY_PREFIX}staging")],
                      up=[0, 1, 0], frameloop=FRAMELOOP)
 

@@ -216,7 +216,7 @@ class _RenderWorker:
         matrices = [np.asarray(c["matrix"]) for c in cams]
         skey = scenes.scene_key(leases[0].params)
         try:
-            if self.stage.needs_scene(skey, optics):
+            if self.stage.needs_scene(skey, optics, len(good)):
                 elements = scenes.build(self.scene, leases[0].job_id, leases[0].params)
                 session.set @ self.stage.full_scene(skey, optics, elements, matrices)
                 await self._settle(session)
@@ -261,7 +261,7 @@ class _RenderWorker:
         ttl = C.SETTLE_GRAB_TTL
         while True:
             try:
-                value = await self._grab(session, stages.MARKER_VIEW_KEY, ttl)
+                value = await self._grab(session, self.stage.marker_view_key, ttl)
                 if stages.marker_revision_matches(value["frame"], self.stage.revision):
                     return
             except asyncio.TimeoutError:

@@ -67,7 +67,7 @@ async def _plain(jobs: list[dict], k: int, repeat_grabs: int) -> tuple[float, fl
         async def settle() -> None:
             while True:
                 try:
-                    if stages.marker_revision_matches((await grab(stages.MARKER_VIEW_KEY, 0.5))["frame"],
+                    if stages.marker_revision_matches((await grab(stage.marker_view_key, 0.5))["frame"],
                                                       stage.revision):
                         return
                 except asyncio.TimeoutError:

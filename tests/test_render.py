@@ -80,6 +80,23 @@ def test_geometry_the_dot_lands_where_K_projects_it(ray_local, chromium):
         assert err < 2.0, f"dot at {got}, K projects it to {expected} ({err:.2f} px off)"
 
 
+def test_optics_that_change_every_job_keep_rendering(ray_local, chromium):
+    """Each new fov or size means new views (the client keeps a view's first optics), and
+    each view holds a WebGL context; Chromium drops the oldest past 16. 30 changes in a row
+    must all render, each at its own size."""
+    jobs = []
+    for i in range(30):
+        w, h = (64, 48) if i % 2 else (80, 60)
+        jobs.append({"camera": {"matrix": rc.look_at([3, 1.5, 3], [0, 0.4, 0]).tolist(),
+                                "fov": 30 + 1.5 * i, "width": w, "height": h}})
+    results, run = render_all(jobs, workers=1)
+    assert run.summary["failed"] == 0 and len(results) == 30
+    for job in jobs:
+        r = results[_job_id(job)]
+        assert r.image.shape == (job["camera"]["height"], job["camera"]["width"], 3)
+        assert r.image.std() > 10
+
+
 def _job_id(params: dict) -> str:
     from raycollect.jobs import content_id, to_plain
 
