@@ -38,7 +38,6 @@ VIEWS_PER_UPDATE = 8
 # Leases a worker keeps in hand beyond the batch it renders, hiding the actor round trip.
 PREFETCH_BATCHES = 1
 GRAB_TTL = 10.0
-FIRST_GRAB_TTL = 30.0
 # The revision marker is polled until it shows the new revision; give up after this long.
 SETTLE_TIMEOUT = 10.0
 MARKER_VIEW_SIZE = 8

@@ -51,18 +51,6 @@ class Lease:
     worker: str = ""
 
 
-@dataclass
-class JobInfo:
-    """What the queue tells about one job (failures listing, status)."""
-
-    job_id: str
-    state: JobState
-    attempts: int
-    params: dict
-    error: str | None = None
-    result: Any = None
-
-
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
