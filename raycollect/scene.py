@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import sys
 from typing import Callable
 
 from vuer.schemas import (AmbientLight, Box, Cone, DirectionalLight, Element, Plane, Sphere,
@@ -56,6 +58,10 @@ def load_scene(spec: str | SceneFn | None) -> SceneFn:
     module_name, sep, attr = str(spec).partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"--scene takes module:function, got {spec!r}")
+    # Like `python -m`, look in the current directory too: the `raycollect` script's own
+    # folder is what Python puts first on sys.path, not the user's.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         fn = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:
