@@ -157,7 +157,7 @@ class Run:
         try:
             self.queue = q = self._open_queue(journal)
             if todo:
-                q.submit([p for _, p in todo], keys=[j for j, _ in todo])
+                q.submit_prepared(todo)  # validate_jobs already made ids and plain params
                 # Jobs the journal calls done or failed but the output lacks: render again.
                 q.requeue([j for j, _ in todo])
             bar = tqdm(total=len(todo), unit="frame", disable=not self.progress,

@@ -362,9 +362,12 @@ class JobQueue:
     def submit(self, params_list: Iterable[dict], keys: Iterable[str] | None = None) -> list[str]:
         """Add jobs; returns their ids in order. A job already known (same key, or same
         params when no key is given) keeps its id and is not added twice."""
-        items = prepare(params_list, keys)
+        return self.submit_prepared(prepare(params_list, keys))
+
+    def submit_prepared(self, items: Sequence[tuple[str, dict]]) -> list[str]:
+        """Submit (job id, plain params) pairs that `jobs.prepare` already made."""
         for i in range(0, len(items), C.SUBMIT_CHUNK):
-            _get(self._actor.submit.remote(items[i:i + C.SUBMIT_CHUNK]))
+            _get(self._actor.submit.remote(list(items[i:i + C.SUBMIT_CHUNK])))
         return [job_id for job_id, _ in items]
 
     def lease(self, worker: str, n: int = 1) -> list[Lease]:
