@@ -88,7 +88,8 @@ class _RenderWorker:
         self.frames = 0
         self.info: dict = {}
         self._held: dict[str, Lease] = {}  # leases in hand, heartbeated until handed off
-        self._buffer: deque[Lease] = deque()
+        # Leases in hand with their batch key, computed once per lease (it serialises params).
+        self._buffer: deque[tuple[Lease, tuple]] = deque()
         self._prefetch: asyncio.Task | None = None
         self._stopping = False
         self._ttl = C.DEFAULT_LEASE_TTL
@@ -141,13 +142,13 @@ class _RenderWorker:
         try:
             while not self._stopping:
                 session = await self._wait_session()
-                batch = await self._next_batch()
+                batch, skey = await self._next_batch()
                 if not batch:
                     await asyncio.sleep(idle)
                     idle = min(idle * 2, C.IDLE_POLL_MAX)
                     continue
                 idle = C.IDLE_POLL_MIN
-                frames = await self._render_batch(session, batch)
+                frames = await self._render_batch(session, batch, skey)
                 for item in frames:
                     self._held.pop(item.lease.job_id, None)
                 if frames:
@@ -180,7 +181,8 @@ class _RenderWorker:
             await asyncio.sleep(0)  # let the spawn handler set self.session
         return self.session
 
-    async def _next_batch(self) -> list[Lease]:
+    async def _next_batch(self) -> tuple[list[Lease], str | None]:
+        """The next batch and its scene key."""
         k = self.opt.views_per_update
         if len(self._buffer) < k * (1 + C.PREFETCH_BATCHES) and self._prefetch is None:
             want = k * (1 + C.PREFETCH_BATCHES) - len(self._buffer)
@@ -188,19 +190,18 @@ class _RenderWorker:
         if self._prefetch is not None and (not self._buffer or self._prefetch.done()):
             task, self._prefetch = self._prefetch, None
             for lease in await task:
-                self._buffer.append(lease)
+                self._buffer.append((lease, _batch_key(lease)))
                 self._held[lease.job_id] = lease
         if not self._buffer:
-            return []
+            return [], None
         # A batch is consecutive leases that share the scene and optics of the first one.
-        first = self._buffer.popleft()
+        first, key = self._buffer.popleft()
         batch = [first]
-        key = _batch_key(first)
-        while self._buffer and len(batch) < k and _batch_key(self._buffer[0]) == key:
-            batch.append(self._buffer.popleft())
-        return batch
+        while self._buffer and len(batch) < k and self._buffer[0][1] == key:
+            batch.append(self._buffer.popleft()[0])
+        return batch, key[0]
 
-    async def _render_batch(self, session, batch: list[Lease]) -> list[Frame]:
+    async def _render_batch(self, session, batch: list[Lease], skey: str) -> list[Frame]:
         t0 = time.perf_counter()
         good: list[tuple[Lease, dict]] = []
         for lease in batch:
@@ -214,7 +215,6 @@ class _RenderWorker:
         cams = [c for _, c in good]
         optics = stages.Optics.of(cams[0], self.opt.depth)
         matrices = [np.asarray(c["matrix"]) for c in cams]
-        skey = scenes.scene_key(leases[0].params)
         try:
             if self.stage.needs_scene(skey, optics, len(good)):
                 elements = scenes.build(self.scene, leases[0].job_id, leases[0].params)
@@ -329,15 +329,14 @@ class _RenderWorker:
                 log.warning("worker %s: cannot refresh its registry entry: %s", self.id, e)
 
     async def _give_back(self) -> None:
+        leases = [lease for lease, _ in self._buffer]
+        self._buffer.clear()
         if self._prefetch is not None:
             try:
-                for lease in await self._prefetch:
-                    self._buffer.append(lease)
+                leases += await self._prefetch
             except QueueUnavailable:
                 pass
             self._prefetch = None
-        leases = list(self._buffer)
-        self._buffer.clear()
         for lease in leases:
             self._held.pop(lease.job_id, None)
         if leases:
