@@ -24,7 +24,7 @@ from .errors import BrowserError
 
 log = logging.getLogger(__name__)
 
-# Flags measured to work on these machines (facts.md): software WebGL through SwiftShader, and
+# Flags measured to work on these machines (README, Performance): software WebGL through SwiftShader, and
 # no background traffic to a network that is closed.
 CHROMIUM_FLAGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader",

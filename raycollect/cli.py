@@ -51,7 +51,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lease-ttl", type=float, default=C.DEFAULT_LEASE_TTL)
     p.add_argument("--views-per-update", type=int, default=C.VIEWS_PER_UPDATE,
                    help="camera views sent in one scene update [%(default)s]")
-    p.add_argument("--depth", action="store_true", help="also write depth frames")
+    p.add_argument("--depth", action="store_true",
+                   help="also write metric z-depth: frames/<job_id>.depth.npy (float32 metres)")
+    p.add_argument("--masks", action="store_true",
+                   help="also write instance masks: frames/<job_id>.mask.png (16-bit ids)")
     p.add_argument("--queue", default=C.DEFAULT_QUEUE_NAME, help="queue name [%(default)s]")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -69,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = render(jobs, scene=args.scene, workers=args.workers, out=args.out,
                  address=args.address, browsers=args.browsers, queue_name=args.queue,
                  lease_ttl=args.lease_ttl, max_attempts=args.max_attempts,
-                 views_per_update=args.views_per_update, depth=args.depth,
+                 views_per_update=args.views_per_update, depth=args.depth, masks=args.masks,
                  progress=not args.no_progress)
     try:
         for _ in run:
@@ -92,10 +95,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .queue import JobQueue
 
     if args.out:
+        from .files import PASS_NAMES
+        from .writer import passes
+
         out = Path(args.out)
         done = _count_lines(out / "manifest.jsonl")
         failed = _count_lines(out / "failures.jsonl")
-        print(json.dumps({"out": str(out), "done": done, "failed": failed}))
+        print(json.dumps({"out": str(out), "done": done, "failed": failed,
+                          "passes": [PASS_NAMES[k] for k in passes(out)]}))
         return 0
     if not ray.is_initialized():
         ray.init(address=args.address, include_dashboard=False, configure_logging=False,

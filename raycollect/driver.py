@@ -84,7 +84,7 @@ class Run:
                  queue_name: str | None = None, lease_ttl: float = C.DEFAULT_LEASE_TTL,
                  max_attempts: int = C.DEFAULT_MAX_ATTEMPTS,
                  views_per_update: int = C.VIEWS_PER_UPDATE, depth: bool = False,
-                 session_timeout: float = C.SESSION_WAIT_TIMEOUT, barrier: bool = True,
+                 masks: bool = False, session_timeout: float = C.SESSION_WAIT_TIMEOUT, barrier: bool = True,
                  recycle_frames: int = C.BROWSER_RECYCLE_JOBS, progress: bool = True):
         self.scene = scenes.load_scene(scene)
         self._pickle_scene_by_value(self.scene)
@@ -93,7 +93,7 @@ class Run:
         self.queue_name = queue_name or C.DEFAULT_QUEUE_NAME
         self.lease_ttl, self.max_attempts = lease_ttl, max_attempts
         self.options = WorkerOptions(views_per_update=views_per_update, depth=depth,
-                                     session_timeout=session_timeout, barrier=barrier)
+                                     masks=masks, session_timeout=session_timeout, barrier=barrier)
         self.recycle_frames, self.progress = recycle_frames, progress
         self.summary: dict = {}
         self.queue: JobQueue | None = None
@@ -238,9 +238,9 @@ class Run:
         staged = []
         for frame in frames:
             lease = frame.lease
-            result = Result(lease.job_id, lease.params, image=frame.image, depth=frame.depth,
-                            camera=frame.camera, worker=frame.worker, attempt=lease.attempt,
-                            timings=dict(frame.timings), node=frame.node)
+            result = Result(lease.job_id, lease.params, camera=frame.camera, worker=frame.worker,
+                            attempt=lease.attempt, timings=dict(frame.timings), node=frame.node,
+                            instances=frame.instances, files=frame.files)
             # Already in the output (a rerun over a journal that lost the completion): the
             # lease is completed below, the frame is not written again.
             duplicate = writer is not None and lease.job_id in writer.done
@@ -308,6 +308,7 @@ def render(jobs: Iterable[Any], scene=None, workers: int | str = C.DEFAULT_WORKE
     "module:function"; None is the built-in demo. workers: an int or "auto". out: a directory
     for frames/, manifest.jsonl, failures.jsonl and contact_sheet.png. address: a Ray cluster
     address (None starts or joins a local one). Options: browsers ("managed" or "external"),
-    keys, queue_name, lease_ttl, max_attempts, views_per_update, depth, session_timeout,
+    keys, queue_name, lease_ttl, max_attempts, views_per_update, depth (metric z-depth,
+    frames/<id>.depth.npy), masks (instance ids, frames/<id>.mask.png), session_timeout,
     recycle_frames, progress."""
     return Run(jobs, scene=scene, workers=workers, out=out, address=address, **options)

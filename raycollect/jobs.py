@@ -7,11 +7,12 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from .constants import JOB_ID_HEX_CHARS, MAX_KEY_LENGTH
 from .errors import InvalidJob
+from .files import decode
 
 
 class JobState(str, enum.Enum):
@@ -134,18 +135,41 @@ class Job:
 class Result(Job):
     """A rendered job: what the job was, plus its frame and camera data.
 
-    image: HxWx3 uint8 RGB. depth: HxW uint8 as the client encodes it, or None.
+    image: HxWx3 uint8 RGB, exactly the pixels the browser drew. depth: HxW float32 metres of
+    z-depth (0 where nothing was hit), or None without the depth pass. mask: HxW uint16
+    instance ids (see `instances`), or None without the mask pass. The arrays are decoded
+    from the encoded files on first use, so code that only writes files never pays for it.
     camera: {"matrix" (4x4 camera-to-world), "K" (3x3, pixels), "width", "height", "fov",
-    "near", "far"}. path: the PNG written, when rendering to an output directory."""
+    "near", "far"}. instances: {scene element key: id} of the frame's elements.
+    path: the PNG written, when rendering to an output directory."""
 
-    image: Any = None
-    depth: Any = None
     camera: dict | None = None
     worker: str = ""
     attempt: int = 0
     timings: dict | None = None
     path: str | None = None
     node: str = ""
+    instances: dict | None = None
+    files: dict = field(default_factory=dict, repr=False)  # kind -> encoded bytes
+    _arrays: dict = field(default_factory=dict, repr=False)
+
+    def _array(self, kind: str):
+        if kind not in self._arrays:
+            data = self.files.get(kind)
+            self._arrays[kind] = None if data is None else decode(kind, data)
+        return self._arrays[kind]
+
+    @property
+    def image(self):
+        return self._array("image")
+
+    @property
+    def depth(self):
+        return self._array("depth")
+
+    @property
+    def mask(self):
+        return self._array("mask")
 
 
 @dataclass(frozen=True)

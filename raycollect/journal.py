@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     result TEXT,
     done_token TEXT
 );
+CREATE TABLE IF NOT EXISTS instances (key TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE);
 """
 
 
@@ -69,6 +70,13 @@ class Journal:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    def instances(self) -> dict[str, int]:
+        """The instance ids given out so far: scene element key -> id."""
+        return dict(self._db.execute("SELECT key, id FROM instances"))
+
+    def add_instances(self, pairs: Iterable[tuple[str, int]]) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO instances VALUES (?, ?)", pairs)
 
     def close(self) -> None:
         self._db.close()

@@ -63,6 +63,9 @@ class _QueueActor:
         self._inserts: list[tuple[str, str]] = []
         self._updates: dict[str, tuple] = {}
         self._reaper: asyncio.Task | None = None
+        # Instance ids of scene elements (their keys), for the mask pass: one owner, so the
+        # same key has the same id in every frame of every worker, and after a restart.
+        self._instances: dict[str, int] = self._journal.instances() if self._journal else {}
         if self._journal:
             self._recover()
 
@@ -279,6 +282,23 @@ class _QueueActor:
                     break
         return out
 
+    async def instance_ids(self, keys: list[str]) -> list[int]:
+        """The id of each scene element key, giving the next free id to keys not seen yet."""
+        new = []
+        for key in keys:
+            if key not in self._instances:
+                if len(self._instances) >= C.MAX_INSTANCES:
+                    raise ValueError(f"more than {C.MAX_INSTANCES} distinct scene element keys: "
+                                     f"instance masks are 16-bit")
+                self._instances[key] = len(self._instances) + 1
+                new.append((key, self._instances[key]))
+        if new and self._journal:
+            self._journal.add_instances(new)
+        return [self._instances[k] for k in keys]
+
+    async def instances(self) -> dict[str, int]:
+        return dict(self._instances)
+
     # --- the registry of render workers, for browsers started elsewhere -------------------
     async def register_worker(self, worker: str, info: dict) -> None:
         self._workers[worker] = {**info, "worker": worker, "registered": time.time()}
@@ -421,6 +441,10 @@ class JobQueue:
     def workers(self) -> dict[str, dict]:
         return _get(self._actor.workers.remote())
 
+    def instances(self) -> dict[str, int]:
+        """Scene element key -> instance id, as used in mask frames."""
+        return _get(self._actor.instances.remote())
+
     # --- async twins, for async actors -------------------------------------------------
     async def alease(self, worker: str, n: int = 1) -> list[Lease]:
         return await _aget(self._actor.lease.remote(*self._lease_args(worker, n)))
@@ -440,6 +464,9 @@ class JobQueue:
 
     async def astats(self) -> dict:
         return await _aget(self._actor.stats.remote())
+
+    async def ainstance_ids(self, keys: Sequence[str]) -> list[int]:
+        return await _aget(self._actor.instance_ids.remote(list(keys)))
 
     async def aworkers(self) -> dict[str, dict]:
         return await _aget(self._actor.workers.remote())

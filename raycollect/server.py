@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-
 from collections import deque
+from functools import lru_cache
+from pathlib import Path
 
 from aiohttp import web
 from vuer import Vuer, VuerSession
+from vuer.base import websocket_handler
 
 from .constants import LOOPBACK
 
@@ -25,6 +27,20 @@ log = logging.getLogger(__name__)
 
 # Close code for a refused session (4000-4999 are free for applications).
 BUSY_CLOSE_CODE = 4001
+CAPTURE_SCRIPT = Path(__file__).with_name("capture.js")
+
+
+@lru_cache(maxsize=4)
+def page_html(client_root: Path) -> str:
+    """The client's index.html with raycollect's capture script inlined first in <head>, so it
+    runs before the client's modules create any three.js object."""
+    html = (client_root / "index.html").read_text(encoding="utf-8")
+    script = f"<script>\n{CAPTURE_SCRIPT.read_text(encoding='utf-8')}\n</script>"
+    head = html.find("<head>")
+    if head < 0:
+        raise RuntimeError(f"{client_root / 'index.html'} has no <head>: an unsupported Vuer client")
+    at = head + len("<head>")
+    return html[:at] + script + html[at:]
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -59,9 +75,21 @@ class LockedVuer(Vuer):
     refused_sessions = 0
     _runner: web.AppRunner | None = None
 
+    # Extra passes the page renders with every grab ("depth", "mask"): read by capture.js
+    # from the page's URL, so one worker's browser renders exactly what its runs ask for.
+    passes: tuple = ()
+
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}/?ws=ws://{LOOPBACK}:{self.port}"
+        url = f"http://{LOOPBACK}:{self.port}/?ws=ws://{LOOPBACK}:{self.port}"
+        return url + (f"&rc_passes={','.join(self.passes)}" if self.passes else "")
+
+    async def socket_index(self, request):
+        if request.headers.get("Upgrade", "").lower().strip() == "websocket":
+            return await websocket_handler(request, self.downlink,
+                                           max_msg_size=self.WEBSOCKET_MAX_SIZE)
+        return web.Response(text=page_html(Path(self.client_root)), content_type="text/html",
+                            headers={"Cache-Control": "no-store"})
 
     def _allowed_origin(self, origin: str | None) -> bool:
         # Browsers always send Origin on websockets; our page's origin is our own address.

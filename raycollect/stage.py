@@ -4,18 +4,16 @@ The page holds the job's scene, K camera views and a revision marker: a small un
 outside any job camera's far plane, watched by an 8x8 view of its own. Each change of the page
 is sent with the marker recoloured to a new revision, in the same event, so it commits in the
 same React render. The worker polls the marker view until it shows the new revision before it
-grabs any job view: a frame can then not show what an earlier job left on screen (facts.md
-measured 23 of 24 immediate grabs stale without such a barrier).
+grabs any job view: a frame can then not show what an earlier job left on screen (measured:
+23 of 24 immediate grabs stale without such a barrier; see the README).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from io import BytesIO
 
 import numpy as np
-from PIL import Image
 from vuer.schemas import Box, CameraView, Scene, group
 
 from . import constants as C
@@ -47,24 +45,31 @@ def marker_view(key: str) -> CameraView:
     m = np.eye(4)
     m[:3, 3] = [_D, _D, _D + 5]  # looking down -Z at the marker, 4.5 units away
     return _view(key, m, fov=30, width=C.MARKER_VIEW_SIZE,
-                 height=C.MARKER_VIEW_SIZE, near=1.0, far=10.0, depth=False)
+                 height=C.MARKER_VIEW_SIZE, near=1.0, far=10.0)
 
 
-def marker_revision_matches(jpeg: bytes, revision: int) -> bool:
-    """True if the marker view shows `revision`'s colour (nearest palette entry)."""
-    rgb = np.asarray(Image.open(BytesIO(jpeg)).convert("RGB"), dtype=float).reshape(-1, 3).mean(0)
+def marker_revision_matches(image: np.ndarray, revision: int) -> bool:
+    """True if the marker view's RGB frame shows `revision`'s colour (nearest palette entry)."""
+    rgb = np.asarray(image, dtype=float).reshape(-1, 3).mean(0)
     nearest = int(np.argmin(((np.asarray(PALETTE, dtype=float) - rgb) ** 2).sum(1)))
     return nearest == revision % len(PALETTE)
 
 
+def instance_groups(elements: list, ids: list[int]) -> list:
+    """Each top-level element inside a group that carries its instance id: the page's mask
+    pass gives every mesh below it that id (raycollect/capture.js)."""
+    return [group(el, key=f"{RESERVED_KEY_PREFIX}inst-{el.key}", userData={"rcId": i})
+            for el, i in zip(elements, ids)]
+
+
 def _view(key: str, matrix: np.ndarray, fov: float, width: int, height: int, near: float,
-          far: float, depth: bool) -> CameraView:
-    # three.js reads matrices column-major: pass the transpose, flattened (facts.md).
+          far: float) -> CameraView:
+    # three.js reads matrices column-major: pass the transpose, flattened.
     return CameraView(key=key, matrix=np.asarray(matrix, dtype=float).T.flatten().tolist(),
                       fov=fov, width=width, height=height, near=near, far=far,
                       downsample=1,  # the client's default of 2 would halve the image
                       stream="ondemand", monitor=False, showCamera=False, showFrustum=False,
-                      movable=False, renderDepth=depth)
+                      movable=False)
 
 
 @dataclass(frozen=True)
@@ -78,11 +83,10 @@ class Optics:
     height: int
     near: float
     far: float
-    depth: bool
 
     @classmethod
-    def of(cls, cam: dict, depth: bool) -> "Optics":
-        return cls(cam["fov"], cam["width"], cam["height"], cam["near"], cam["far"], depth)
+    def of(cls, cam: dict) -> "Optics":
+        return cls(cam["fov"], cam["width"], cam["height"], cam["near"], cam["far"])
 
     @property
     def tag(self) -> str:
@@ -118,7 +122,7 @@ class Stage:
 
     def _views(self, matrices: list[np.ndarray]) -> list[CameraView]:
         o = self.optics
-        return [_view(self.view_key(i), m, o.fov, o.width, o.height, o.near, o.far, o.depth)
+        return [_view(self.view_key(i), m, o.fov, o.width, o.height, o.near, o.far)
                 for i, m in enumerate(matrices)]
 
     def full_scene(self, scene_key: str, optics: Optics, elements: list,

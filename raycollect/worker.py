@@ -3,7 +3,8 @@ queue's jobs through the one browser page attached to it.
 
 Per batch: lease (prefetched, so the actor round trip hides behind rendering) -> send the
 scene or only the moved cameras, with the revision marker -> wait until the page shows that
-revision -> grab each view -> decode -> yield the frame to the driver. Yielded items of a
+revision -> grab each view (raw pixels and the extra passes, raycollect/capture.py) -> encode
+the files -> yield them to the driver. Yielded items of a
 streaming generator are owned by the caller, so frames survive this actor's death. The driver
 completes each lease once the frame is recorded; this worker never marks a job done.
 """
@@ -18,15 +19,13 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from io import BytesIO
 from typing import Any
 
 import numpy as np
 import ray
-from PIL import Image
 from vuer.events import GrabRender
 
-from . import camera, constants as C, scene as scenes, stage as stages
+from . import camera, capture, constants as C, files, scene as scenes, stage as stages
 from .browser import undo_ray_niceness
 from .errors import InvalidJob, NoBrowser, QueueUnavailable, RenderError, SceneError
 from .jobs import Lease
@@ -43,7 +42,8 @@ class SessionLost(Exception):
 @dataclass
 class WorkerOptions:
     views_per_update: int = C.VIEWS_PER_UPDATE
-    depth: bool = False
+    depth: bool = False  # also render metric depth (frames/<id>.depth.npy)
+    masks: bool = False  # also render instance masks (frames/<id>.mask.png)
     session_timeout: float = C.SESSION_WAIT_TIMEOUT
     grab_ttl: float = C.GRAB_TTL
     settle_timeout: float = C.SETTLE_TIMEOUT
@@ -54,19 +54,20 @@ class WorkerOptions:
 
 @dataclass
 class Frame:
-    """One rendered job on its way to the driver, with the lease the driver completes."""
+    """One rendered job on its way to the driver, with the lease the driver completes.
+    `files` holds the encoded files by kind ("image", "depth", "mask"; raycollect/files.py)."""
 
     lease: Lease
-    image: np.ndarray
-    depth: np.ndarray | None
+    files: dict
     camera: dict
     worker: str
     timings: dict = field(default_factory=dict)
     node: str = ""
+    instances: dict | None = None
 
-
-def _decode(jpeg: bytes, mode: str = "RGB") -> np.ndarray:
-    return np.asarray(Image.open(BytesIO(jpeg)).convert(mode))
+    @property
+    def nbytes(self) -> int:
+        return sum(len(b) for b in self.files.values())
 
 
 class _RenderWorker:
@@ -94,11 +95,14 @@ class _RenderWorker:
         self._stopping = False
         self._ttl = C.DEFAULT_LEASE_TTL
         self._lost = asyncio.Event()
+        self._instances: dict | None = None  # key -> instance id of the scene on the page
 
     # --- setup -------------------------------------------------------------------------
     async def start(self) -> dict:
         port = free_port()
         self.server = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}")
+        self.server.passes = tuple(p for p, on in (("depth", self.opt.depth),
+                                                   ("mask", self.opt.masks)) if on)
         self.server.spawn(self._on_session)
         await self.server.serve()
         ctx = ray.get_runtime_context()
@@ -213,11 +217,17 @@ class _RenderWorker:
             return []
         leases = [l for l, _ in good]
         cams = [c for _, c in good]
-        optics = stages.Optics.of(cams[0], self.opt.depth)
+        optics = stages.Optics.of(cams[0])
         matrices = [np.asarray(c["matrix"]) for c in cams]
         try:
             if self.stage.needs_scene(skey, optics, len(good)):
                 elements = scenes.build(self.scene, leases[0].job_id, leases[0].params)
+                self._instances = None
+                if self.opt.masks:
+                    keys = [str(el.key) for el in elements]
+                    ids = await self.queue.ainstance_ids(keys)
+                    self._instances = dict(zip(keys, ids))
+                    elements = stages.instance_groups(elements, ids)
                 session.set @ self.stage.full_scene(skey, optics, elements, matrices)
                 await self._settle(session)
                 # Effects that React runs after paint (some props are applied there) are
@@ -232,15 +242,9 @@ class _RenderWorker:
                 g0 = time.perf_counter()
                 value = await self._grab(session, self.stage.view_key(i))
                 g1 = time.perf_counter()
-                image = _decode(value["frame"])
-                if image.shape[:2] != (cam["height"], cam["width"]):
-                    raise RenderError(f"job {lease.job_id}: browser returned "
-                                      f"{image.shape[1]}x{image.shape[0]}, asked for "
-                                      f"{cam['width']}x{cam['height']}")
-                depth = _decode(value["depthFrame"], "L") if self.opt.depth and "depthFrame" in value else None
-                frames.append(Frame(lease, image, depth, camera.camera_record(cam), self.id, {
-                    "settle_s": t1 - t0, "grab_s": g1 - g0, "decode_s": time.perf_counter() - g1,
-                    "batch": len(good)}, self.info["node_id"]))
+                frames.append(self._frame(lease, cam, value, {
+                    "settle_s": t1 - t0, "grab_s": g1 - g0, "batch": len(good)}))
+                frames[-1].timings["encode_s"] = time.perf_counter() - g1
             return frames
         except SessionLost:
             self.stage.reset()
@@ -253,6 +257,23 @@ class _RenderWorker:
             await self._fail(leases, f"render failed on worker {self.id}: {e!r}", "retry")
         return []
 
+    def _frame(self, lease: Lease, cam: dict, value: dict, timings: dict) -> Frame:
+        """Decode a grab's payload, check it, and encode the job's files."""
+        cap = capture.decode(value["frame"], far=cam["far"])
+        if (cap.height, cap.width) != (cam["height"], cam["width"]):
+            raise RenderError(f"job {lease.job_id}: browser returned {cap.width}x{cap.height}, "
+                              f"asked for {cam['width']}x{cam['height']}")
+        out = {"image": files.encode_image(cap.rgb)}
+        for kind, on, array, encode in (("depth", self.opt.depth, cap.depth, files.encode_depth),
+                                        ("mask", self.opt.masks, cap.mask, files.encode_mask)):
+            if not on:
+                continue
+            if array is None:
+                raise RenderError(f"job {lease.job_id}: the page returned no {kind} pass")
+            out[kind] = encode(array)
+        return Frame(lease, out, camera.camera_record(cam), self.id, timings,
+                     self.info["node_id"], self._instances if self.opt.masks else None)
+
     async def _settle(self, session) -> None:
         """Poll the marker view until it shows the stage's current revision."""
         if not self.opt.barrier:
@@ -262,7 +283,8 @@ class _RenderWorker:
         while True:
             try:
                 value = await self._grab(session, self.stage.marker_view_key, ttl)
-                if stages.marker_revision_matches(value["frame"], self.stage.revision):
+                cap = capture.decode(value["frame"])
+                if stages.marker_revision_matches(cap.rgb, self.stage.revision):
                     return
             except asyncio.TimeoutError:
                 ttl = min(ttl * 2, 2.0)  # a newly mounted view subscribes after paint

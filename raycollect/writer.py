@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from . import constants as C
+from .files import PASS_NAMES, SUFFIXES, load
 from .jobs import Result
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,42 @@ CONTACT_SHEET = "contact_sheet.png"
 FRAMES = "frames"
 STATE_DIR = ".raycollect"  # the queue journal lives here
 TMP_SUFFIX = ".tmp"
-# compress_level 1: PNG encoding runs in the driver for every frame; level 1 is several
-# times faster than the default 6 for a few percent more bytes.
-PNG_COMPRESS_LEVEL = 1
+
+
+def read_manifest(root: str | os.PathLike) -> list[dict]:
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def passes(root: str | os.PathLike) -> list[str]:
+    """The passes (file kinds) the frames of an output hold, in a fixed order."""
+    seen = set()
+    for line in read_manifest(root):
+        seen.update(line.get("files", {}))
+    return [k for k in SUFFIXES if k in seen]
+
+
+def _thumbnail(kind: str, array: np.ndarray, width: int) -> Image.Image:
+    """A picture of one pass: RGB as is, depth as grey (near bright), ids as colours."""
+    if kind == "depth":
+        hit = array > 0
+        grey = np.zeros(array.shape, np.uint8)
+        if hit.any():
+            lo, hi = float(array[hit].min()), float(array[hit].max())
+            grey[hit] = (255 - 200 * (array[hit] - lo) / max(hi - lo, 1e-9)).astype(np.uint8)
+        im = Image.fromarray(grey).convert("RGB")
+    elif kind == "mask":
+        ids = array.astype(np.uint32)
+        # A fixed, well-spread colour per id (coprime multipliers per channel); 0 stays black.
+        rgb = np.stack([(ids * 97) % 256, (ids * 181 + 60) % 256, (ids * 47 + 120) % 256], -1)
+        rgb[ids == 0] = 0
+        im = Image.fromarray(rgb.astype(np.uint8))
+    else:
+        im = Image.fromarray(array)
+    return im.resize((width, max(1, round(im.height * width / im.width))), Image.NEAREST)
 
 
 class OutputWriter:
@@ -65,39 +99,38 @@ class OutputWriter:
             if f.name.endswith(TMP_SUFFIX) or f.name.startswith(".") or job_id not in self.done:
                 f.unlink()
 
-    def _frame_path(self, job_id: str, kind: str = "") -> Path:
-        return self.frames / f"{job_id}{kind}.png"
+    def _frame_path(self, job_id: str, kind: str = "image") -> Path:
+        return self.frames / f"{job_id}{SUFFIXES[kind]}"
 
-    def stage(self, r: Result, token: str) -> list[tuple[Path, Path]]:
-        """Write the frame (and depth) under temporary names; returns (tmp, final) pairs."""
-        pairs = []
-        for kind, array in (("", r.image), (".depth", r.depth)):
-            if array is None:
-                continue
+    def stage(self, r: Result, token: str) -> list[tuple[str, Path, Path]]:
+        """Write the frame's encoded files under temporary names: (kind, tmp, final)."""
+        staged = []
+        for kind, data in r.files.items():
             final = self._frame_path(r.job_id, kind)
             tmp = final.with_name(f".{final.name}.{token}{TMP_SUFFIX}")
-            Image.fromarray(np.asarray(array)).save(tmp, format="PNG",
-                                                    compress_level=PNG_COMPRESS_LEVEL)
-            pairs.append((tmp, final))
-        return pairs
+            with open(tmp, "wb") as f:
+                f.write(data)
+            staged.append((kind, tmp, final))
+        return staged
 
-    def commit(self, r: Result, pairs: list[tuple[Path, Path]]) -> None:
+    def commit(self, r: Result, staged: list[tuple[str, Path, Path]]) -> None:
         """Rename the staged files into place and record the job in the manifest."""
-        for tmp, final in pairs:
+        for _, tmp, final in staged:
             os.replace(tmp, final)
-        files = {("depth" if ".depth" in final.name else "image"): str(final.relative_to(self.root))
-                 for _, final in pairs}
-        r.path = str(pairs[0][1]) if pairs else None
+        files = {kind: str(final.relative_to(self.root)) for kind, _, final in staged}
+        r.path = str(self.root / files["image"]) if "image" in files else None
         line = {"job_id": r.job_id, "params": r.params, "camera": r.camera, "files": files,
                 "worker": r.worker, "node": r.node, "attempt": r.attempt, "timings": r.timings,
                 "finished": time.time()}
+        if r.instances is not None:
+            line["instances"] = r.instances
         self._manifest.write(json.dumps(line) + "\n")
         self._manifest.flush()
         self.done.add(r.job_id)
 
     @staticmethod
-    def discard(pairs: list[tuple[Path, Path]]) -> None:
-        for tmp, _ in pairs:
+    def discard(staged: list[tuple[str, Path, Path]]) -> None:
+        for _, tmp, _ in staged:
             tmp.unlink(missing_ok=True)
 
     def write_failures(self, failures: list[dict]) -> None:
@@ -109,28 +142,35 @@ class OutputWriter:
         os.replace(tmp, path)
 
     def contact_sheet(self, max_frames: int = C.CONTACT_SHEET_MAX_FRAMES) -> Path | None:
-        """A grid of an evenly spaced sample of the frames, in manifest order."""
-        ids = []
-        with open(self.root / MANIFEST, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    ids.append(json.loads(line)["job_id"])
-        if not ids:
+        """A grid of an evenly spaced sample of the frames, in manifest order. Each cell shows
+        every pass the dataset holds side by side (RGB, depth, instance mask), under a title
+        line that names them."""
+        lines = read_manifest(self.root)
+        if not lines:
             return None
-        step = max(1, math.ceil(len(ids) / max_frames))
-        sample = ids[::step][:max_frames]
-        thumbs = []
-        for job_id in sample:
-            with Image.open(self._frame_path(job_id)) as im:
-                scale = C.CONTACT_SHEET_THUMB_WIDTH / im.width
-                thumbs.append(im.convert("RGB").resize(
-                    (C.CONTACT_SHEET_THUMB_WIDTH, max(1, round(im.height * scale)))))
-        cols = math.ceil(math.sqrt(len(thumbs)))
-        rows = math.ceil(len(thumbs) / cols)
-        tw, th = C.CONTACT_SHEET_THUMB_WIDTH, max(t.height for t in thumbs)
-        sheet = Image.new("RGB", (cols * tw, rows * th), (24, 24, 24))
-        for i, t in enumerate(thumbs):
-            sheet.paste(t, ((i % cols) * tw, (i // cols) * th))
+        step = max(1, math.ceil(len(lines) / max_frames))
+        sample = lines[::step][:max_frames]
+        kinds = [k for k in SUFFIXES if k in sample[0]["files"]]
+        tw = C.CONTACT_SHEET_THUMB_WIDTH
+        cells = []
+        for line in sample:
+            parts = [_thumbnail(kind, load(self.root / line["files"][kind], kind), tw)
+                     for kind in kinds if kind in line["files"]]
+            cell = Image.new("RGB", (tw * len(kinds), max(p.height for p in parts)), (24, 24, 24))
+            for i, part in enumerate(parts):
+                cell.paste(part, (i * tw, 0))
+            cells.append(cell)
+        cols = math.ceil(math.sqrt(len(cells) * (1 if len(kinds) == 1 else 0.5)))
+        rows = math.ceil(len(cells) / cols)
+        cw, ch = cells[0].width + C.CONTACT_SHEET_GAP, max(c.height for c in cells) + C.CONTACT_SHEET_GAP
+        title = C.CONTACT_SHEET_TITLE_HEIGHT
+        sheet = Image.new("RGB", (cols * cw, rows * ch + title), (24, 24, 24))
+        ImageDraw.Draw(sheet).text((4, 4), f"{len(lines)} frames; passes per cell: "
+                                   f"{', '.join(PASS_NAMES[k] for k in kinds)}"
+                                   f"{' (depth: near bright)' if 'depth' in kinds else ''}",
+                                   fill=(230, 230, 230))
+        for i, cell in enumerate(cells):
+            sheet.paste(cell, ((i % cols) * cw, (i // cols) * ch + title))
         path = self.root / CONTACT_SHEET
         sheet.save(path)
         return path

@@ -19,3 +19,31 @@ def broken_scene(params):
         return ["not an element"]
     return [AmbientLight(key="amb", intensity=1.0),
             Box(key="b", args=[1, 1, 1], materialType="basic", material={"color": "#00ff00"})]
+
+
+# Flat, unlit colours on black: with no lighting, tone mapping or antialiasing, a lossless
+# frame holds exactly black and these colours (a JPEG does not).
+FLAT_COLORS = ("#e63946", "#2a9d8f", "#f4a261", "#457b9d")
+
+
+def flat_scene(params):
+    return [Box(key=f"flat{i}", args=[0.5, 0.5, 0.5], position=[-1.2 + 0.8 * i, 0, 0],
+                rotation=[0.3, 0.4 * i, 0], materialType="basic",
+                material={"color": c, "toneMapped": False})
+            for i, c in enumerate(FLAT_COLORS)]
+
+
+# Depth and masks: a wall whose front face is the plane z = -WALL_Z, and boxes in front of it
+# at known positions (world coordinates; cameras look at them from around +Z).
+WALL_Z = 2.5
+BOXES = {"red": (-0.6, 0.3, -1.2), "green": (0.5, -0.2, -0.8), "blue": (0.1, 0.5, -1.6)}
+BOX_SIDE = 0.3
+
+
+def depth_scene(params):
+    wall = Box(key="wall", args=[40, 40, 0.02], position=[0, 0, -WALL_Z - 0.01],
+               materialType="standard", material={"color": "#8d99ae"})
+    boxes = [Box(key=name, args=[BOX_SIDE] * 3, position=list(pos), materialType="standard",
+                 material={"color": color})
+             for (name, pos), color in zip(BOXES.items(), ("#ff0000", "#00ff00", "#0000ff"))]
+    return [AmbientLight(key="amb", intensity=1.0), wall, *boxes]

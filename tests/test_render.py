@@ -195,26 +195,6 @@ async def _second_sessions(port: int) -> dict:
     return out
 
 
-def test_depth_and_manifest_timings(ray_local, chromium, tmp_out):
-    jobs = rc.orbit(3, 96, 72)
-    results, run = render_all(jobs, out=tmp_out, workers=1, depth=True)
-    manifest = check_output_with_depth(tmp_out)
-    assert len(manifest) == 3
-    for m in manifest:
-        assert set(m["timings"]) >= {"settle_s", "grab_s", "write_s"}
-        with Image.open(tmp_out / m["files"]["depth"]) as d:
-            assert d.size == (96, 72)
-    assert all(r.depth is not None and r.depth.shape == (72, 96) for r in results.values())
-
-
-def check_output_with_depth(out):
-    manifest = read_jsonl(out / "manifest.jsonl")
-    names = sorted(p.name for p in (out / "frames").iterdir())
-    assert names == sorted([f"{m['job_id']}.png" for m in manifest] +
-                           [f"{m['job_id']}.depth.png" for m in manifest])
-    return manifest
-
-
 def test_cli_run_writes_the_demo_layout(ray_local, chromium, tmp_path, monkeypatch):
     from raycollect.cli import main
 

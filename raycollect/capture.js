@@ -1,0 +1,258 @@
+// raycollect's capture script: inlined at the top of the Vuer client's page by every render
+// worker (raycollect/server.py), before the client's own modules run.
+//
+// Why: the client answers a grab by encoding its canvas as a JPEG (lossy), and its depth
+// pass writes 8-bit grey. This script
+//   1. hooks three.js through its devtools hook (`__THREE_DEVTOOLS__`, which every three.js
+//      Scene and WebGLRenderer announces itself to), so it knows each view's renderer and the
+//      scene and camera the view last rendered into its render target;
+//   2. replaces `OffscreenCanvas.convertToBlob` for those renderers' canvases: instead of a
+//      JPEG it returns the raw RGBA pixels of the frame the client just drew (readPixels, no
+//      encoding), and, when the page asks for them, a depth pass and an instance-mask pass
+//      rendered with the same scene and camera;
+//   3. keeps the state of every asset request (fetch, XHR, images) and every uncaught error,
+//      so the worker can tell when the models of a scene have loaded or failed.
+// The worker decodes the payload in raycollect/capture.py; the format is written there.
+(() => {
+  "use strict";
+  const params = new URLSearchParams(window.location.search);
+  const PASSES = (params.get("rc_passes") || "").split(",").filter(Boolean);
+  const MAGIC = [0x52, 0x43, 0x46, 0x31]; // "RCF1"
+  const NO_BLENDING = 0; // three.js NoBlending
+  const renderers = new Map(); // canvas -> WebGLRenderer
+  const lastScene = new WeakMap(); // renderer -> {scene, camera} of its last render to a target
+  const loads = {started: 0, finished: 0, failed: []};
+  const errors = [];
+  const passMaterials = new WeakMap(); // original material -> {depth, masks: Map(id -> clone)}
+  const depthUniforms = {rcFar: {value: 1.0}};
+
+  // --- three.js objects, through the devtools hook ---------------------------------------
+  const hook = new EventTarget();
+  hook.addEventListener("observe", (event) => {
+    const obj = event.detail;
+    if (obj && obj.isWebGLRenderer) wrapRenderer(obj);
+  });
+  window.__THREE_DEVTOOLS__ = hook;
+
+  function wrapRenderer(r) {
+    renderers.set(r.domElement, r);
+    const render = r.render;
+    r.render = function (scene, camera) {
+      // A view renders the scene into its render target, then copies that to its canvas
+      // with a quad: the render into a target is the one that shows the job.
+      if (scene && scene.isScene && camera && this.getRenderTarget() !== null) {
+        lastScene.set(this, {scene, camera});
+      }
+      return render.call(this, scene, camera);
+    };
+  }
+
+  // --- asset loads and errors ---------------------------------------------------------------
+  function track(url, promise) {
+    loads.started += 1;
+    return promise.then(
+      (res) => {
+        loads.finished += 1;
+        if (res && res.ok === false) loads.failed.push(`${url}: HTTP ${res.status}`);
+        return res;
+      },
+      (err) => {
+        loads.finished += 1;
+        loads.failed.push(`${url}: ${err}`);
+        throw err;
+      });
+  }
+  const fetch0 = window.fetch;
+  window.fetch = function (input, init) {
+    const url = typeof input === "string" ? input : (input && input.url) || String(input);
+    return track(url, fetch0.call(this, input, init));
+  };
+  const open0 = XMLHttpRequest.prototype.open;
+  const send0 = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+    this.__rcUrl = String(url);
+    return open0.call(this, method, url, ...rest);
+  };
+  XMLHttpRequest.prototype.send = function (...args) {
+    const url = this.__rcUrl;
+    track(url, new Promise((resolve, reject) => {
+      this.addEventListener("loadend", () => {
+        if (this.status === 0) reject(new Error("network error"));
+        else resolve({ok: this.status < 400, status: this.status});
+      });
+    })).catch(() => {});
+    return send0.apply(this, args);
+  };
+  // Textures load through <img> elements (three.js ImageLoader).
+  const imgSrc = Object.getOwnPropertyDescriptor(HTMLImageElement.prototype, "src");
+  Object.defineProperty(HTMLImageElement.prototype, "src", {
+    configurable: true, enumerable: imgSrc.enumerable,
+    get() { return imgSrc.get.call(this); },
+    set(value) {
+      const url = String(value);
+      if (!url.startsWith("data:") && !url.startsWith("blob:")) {
+        track(url, new Promise((resolve, reject) => {
+          this.addEventListener("load", () => resolve({ok: true}), {once: true});
+          this.addEventListener("error", () => reject(new Error("image did not load")), {once: true});
+        })).catch(() => {});
+      }
+      imgSrc.set.call(this, value);
+    },
+  });
+  const MAX_ERRORS = 50;
+  function noteError(text) {
+    if (errors.length < MAX_ERRORS) errors.push(String(text).slice(0, 500));
+  }
+  window.addEventListener("error", (e) => noteError(e.message || e.error));
+  window.addEventListener("unhandledrejection", (e) => {
+    const r = e.reason;
+    noteError(r && r.stack ? r.stack.split("\n")[0] : r);
+  });
+
+  // --- passes ----------------------------------------------------------------------------
+  // Each pass renders the same scene and camera again with every material replaced by a
+  // clone whose fragment shader ends by writing the pass's value. Clones keep everything
+  // that moves or discards geometry (skinning, morphs, point size, alpha test, sides), and
+  // write exactly: no blending, no tone mapping, no colour conversion (the value is written
+  // after all of that), and the view's context has no antialiasing.
+  const VERTEX_TAIL = "\n  vRcW = gl_Position.w;\n}";
+  const DEPTH_TAIL = `
+  highp float rcZ = clamp(vRcW / rcFar, 0.0, 1.0);
+  highp uint rcQ = uint(rcZ * 16777215.0 + 0.5);
+  gl_FragColor = vec4(float(rcQ >> 16u), float((rcQ >> 8u) & 255u), float(rcQ & 255u), 255.0) / 255.0;
+}`;
+  const MASK_TAIL = "\n  gl_FragColor = vec4(rcId, 1.0);\n}";
+
+  function passMaterial(orig, pass, id) {
+    let entry = passMaterials.get(orig);
+    if (!entry) {
+      entry = {depth: null, masks: new Map()};
+      passMaterials.set(orig, entry);
+      orig.addEventListener("dispose", () => {
+        if (entry.depth) entry.depth.dispose();
+        entry.masks.forEach((m) => m.dispose());
+      });
+    }
+    if (pass === "depth" && entry.depth) return entry.depth;
+    if (pass === "mask" && entry.masks.has(id)) return entry.masks.get(id);
+    const m = orig.clone();
+    m.transparent = false;
+    m.blending = NO_BLENDING;
+    m.opacity = 1;
+    m.depthWrite = true;
+    m.depthTest = true;
+    m.colorWrite = true;
+    const rgb = [id & 255, (id >> 8) & 255, (id >> 16) & 255].map((v) => v / 255);
+    const own = Object.prototype.hasOwnProperty.call(orig, "onBeforeCompile") ? orig.onBeforeCompile : null;
+    m.onBeforeCompile = (shader, renderer) => {
+      if (own) own.call(m, shader, renderer);
+      shader.vertexShader = "varying highp float vRcW;\n" +
+        shader.vertexShader.replace(/\}\s*$/, VERTEX_TAIL);
+      if (pass === "depth") {
+        shader.uniforms.rcFar = depthUniforms.rcFar;
+        shader.fragmentShader = "varying highp float vRcW;\nuniform highp float rcFar;\n" +
+          shader.fragmentShader.replace(/\}\s*$/, DEPTH_TAIL);
+      } else {
+        shader.uniforms.rcId = {value: rgb};
+        shader.fragmentShader = "varying highp float vRcW;\nuniform vec3 rcId;\n" +
+          shader.fragmentShader.replace(/\}\s*$/, MASK_TAIL);
+      }
+    };
+    const key0 = orig.customProgramCacheKey.bind(orig);
+    m.customProgramCacheKey = () => key0() + "|rc-" + pass;
+    if (pass === "depth") entry.depth = m; else entry.masks.set(id, m);
+    return m;
+  }
+
+  function swapMaterials(scene, pass) {
+    const swapped = [];
+    (function visit(obj, id) {
+      if (obj.userData && obj.userData.rcId !== undefined) id = obj.userData.rcId;
+      if (obj.material && obj.visible) {
+        const orig = obj.material;
+        obj.material = Array.isArray(orig) ? orig.map((m) => passMaterial(m, pass, id))
+          : passMaterial(orig, pass, id);
+        swapped.push([obj, orig]);
+      }
+      for (const child of obj.children) visit(child, id);
+    })(scene, 0);
+    return swapped;
+  }
+
+  function renderPass(r, scene, camera, pass, w, h) {
+    // A Color-like holder: Color.copy and Color.set read r, g, b of anything with isColor.
+    const clear = {isColor: true, r: 0, g: 0, b: 0,
+                   copy(c) { this.r = c.r; this.g = c.g; this.b = c.b; return this; }};
+    r.getClearColor(clear);
+    const saved = {background: scene.background, fog: scene.fog, override: scene.overrideMaterial,
+                   shadows: r.shadowMap.enabled, clearAlpha: r.getClearAlpha()};
+    scene.background = null;
+    scene.fog = null;
+    scene.overrideMaterial = null;
+    r.shadowMap.enabled = false;
+    if (pass === "depth") depthUniforms.rcFar.value = camera.far;
+    const swapped = swapMaterials(scene, pass);
+    try {
+      r.setRenderTarget(null);
+      r.setClearColor(0x000000, 1);
+      r.clear(true, true, true);
+      r.render(scene, camera);
+      return readRGBA(r, w, h);
+    } finally {
+      for (const [obj, orig] of swapped) obj.material = orig;
+      scene.background = saved.background;
+      scene.fog = saved.fog;
+      scene.overrideMaterial = saved.override;
+      r.shadowMap.enabled = saved.shadows;
+      r.setClearColor(clear, saved.clearAlpha);
+    }
+  }
+
+  function readRGBA(r, w, h) {
+    const gl = r.getContext();
+    const px = new Uint8Array(w * h * 4);
+    gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, px);
+    return px;
+  }
+
+  function payload(header, buffers) {
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const head = new Uint8Array(8);
+    head.set(MAGIC, 0);
+    new DataView(head.buffer).setUint32(4, json.length, true);
+    return new Blob([head, json, ...buffers]);
+  }
+
+  function status() {
+    return {loads_pending: loads.started - loads.finished, load_failures: loads.failed.slice(-20),
+            errors: errors.slice(-20)};
+  }
+
+  const toBlob0 = OffscreenCanvas.prototype.convertToBlob;
+  OffscreenCanvas.prototype.convertToBlob = function (options) {
+    const r = renderers.get(this);
+    if (!r) return toBlob0.call(this, options);
+    const w = this.width, h = this.height;
+    const header = {w, h, passes: ["rgb"], status: status()};
+    const buffers = [];
+    try {
+      r.setRenderTarget(null);
+      buffers.push(readRGBA(r, w, h)); // what the client just drew: the frame
+      const last = lastScene.get(r);
+      // The 8x8 revision-marker view needs no passes.
+      if (last && PASSES.length && w * h > 64) {
+        for (const pass of PASSES) {
+          buffers.push(renderPass(r, last.scene, last.camera, pass, w, h));
+          header.passes.push(pass);
+        }
+      }
+    } catch (e) {
+      header.error = `capture failed: ${e && e.stack ? e.stack.split("\n").slice(0, 3).join(" | ") : e}`;
+      buffers.length = 0;
+      header.passes = [];
+    }
+    return Promise.resolve(payload(header, buffers));
+  };
+
+  window.__raycollect = {passes: PASSES, status};
+})();

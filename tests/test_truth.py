@@ -1,0 +1,114 @@
+"""Ground truth: lossless RGB, metric depth, instance masks (real Ray, real Chromium)."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import raycollect as rc
+from conftest import check_output, read_jsonl, render_all
+from raycollect.files import load
+from scenes import BOX_SIDE, BOXES, FLAT_COLORS, WALL_Z, depth_scene, flat_scene
+
+pytestmark = pytest.mark.browser
+
+
+def _colours_outside(image: np.ndarray, allowed: list[tuple[int, int, int]]) -> int:
+    """How many pixels are neither black nor one of `allowed`."""
+    ok = np.zeros(image.shape[:2], bool)
+    for c in [(0, 0, 0), *allowed]:
+        ok |= np.all(image == np.array(c, np.uint8), axis=-1)
+    return int((~ok).sum())
+
+
+def _hex(c: str) -> tuple[int, int, int]:
+    return tuple(int(c[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def test_rgb_is_lossless(ray_local, chromium, tmp_out):
+    jobs = [{"camera": {"matrix": rc.look_at([0.3 * i, 0.5, 3.0], [0, 0, 0]).tolist(),
+                        "fov": 50, "width": 320, "height": 240}} for i in range(4)]
+    results, run = render_all(jobs, scene=flat_scene, out=tmp_out, workers=1)
+    assert run.summary["failed"] == 0 and len(results) == 4
+    allowed = [_hex(c) for c in FLAT_COLORS]
+    for m in check_output(tmp_out, results):
+        png = load(tmp_out / m["files"]["image"], "image")
+        assert np.array_equal(png, results[m["job_id"]].image)  # Result.image is the file
+        for c in allowed:  # every colour is on screen, so the check below means something
+            assert np.all(png == np.array(c, np.uint8), axis=-1).sum() > 100, c
+        assert _colours_outside(png, allowed) == 0
+        # The same check catches a frame that went through JPEG, as the client's grab did.
+        buf = BytesIO()
+        Image.fromarray(png).save(buf, format="JPEG", quality=95)
+        jpeg = np.asarray(Image.open(BytesIO(buf.getvalue())).convert("RGB"))
+        assert _colours_outside(jpeg, allowed) > 0.01 * png.shape[0] * png.shape[1]
+
+
+def _backproject(depth: np.ndarray, matrix, K) -> np.ndarray:
+    """World points of every pixel with depth, (N, 3), at the pixel centres."""
+    v, u = np.nonzero(depth > 0)
+    z = depth[v, u].astype(np.float64)
+    x = (u + 0.5 - K[0, 2]) / K[0, 0] * z
+    y = -(v + 0.5 - K[1, 2]) / K[1, 1] * z  # v counts down, camera +Y is up
+    cam = np.stack([x, y, -z, np.ones_like(z)])  # the camera looks down its -Z
+    return (np.asarray(matrix) @ cam).T[:, :3]
+
+
+CAMERAS = [  # (eye, target, near, far): the wall and boxes seen from several poses and ranges
+    ([0.0, 0.0, 0.0], [0.0, 0.0, -1.0], 0.1, 20.0),
+    ([0.4, 0.3, 0.5], [0.0, 0.0, -2.0], 0.05, 100.0),
+    ([-0.5, -0.2, 1.0], [0.2, 0.1, -2.0], 0.5, 10.0),
+    ([0.8, 0.6, 1.5], [-0.2, 0.0, -2.5], 0.2, 50.0),
+]
+
+
+def test_depth_is_metric_and_masks_name_the_elements(ray_local, chromium, tmp_out):
+    jobs = [{"camera": {"matrix": rc.look_at(eye, at).tolist(), "fov": 55, "width": 200,
+                        "height": 150, "near": near, "far": far}}
+            for eye, at, near, far in CAMERAS]
+    results, run = render_all(jobs, scene=depth_scene, out=tmp_out, workers=2, depth=True,
+                              masks=True)
+    assert run.summary["failed"] == 0 and len(results) == len(jobs)
+    manifest = read_jsonl(tmp_out / "manifest.jsonl")
+    instances = manifest[0]["instances"]
+    assert set(instances) >= {"wall", *BOXES}
+    assert all(m["instances"] == instances for m in manifest)  # stable across frames, workers
+    for m in manifest:
+        r = results[m["job_id"]]
+        depth = load(tmp_out / m["files"]["depth"], "depth")
+        mask = load(tmp_out / m["files"]["mask"], "mask")
+        assert m["files"]["depth"].endswith(".depth.npy") and m["files"]["mask"].endswith(".mask.png")
+        assert depth.dtype == np.float32 and depth.shape == (150, 200)
+        assert np.array_equal(depth, r.depth) and np.array_equal(mask, r.mask)
+        assert set(np.unique(mask)) <= {0, *instances.values()}
+        # Background: nothing drawn has depth 0 and id 0, and only there.
+        assert np.array_equal(depth == 0, mask == 0)
+        matrix, K = np.asarray(m["camera"]["matrix"]), np.asarray(m["camera"]["K"])
+        # The wall's pixels back-project onto its plane z = -WALL_Z.
+        wall = np.where(mask == instances["wall"], depth, 0)
+        assert (wall > 0).sum() > 1000
+        pts = _backproject(wall, matrix, K)
+        err = np.abs(pts[:, 2] + WALL_Z)
+        assert np.median(err) < 0.001 and err.max() < 0.002, (m["camera"], err.max())
+        # Each box's centre projects onto a pixel holding its id; its depth is that of the
+        # box's surface (within half a side of the centre's depth).
+        for name, centre in BOXES.items():
+            u, v = rc.project(np.array([centre]), matrix, K)[0]
+            iu, iv = int(u), int(v)
+            assert mask[iv, iu] == instances[name], (name, m["camera"])
+            z_centre = -(np.linalg.inv(matrix) @ np.r_[centre, 1.0])[2]
+            assert abs(depth[iv, iu] - z_centre) <= BOX_SIDE / 2 * 1.8, name
+
+
+def test_a_straight_wall_reads_its_distance(ray_local, chromium):
+    """A wall 2.5 m in front of the camera (near 0.1, far 20) reads 2.5 m within 1 mm."""
+    jobs = [{"camera": {"matrix": np.eye(4).tolist(), "fov": 40, "width": 160, "height": 120,
+                        "near": 0.1, "far": 20.0}}]
+    results, run = render_all(jobs, scene=depth_scene, workers=1, depth=True)
+    [r] = results.values()
+    wall = r.depth[r.depth > WALL_Z - 0.01]
+    assert wall.size > 0.3 * r.depth.size
+    assert abs(float(np.median(wall)) - WALL_Z) < 0.001
