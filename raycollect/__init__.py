@@ -1,7 +1,9 @@
 """raycollect: render large synthetic-image datasets in parallel with Ray, Vuer and Chromium."""
 
-from .errors import (BrowserError, InvalidJob, NoBrowser, QueueUnavailable, RaycollectError,
-                     RenderError, RunFailed, SceneError, UnknownJob, WrongQueue)
+from .assets import asset
+from .errors import (AssetsError, BrowserError, InvalidJob, NoBrowser, QueueUnavailable, RaycollectError,
+                     ModelLoadError, RenderError, RunFailed, SceneError, UnknownJob,
+                     WrongQueue)
 from .camera import intrinsics, look_at, project
 from .driver import Run, render
 from .jobs import Job, JobState, Lease, Result
@@ -9,8 +11,9 @@ from .queue import JobQueue
 from .scene import demo_scene, orbit
 
 __all__ = [
-    "render", "Run", "look_at", "intrinsics", "project", "demo_scene", "orbit",
+    "render", "Run", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit",
     "JobQueue", "JobState", "Job", "Lease", "Result",
     "RaycollectError", "InvalidJob", "UnknownJob", "WrongQueue", "QueueUnavailable",
-    "SceneError", "BrowserError", "NoBrowser", "RenderError", "RunFailed",
+    "SceneError", "BrowserError", "NoBrowser", "RenderError", "RunFailed", "AssetsError",
+    "ModelLoadError",
 ]

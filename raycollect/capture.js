@@ -19,10 +19,9 @@
   const PASSES = (params.get("rc_passes") || "").split(",").filter(Boolean);
   const MAGIC = [0x52, 0x43, 0x46, 0x31]; // "RCF1"
   const NO_BLENDING = 0; // three.js NoBlending
+  const MARKER_PIXELS = 64; // the revision marker's view is 8x8; job views are larger
   const renderers = new Map(); // canvas -> WebGLRenderer
   const lastScene = new WeakMap(); // renderer -> {scene, camera} of its last render to a target
-  const loads = {started: 0, finished: 0, failed: []};
-  const errors = [];
   const passMaterials = new WeakMap(); // original material -> {depth, masks: Map(id -> clone)}
   const depthUniforms = {rcFar: {value: 1.0}};
 
@@ -48,24 +47,37 @@
   }
 
   // --- asset loads and errors ---------------------------------------------------------------
+  // Only this page's own server counts (the assets folder): the client also asks CDNs for
+  // fonts, which fail offline and do not matter.
+  const loads = {started: 0, finished: 0, failures: 0, failed: []};
+  let errorCount = 0;
+  const errors = [];
+  const MAX_KEPT = 20;
+  function ours(url) {
+    try { return new URL(url, window.location.href).origin === window.location.origin; }
+    catch (e) { return false; }
+  }
   function track(url, promise) {
     loads.started += 1;
-    return promise.then(
-      (res) => {
-        loads.finished += 1;
-        if (res && res.ok === false) loads.failed.push(`${url}: HTTP ${res.status}`);
-        return res;
-      },
-      (err) => {
-        loads.finished += 1;
-        loads.failed.push(`${url}: ${err}`);
-        throw err;
-      });
+    promise.then(() => { loads.finished += 1; }, (err) => {
+      loads.finished += 1;
+      loads.failures += 1;
+      loads.failed.push(`${url}: ${err && err.message ? err.message : err}`);
+      if (loads.failed.length > MAX_KEPT) loads.failed.shift();
+    });
   }
   const fetch0 = window.fetch;
   window.fetch = function (input, init) {
     const url = typeof input === "string" ? input : (input && input.url) || String(input);
-    return track(url, fetch0.call(this, input, init));
+    const res = fetch0.call(this, input, init);
+    // A load is over when its body has arrived, not when its headers have.
+    if (ours(url)) {
+      track(url, res.then((r) => {
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+        return r.clone().arrayBuffer();
+      }));
+    }
+    return res;
   };
   const open0 = XMLHttpRequest.prototype.open;
   const send0 = XMLHttpRequest.prototype.send;
@@ -75,12 +87,14 @@
   };
   XMLHttpRequest.prototype.send = function (...args) {
     const url = this.__rcUrl;
-    track(url, new Promise((resolve, reject) => {
-      this.addEventListener("loadend", () => {
-        if (this.status === 0) reject(new Error("network error"));
-        else resolve({ok: this.status < 400, status: this.status});
-      });
-    })).catch(() => {});
+    if (ours(url)) {
+      track(url, new Promise((resolve, reject) => {
+        this.addEventListener("loadend", () => {
+          if (this.status === 0 || this.status >= 400) reject(new Error(`HTTP ${this.status}`));
+          else resolve();
+        });
+      }));
+    }
     return send0.apply(this, args);
   };
   // Textures load through <img> elements (three.js ImageLoader).
@@ -90,24 +104,70 @@
     get() { return imgSrc.get.call(this); },
     set(value) {
       const url = String(value);
-      if (!url.startsWith("data:") && !url.startsWith("blob:")) {
+      if (ours(url) && !url.startsWith("data:") && !url.startsWith("blob:")) {
         track(url, new Promise((resolve, reject) => {
-          this.addEventListener("load", () => resolve({ok: true}), {once: true});
+          this.addEventListener("load", () => resolve(), {once: true});
           this.addEventListener("error", () => reject(new Error("image did not load")), {once: true});
-        })).catch(() => {});
+        }));
       }
       imgSrc.set.call(this, value);
     },
   });
-  const MAX_ERRORS = 50;
   function noteError(text) {
-    if (errors.length < MAX_ERRORS) errors.push(String(text).slice(0, 500));
+    errorCount += 1;
+    errors.push(String(text).slice(0, 500));
+    if (errors.length > MAX_KEPT) errors.shift();
   }
   window.addEventListener("error", (e) => noteError(e.message || e.error));
+  // three.js loaders catch a parser's exception and hand it to console.error when the
+  // caller gave no onError (as the client's model components do): a corrupt file shows up
+  // only there.
+  const consoleError0 = console.error;
+  console.error = function (...args) {
+    const first = args[0];
+    noteError(first && first.stack ? first.stack.split("\n")[0] : args.map(String).join(" "));
+    return consoleError0.apply(this, args);
+  };
   window.addEventListener("unhandledrejection", (e) => {
     const r = e.reason;
     noteError(r && r.stack ? r.stack.split("\n")[0] : r);
   });
+
+  // What the models of the scene have: for every top-level element that loads something
+  // (its wrapping group has userData.rcModel), how many drawable objects with vertices it
+  // holds now, and how many textures anywhere still have no image.
+  function sceneStatus(scene) {
+    const models = {};
+    let texturesPending = 0;
+    (function visit(obj, key) {
+      const ud = obj.userData;
+      if (ud && ud.rcModel) { key = ud.rcKey; models[key] = 0; }
+      const pos = obj.geometry && obj.geometry.attributes && obj.geometry.attributes.position;
+      if (key !== null && (obj.isMesh || obj.isPoints || obj.isLine) && pos && pos.count > 0) {
+        models[key] += 1;
+      }
+      if (obj.material) {
+        for (const m of [].concat(obj.material)) {
+          for (const k in m) {
+            const t = m[k];
+            if (t && t.isTexture && !t.isRenderTargetTexture && !t.isDataTexture &&
+                (t.image == null || t.image.complete === false || t.image.width === 0)) {
+              texturesPending += 1;
+            }
+          }
+        }
+      }
+      for (const child of obj.children) visit(child, key);
+    })(scene, null);
+    return {models, textures_pending: texturesPending};
+  }
+
+  function status(scene) {
+    const out = {loads_pending: loads.started - loads.finished, load_failures: loads.failures,
+                 failed: loads.failed.slice(), errors: errorCount, error_texts: errors.slice()};
+    if (scene) Object.assign(out, sceneStatus(scene));
+    return out;
+  }
 
   // --- passes ----------------------------------------------------------------------------
   // Each pass renders the same scene and camera again with every material replaced by a
@@ -223,24 +283,20 @@
     return new Blob([head, json, ...buffers]);
   }
 
-  function status() {
-    return {loads_pending: loads.started - loads.finished, load_failures: loads.failed.slice(-20),
-            errors: errors.slice(-20)};
-  }
-
   const toBlob0 = OffscreenCanvas.prototype.convertToBlob;
   OffscreenCanvas.prototype.convertToBlob = function (options) {
     const r = renderers.get(this);
     if (!r) return toBlob0.call(this, options);
     const w = this.width, h = this.height;
-    const header = {w, h, passes: ["rgb"], status: status()};
+    const last = lastScene.get(r);
+    // The 8x8 revision-marker view needs no passes; it reports the scene's models instead.
+    const marker = w * h <= MARKER_PIXELS;
+    const header = {w, h, passes: ["rgb"], status: status(marker && last ? last.scene : null)};
     const buffers = [];
     try {
       r.setRenderTarget(null);
       buffers.push(readRGBA(r, w, h)); // what the client just drew: the frame
-      const last = lastScene.get(r);
-      // The 8x8 revision-marker view needs no passes.
-      if (last && PASSES.length && w * h > 64) {
+      if (last && PASSES.length && !marker) {
         for (const pass of PASSES) {
           buffers.push(renderPass(r, last.scene, last.camera, pass, w, h));
           header.passes.push(pass);
@@ -255,4 +311,5 @@
   };
 
   window.__raycollect = {passes: PASSES, status};
+
 })();

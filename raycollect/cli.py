@@ -55,6 +55,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write metric z-depth: frames/<job_id>.depth.npy (float32 metres)")
     p.add_argument("--masks", action="store_true",
                    help="also write instance masks: frames/<job_id>.mask.png (16-bit ids)")
+    p.add_argument("--assets", metavar="DIR",
+                   help="folder of meshes and textures every worker serves at /workspace/")
     p.add_argument("--queue", default=C.DEFAULT_QUEUE_NAME, help="queue name [%(default)s]")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -73,6 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                  address=args.address, browsers=args.browsers, queue_name=args.queue,
                  lease_ttl=args.lease_ttl, max_attempts=args.max_attempts,
                  views_per_update=args.views_per_update, depth=args.depth, masks=args.masks,
+                 assets=args.assets,
                  progress=not args.no_progress)
     try:
         for _ in run:

@@ -65,6 +65,17 @@ WORKER_START_BACKOFF = 1.0
 # backpressure): keeps driver memory flat whatever the run length.
 WORKER_BACKPRESSURE = 16
 
+# --- assets ------------------------------------------------------------------------------
+# Folders up to this size are shipped to every node through the object store; larger ones
+# must exist at the same path on every node.
+ASSETS_SHIP_LIMIT = 256 * 2**20
+# The browser may keep asset files this long without asking again: a model used by many
+# jobs is fetched once per browser.
+ASSETS_MAX_AGE = 24 * 3600
+# A scene's models and textures must have loaded within this long, or its job fails.
+MODEL_LOAD_TIMEOUT = 30.0
+MODEL_POLL_PERIOD = 0.02
+
 # --- browsers ----------------------------------------------------------------------------
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_ENV = "RAYCOLLECT_CHROMIUM"

@@ -21,7 +21,7 @@ import ray
 from ray import cloudpickle
 from tqdm import tqdm
 
-from . import camera, constants as C, scene as scenes
+from . import assets as asset_folder, camera, constants as C, scene as scenes
 from .browser import find_chromium
 from .errors import InvalidJob, QueueUnavailable, RaycollectError, RunFailed
 from .jobs import MalformedJob, Result, prepare
@@ -84,7 +84,7 @@ class Run:
                  queue_name: str | None = None, lease_ttl: float = C.DEFAULT_LEASE_TTL,
                  max_attempts: int = C.DEFAULT_MAX_ATTEMPTS,
                  views_per_update: int = C.VIEWS_PER_UPDATE, depth: bool = False,
-                 masks: bool = False, session_timeout: float = C.SESSION_WAIT_TIMEOUT, barrier: bool = True,
+                 masks: bool = False, assets: str | Path | None = None, session_timeout: float = C.SESSION_WAIT_TIMEOUT, barrier: bool = True,
                  recycle_frames: int = C.BROWSER_RECYCLE_JOBS, progress: bool = True):
         self.scene = scenes.load_scene(scene)
         self._pickle_scene_by_value(self.scene)
@@ -95,6 +95,7 @@ class Run:
         self.options = WorkerOptions(views_per_update=views_per_update, depth=depth,
                                      masks=masks, session_timeout=session_timeout, barrier=barrier)
         self.recycle_frames, self.progress = recycle_frames, progress
+        self.assets = assets
         self.summary: dict = {}
         self.queue: JobQueue | None = None
         self.pool: WorkerPool | None = None
@@ -137,6 +138,8 @@ class Run:
             ray.init(address=self.address, include_dashboard=False, configure_logging=False,
                      log_to_driver=True)
         n_workers = resolve_workers(self.workers)
+        if self.assets is not None:
+            self.options.assets = asset_folder.prepare(self.assets)
         valid, invalid = validate_jobs(self.jobs, self.keys)
         for rec in invalid:
             log.error("invalid job %s: %s", rec["job"], rec["error"])
@@ -309,6 +312,7 @@ def render(jobs: Iterable[Any], scene=None, workers: int | str = C.DEFAULT_WORKE
     for frames/, manifest.jsonl, failures.jsonl and contact_sheet.png. address: a Ray cluster
     address (None starts or joins a local one). Options: browsers ("managed" or "external"),
     keys, queue_name, lease_ttl, max_attempts, views_per_update, depth (metric z-depth,
-    frames/<id>.depth.npy), masks (instance ids, frames/<id>.mask.png), session_timeout,
+    frames/<id>.depth.npy), masks (instance ids, frames/<id>.mask.png), assets (a folder
+    every worker serves at /workspace/, see rc.asset), session_timeout,
     recycle_frames, progress."""
     return Run(jobs, scene=scene, workers=workers, out=out, address=address, **options)

@@ -44,5 +44,17 @@ class RenderError(RaycollectError, RuntimeError):
     """The browser did not produce a usable frame for a job."""
 
 
+class AssetsError(RaycollectError, RuntimeError):
+    """The assets folder is missing, or cannot be shipped to or found on a node."""
+
+
+class ModelLoadError(RaycollectError, RuntimeError):
+    """A model or texture of a scene failed to load in the browser, or never loaded."""
+
+    def __init__(self, message: str, retry: bool = False):
+        super().__init__(message)
+        self.retry = retry  # a time-out may pass; a failed load of the same file will not
+
+
 class RunFailed(RaycollectError, RuntimeError):
     """A render run ended with failed jobs or could not finish."""

@@ -1,11 +1,12 @@
-"""A Vuer server locked down for rendering: loopback only, the client bundle only, one session.
+"""A Vuer server locked down for rendering: loopback only, the client bundle and the user's
+assets folder only, one session.
 
 A bare `Vuer()` serves its working directory at /workspace (inside a Ray actor that is the
 user's code), serves any file by path traversal under /assets (`/assets/../../x` is not kept
 inside the folder), answers CORS for any origin, and lets any page that reaches it open a
 session.
-`LockedVuer` registers only the page and its assets, refuses websockets from other origins,
-and accepts one browser session at a time.
+`LockedVuer` registers only the page, its bundle and (when given) the assets folder at
+/workspace/, refuses websockets from other origins, and accepts one browser session at a time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from aiohttp import web
 from vuer import Vuer, VuerSession
 from vuer.base import websocket_handler
 
-from .constants import LOOPBACK
+from .constants import ASSETS_MAX_AGE, LOOPBACK
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,12 @@ class _Session(VuerSession):
         self.wakeup.set()
 
 
+async def _cache_assets(request, response) -> None:
+    # Models are fetched once per browser: the page may reuse what it has without asking.
+    if request.path.startswith("/workspace/") and response.status == 200:
+        response.headers["Cache-Control"] = f"max-age={ASSETS_MAX_AGE}"
+
+
 class LockedVuer(Vuer):
     """Call `await serve()` inside a running loop; `session_changed` fires on attach/detach."""
 
@@ -78,6 +85,7 @@ class LockedVuer(Vuer):
     # Extra passes the page renders with every grab ("depth", "mask"): read by capture.js
     # from the page's URL, so one worker's browser renders exactly what its runs ask for.
     passes: tuple = ()
+    assets_root: Path | None = None  # served read-only at /workspace/ (raycollect/assets.py)
 
     @property
     def url(self) -> str:
@@ -138,6 +146,11 @@ class LockedVuer(Vuer):
         # aiohttp's static route keeps requests inside the folder; vuer's own file handler
         # joins the raw path, so /assets/../../server.py would serve files outside it.
         self.app.router.add_static("/assets", self.client_root / "assets", follow_symlinks=False)
+        if self.assets_root is not None:
+            # The same static route: no traversal, no link out of the folder, no listing.
+            self.app.router.add_static("/workspace", self.assets_root, follow_symlinks=False,
+                                       show_index=False)
+            self.app.on_response_prepare.append(_cache_assets)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, LOOPBACK, self.port).start()

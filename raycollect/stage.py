@@ -17,6 +17,7 @@ import numpy as np
 from vuer.schemas import Box, CameraView, Scene, group
 
 from . import constants as C
+from .assets import is_model
 from .scene import RESERVED_KEY_PREFIX
 
 # Marker colours: every mix of 0/128/255 per channel except black (the background) and
@@ -55,11 +56,28 @@ def marker_revision_matches(image: np.ndarray, revision: int) -> bool:
     return nearest == revision % len(PALETTE)
 
 
+# Props that place a model rather than say what it is: changing them moves the loaded model.
+_PLACEMENT_PROPS = ("position", "rotation", "quaternion", "scale", "matrix", "key")
+
+
+def _identity(el) -> str:
+    props = {k: v for k, v in el._serialize().items() if k not in _PLACEMENT_PROPS}
+    return hashlib.blake2b(repr(sorted(props.items(), key=lambda kv: kv[0])).encode(),
+                           digest_size=6).hexdigest()
+
+
 def instance_groups(elements: list, ids: list[int]) -> list:
-    """Each top-level element inside a group that carries its instance id: the page's mask
-    pass gives every mesh below it that id (raycollect/capture.js)."""
-    return [group(el, key=f"{RESERVED_KEY_PREFIX}inst-{el.key}", userData={"rcId": i})
-            for el, i in zip(elements, ids)]
+    """Each top-level element inside a group that carries its instance id (the page's mask
+    pass gives every mesh below it that id, raycollect/capture.js) and whether it loads a
+    model. A model's group is keyed by what the model is (src, materials, ...), so a job that
+    loads another model remounts it from scratch and can never show the previous one while
+    the new one loads; a model that only moves keeps its group and is not loaded again."""
+    out = []
+    for el, i in zip(elements, ids):
+        model = is_model(el)
+        key = f"{RESERVED_KEY_PREFIX}inst-{el.key}" + (f"-{_identity(el)}" if model else "")
+        out.append(group(el, key=key, userData={"rcId": i, "rcKey": str(el.key), "rcModel": model}))
+    return out
 
 
 def _view(key: str, matrix: np.ndarray, fov: float, width: int, height: int, near: float,

@@ -25,9 +25,11 @@ import numpy as np
 import ray
 from vuer.events import GrabRender
 
-from . import camera, capture, constants as C, files, scene as scenes, stage as stages
+from . import assets as asset_folder, camera, capture, constants as C, files, scene as scenes
+from . import stage as stages
 from .browser import undo_ray_niceness
-from .errors import InvalidJob, NoBrowser, QueueUnavailable, RenderError, SceneError
+from .errors import (InvalidJob, ModelLoadError, NoBrowser, QueueUnavailable, RenderError,
+                     SceneError)
 from .jobs import Lease
 from .queue import JobQueue
 from .server import LockedVuer, free_port
@@ -44,6 +46,8 @@ class WorkerOptions:
     views_per_update: int = C.VIEWS_PER_UPDATE
     depth: bool = False  # also render metric depth (frames/<id>.depth.npy)
     masks: bool = False  # also render instance masks (frames/<id>.mask.png)
+    assets: asset_folder.Assets | None = None  # served at /workspace/ (raycollect/assets.py)
+    model_timeout: float = C.MODEL_LOAD_TIMEOUT
     session_timeout: float = C.SESSION_WAIT_TIMEOUT
     grab_ttl: float = C.GRAB_TTL
     settle_timeout: float = C.SETTLE_TIMEOUT
@@ -96,16 +100,24 @@ class _RenderWorker:
         self._ttl = C.DEFAULT_LEASE_TTL
         self._lost = asyncio.Event()
         self._instances: dict | None = None  # key -> instance id of the scene on the page
+        self._assets_root = None
+        # The page's running totals of failed loads and uncaught errors, as last seen: what
+        # happens after a scene is sent is that scene's.
+        self._seen_failures = (0, 0)
 
     # --- setup -------------------------------------------------------------------------
     async def start(self) -> dict:
         port = free_port()
+        ctx = ray.get_runtime_context()
+        if self.opt.assets is not None:
+            self._assets_root = await asset_folder.materialize(
+                self.opt.assets, f"{ray.util.get_node_ip_address()} ({ctx.get_node_id()[:8]})")
         self.server = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}")
+        self.server.assets_root = self._assets_root
         self.server.passes = tuple(p for p, on in (("depth", self.opt.depth),
                                                    ("mask", self.opt.masks)) if on)
         self.server.spawn(self._on_session)
         await self.server.serve()
-        ctx = ray.get_runtime_context()
         self.info = {"url": self.server.url, "port": port, "pid": os.getpid(),
                      "node_ip": ray.util.get_node_ip_address(), "node_id": ctx.get_node_id(),
                      "frames": 0}
@@ -222,14 +234,19 @@ class _RenderWorker:
         try:
             if self.stage.needs_scene(skey, optics, len(good)):
                 elements = scenes.build(self.scene, leases[0].job_id, leases[0].params)
-                self._instances = None
+                asset_folder.check_sources(leases[0].job_id, elements, self._assets_root)
+                keys = [str(el.key) for el in elements]
+                ids = [0] * len(keys)
                 if self.opt.masks:
-                    keys = [str(el.key) for el in elements]
                     ids = await self.queue.ainstance_ids(keys)
-                    self._instances = dict(zip(keys, ids))
-                    elements = stages.instance_groups(elements, ids)
-                session.set @ self.stage.full_scene(skey, optics, elements, matrices)
+                self._instances = dict(zip(keys, ids))
+                models = [k for k, el in zip(keys, elements) if asset_folder.is_model(el)]
+                baseline = self._seen_failures
+                session.set @ self.stage.full_scene(skey, optics,
+                                                    stages.instance_groups(elements, ids), matrices)
                 await self._settle(session)
+                if models:
+                    await self._wait_models(session, models, elements, baseline)
                 # Effects that React runs after paint (some props are applied there) are
                 # flushed before it renders the next update: a second revision proves it.
                 session.update @ self.stage.marker_update()
@@ -252,6 +269,11 @@ class _RenderWorker:
         except SceneError as e:
             self.stage.reset()
             await self._fail(leases, f"{e}\n{traceback.format_exc()}", "retry")
+        except InvalidJob as e:  # the scene names an asset that is not there: nothing was sent
+            await self._fail(leases, str(e), "final")
+        except ModelLoadError as e:
+            self.stage.reset()
+            await self._fail(leases, f"job {leases[0].job_id}: {e}", "retry" if e.retry else "final")
         except (RenderError, asyncio.TimeoutError) as e:
             self.stage.reset()  # the page is in an unknown state: resend everything
             await self._fail(leases, f"render failed on worker {self.id}: {e!r}", "retry")
@@ -274,10 +296,41 @@ class _RenderWorker:
         return Frame(lease, out, camera.camera_record(cam), self.id, timings,
                      self.info["node_id"], self._instances if self.opt.masks else None)
 
-    async def _settle(self, session) -> None:
-        """Poll the marker view until it shows the stage's current revision."""
+    async def _wait_models(self, session, models: list[str], elements: list,
+                           baseline: tuple[int, int]) -> None:
+        """Poll the page until every model of the scene just sent holds drawable geometry,
+        no load from the assets folder is in flight and no texture lacks its image. A load
+        that fails, or an error thrown while models load, fails the job at once with what
+        the page said; a model still empty after `model_timeout` fails it too. The caller
+        then sends one more revision, so the models' own commits are on the page before
+        any view is grabbed."""
+        failures0, errors0 = baseline
+        deadline = time.monotonic() + self.opt.model_timeout
+        srcs = {str(el.key): asset_folder.sources(el) for el in elements}
+        while True:
+            session.update @ self.stage.marker_update()
+            st = await self._settle(session)
+            if st["load_failures"] > failures0:
+                raise ModelLoadError(f"a model file failed to load: "
+                                     f"{'; '.join(st['failed'][-(st['load_failures'] - failures0):])}")
+            empty = [k for k in models if not st.get("models", {}).get(k)]
+            if empty and st["errors"] > errors0:
+                raise ModelLoadError(f"model(s) {_named(empty, srcs)} did not load: "
+                                     f"{'; '.join(st['error_texts'][-(st['errors'] - errors0):])}")
+            if not empty and st["loads_pending"] == 0 and st.get("textures_pending", 0) == 0:
+                return
+            if time.monotonic() > deadline:
+                raise ModelLoadError(
+                    f"model(s) {_named(empty or models, srcs)} not loaded within "
+                    f"{self.opt.model_timeout:.0f} s ({st['loads_pending']} loads in flight, "
+                    f"{st.get('textures_pending', 0)} textures without an image)", retry=True)
+            await asyncio.sleep(C.MODEL_POLL_PERIOD)
+
+    async def _settle(self, session) -> dict:
+        """Poll the marker view until it shows the stage's current revision; returns the
+        page's status from that grab (raycollect/capture.py)."""
         if not self.opt.barrier:
-            return
+            return {}
         deadline = time.monotonic() + self.opt.settle_timeout
         ttl = C.SETTLE_GRAB_TTL
         while True:
@@ -285,7 +338,9 @@ class _RenderWorker:
                 value = await self._grab(session, self.stage.marker_view_key, ttl)
                 cap = capture.decode(value["frame"])
                 if stages.marker_revision_matches(cap.rgb, self.stage.revision):
-                    return
+                    self._seen_failures = (cap.status.get("load_failures", 0),
+                                           cap.status.get("errors", 0))
+                    return cap.status
             except asyncio.TimeoutError:
                 ttl = min(ttl * 2, 2.0)  # a newly mounted view subscribes after paint
             if time.monotonic() > deadline:
@@ -366,6 +421,10 @@ class _RenderWorker:
                 await self.queue.arelease(leases)
             except QueueUnavailable:
                 pass  # they come back when their leases expire
+
+
+def _named(keys: list[str], srcs: dict[str, list[str]]) -> str:
+    return ", ".join(f"{k} ({', '.join(srcs.get(k) or ['inline data'])})" for k in keys)
 
 
 def _batch_key(lease: Lease) -> tuple:

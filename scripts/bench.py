@@ -6,6 +6,8 @@
   P2  rc.render frames/s with 2 workers / 1 worker, target >= 1.4 on 2 cores
   P3  camera-only jobs (a new pose every frame) / repeated grabs of an unchanged scene,
       target >= 0.5
+  G1  rc.render 1 worker with depth / RGB only, G2 with depth and masks / RGB only: what
+      each ground-truth pass costs
   P4  the queue (scripts/bench_queue.py's key figures)
   P5  peak resident memory of the driver over 1,000 and 3,000 frames at 160x120 written
       to disk, and of each worker; target: driver < 400 MB, growth < 10%
@@ -38,7 +40,12 @@ import raycollect as rc  # noqa: E402
 from raycollect import camera, constants as C, scene as scenes, stage as stages  # noqa: E402
 from raycollect.browser import Browser, chromium_version, find_chromium  # noqa: E402
 from raycollect.server import LockedVuer, free_port  # noqa: E402
-from raycollect.worker import _decode  # noqa: E402
+from raycollect import capture, files  # noqa: E402
+
+
+def _decode(payload: bytes) -> bytes:
+    """What a worker does with an RGB grab: decode the page's raw pixels, encode the PNG."""
+    return files.encode_image(capture.decode(payload).rgb)
 
 
 # --- the plain loop: what one process with one browser does, with the same guarantee ------
@@ -67,14 +74,14 @@ async def _plain(jobs: list[dict], k: int, repeat_grabs: int) -> tuple[float, fl
         async def settle() -> None:
             while True:
                 try:
-                    if stages.marker_revision_matches((await grab(stage.marker_view_key, 0.5))["frame"],
-                                                      stage.revision):
+                    frame = (await grab(stage.marker_view_key, 0.5))["frame"]
+                    if stages.marker_revision_matches(capture.decode(frame).rgb, stage.revision):
                         return
                 except asyncio.TimeoutError:
                     pass
 
         cams = [camera.validate(str(i), j) for i, j in enumerate(jobs)]
-        optics = stages.Optics.of(cams[0], False)
+        optics = stages.Optics.of(cams[0])
         first = [np.asarray(c["matrix"]) for c in cams[:k]]
         session.set @ stage.full_scene(scenes.scene_key(jobs[0]), optics,
                                        scenes.demo_scene({}), first)
@@ -104,11 +111,12 @@ async def _plain(jobs: list[dict], k: int, repeat_grabs: int) -> tuple[float, fl
         await app.close()
 
 
-def pipeline(jobs: list[dict], workers: int, k: int, out: str | None = None) -> float:
+def pipeline(jobs: list[dict], workers: int, k: int, out: str | None = None,
+             **passes) -> float:
     """Steady-state frames/s of rc.render."""
     times = []
     with rc.render(jobs, workers=workers, out=out, views_per_update=k, progress=False,
-                   queue_name=f"bench-{time.time()}") as run:
+                   queue_name=f"bench-{time.time()}", **passes) as run:
         for _ in run:
             times.append(time.perf_counter())
     return (len(times) - 1) / (times[-1] - times[0])
@@ -171,7 +179,7 @@ def main() -> None:
     jobs = rc.orbit(args.frames, *size)
     # The machine is shared and noisy: measure in alternating rounds and take medians, so
     # every ratio compares figures taken side by side.
-    plain, unchanged, one, two = [], [], [], []
+    plain, unchanged, one, two, depth, both = [], [], [], [], [], []
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     for r in range(args.rounds):
         p, u = asyncio.run(_plain(jobs, k, repeat_grabs=200))
@@ -179,9 +187,15 @@ def main() -> None:
         unchanged.append(u)
         one.append(pipeline(rc.orbit(args.frames, *size, radius=4.0 + 0.01 * r), 1, k))
         two.append(pipeline(rc.orbit(args.frames, *size, radius=4.5 + 0.01 * r), 2, k))
+        depth.append(pipeline(rc.orbit(args.frames, *size, radius=5.0 + 0.01 * r), 1, k,
+                              depth=True))
+        both.append(pipeline(rc.orbit(args.frames, *size, radius=5.5 + 0.01 * r), 1, k,
+                             depth=True, masks=True))
         print(f"round {r + 1}: plain {p:.1f}, unchanged {u:.1f}, 1 worker {one[-1]:.1f}, "
-              f"2 workers {two[-1]:.1f} frames/s", flush=True)
-    plain, unchanged, one, two = (statistics.median(x) for x in (plain, unchanged, one, two))
+              f"2 workers {two[-1]:.1f}, 1 worker rgb+depth {depth[-1]:.1f}, "
+              f"rgb+depth+masks {both[-1]:.1f} frames/s", flush=True)
+    plain, unchanged, one, two, depth, both = (statistics.median(x) for x in
+                                               (plain, unchanged, one, two, depth, both))
     rows = [
         ("P1 pipeline efficiency", f"{one / plain:.2f}",
          f"rc.render 1 worker {one:.1f} fps / plain loop {plain:.1f} fps  (target >= 0.9)"),
@@ -189,6 +203,10 @@ def main() -> None:
          f"{two:.1f} fps / {one:.1f} fps  (target >= 1.4)"),
         ("P3 camera-only vs unchanged", f"{one / unchanged:.2f}",
          f"{one:.1f} fps new pose every frame / {unchanged:.1f} fps repeated grabs  (target >= 0.5)"),
+        ("G1 rgb+depth vs rgb", f"{depth / one:.2f}",
+         f"{depth:.1f} fps / {one:.1f} fps, 1 worker"),
+        ("G2 rgb+depth+masks vs rgb", f"{both / one:.2f}",
+         f"{both:.1f} fps / {one:.1f} fps, 1 worker"),
     ]
     ray.shutdown()
     if not args.skip_memory:

@@ -87,9 +87,11 @@ def render_all(jobs, **kwargs):
 
 
 def check_output(out, expected_ids) -> list[dict]:
-    """The output invariants after any run: one manifest line and one whole PNG per job,
-    no temporary files, nothing else in frames/."""
-    from PIL import Image
+    """The output invariants after any run: one manifest line per job, its files whole and
+    all there, no temporary files, nothing else in frames/."""
+    from pathlib import Path
+
+    from raycollect.files import load
 
     manifest = read_jsonl(out / "manifest.jsonl")
     ids = [m["job_id"] for m in manifest]
@@ -98,8 +100,10 @@ def check_output(out, expected_ids) -> list[dict]:
     missing = set(expected_ids) - set(ids)
     assert not missing, f"{len(missing)} jobs missing from the manifest"
     files = sorted(p.name for p in (out / "frames").iterdir())
-    assert files == sorted(f"{i}.png" for i in ids), "frames/ differs from the manifest"
-    for name in files:
-        with Image.open(out / "frames" / name) as im:
-            im.load()  # a truncated file raises here
+    listed = sorted(Path(f).name for m in manifest for f in m["files"].values())
+    assert files == listed, "frames/ differs from the manifest"
+    assert all(f"{m['job_id']}.png" == Path(m["files"]["image"]).name for m in manifest)
+    for m in manifest:
+        for kind, name in m["files"].items():
+            load(out / name, kind)  # a truncated file raises here
     return manifest

@@ -47,3 +47,28 @@ def depth_scene(params):
                  material={"color": color})
              for (name, pos), color in zip(BOXES.items(), ("#ff0000", "#00ff00", "#0000ff"))]
     return [AmbientLight(key="amb", intensity=1.0), wall, *boxes]
+
+
+# Models from an assets folder (tests/test_assets.py writes the files).
+def model_scene(params):
+    from vuer.schemas import DirectionalLight, Obj, Ply
+
+    import raycollect as rc
+
+    x = float(params.get("x", 0.0))
+    return [AmbientLight(key="amb", intensity=0.8),
+            DirectionalLight(key="sun", position=[2, 4, 3], intensity=1.5),
+            Obj(key="cube", src=rc.asset(params.get("obj", "meshes/cube.obj")),
+                position=[x - 0.5, 0, 0]),
+            Ply(key="disc", src=rc.asset(params.get("ply", "meshes/disc.ply")),
+                position=[x + 0.5, 0, 0])]
+
+
+def arm_scene(params):
+    from vuer.schemas import DirectionalLight, Urdf
+
+    import raycollect as rc
+
+    return [AmbientLight(key="amb", intensity=0.8),
+            DirectionalLight(key="sun", position=[2, 4, 3], intensity=1.5),
+            Urdf(key="arm", src=rc.asset("robot/arm.urdf"), position=[0, 0, 0])]

@@ -116,26 +116,36 @@ def _pose_jobs(n: int, seed: int) -> list[dict]:
     return jobs
 
 
-def _stale_count(a: dict, b: dict) -> int:
-    """Frames of the same job that differ between two runs (mean abs diff > 2/255)."""
-    return sum(np.abs(a[k].image.astype(int) - b[k].image).mean() > 2 for k in a)
+def _stale_count(a: dict, b: dict, kind: str = "image") -> int:
+    """Frames of the same job whose `kind` pass differs between two runs: RGB by a mean abs
+    diff > 2/255, depth by > 1 mm, masks in more than 0.5% of their pixels."""
+    def differs(x, y) -> bool:
+        if kind == "image":
+            return np.abs(x.astype(int) - y).mean() > 2
+        if kind == "depth":
+            return np.abs(x - y).mean() > 0.001
+        return (x != y).mean() > 0.005
+    return sum(differs(getattr(a[k], kind), getattr(b[k], kind)) for k in a)
 
 
 def test_no_stale_frames_in_200_jobs(ray_local, chromium):
+    """Every pass: RGB, depth and masks."""
     jobs = _pose_jobs(200, seed=1)
-    first, _ = render_all(jobs, workers=2)
+    first, _ = render_all(jobs, workers=2, depth=True, masks=True)
     # The reference renders every job again in another order and other batches: a stale
     # frame shows its predecessor's pose, and predecessors differ between the two runs.
     shuffled = jobs[:]
     random.Random(2).shuffle(shuffled)
-    second, _ = render_all(shuffled, workers=2, views_per_update=3)
+    second, _ = render_all(shuffled, workers=2, views_per_update=3, depth=True, masks=True)
     assert len(first) == len(second) == 200
-    assert _stale_count(first, second) == 0
+    for kind in ("image", "depth", "mask"):
+        assert _stale_count(first, second, kind) == 0, kind
     # The comparison has the power to see staleness: give every job its predecessor's frame
     # (what a stale grab returns) and all but the poses that happen to look alike are caught.
     ids = [_job_id(j) for j in jobs]
     shifted = {ids[i]: first[ids[i - 1]] for i in range(1, len(ids))}
-    assert _stale_count(shifted, second) >= 190
+    for kind in ("image", "depth", "mask"):
+        assert _stale_count(shifted, second, kind) >= 150, kind
 
 
 def test_worker_serves_only_the_client_on_loopback_to_one_session(ray_local, chromium):
