@@ -5,13 +5,14 @@ from .errors import (AssetsError, BrowserError, InvalidJob, NoBrowser, QueueUnav
                      ModelLoadError, RenderError, RunFailed, SceneError, UnknownJob,
                      WrongQueue)
 from .camera import intrinsics, look_at, project
+from .dataset import read
 from .driver import Run, render
 from .jobs import Job, JobState, Lease, Result
 from .queue import JobQueue
 from .scene import demo_scene, orbit
 
 __all__ = [
-    "render", "Run", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit",
+    "render", "Run", "read", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit",
     "JobQueue", "JobState", "Job", "Lease", "Result",
     "RaycollectError", "InvalidJob", "UnknownJob", "WrongQueue", "QueueUnavailable",
     "SceneError", "BrowserError", "NoBrowser", "RenderError", "RunFailed", "AssetsError",

@@ -162,6 +162,19 @@ def cmd_browsers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .errors import RaycollectError
+    from .export import export
+
+    try:
+        path = export(args.out, args.format)
+    except RaycollectError as e:
+        print(f"raycollect: {e}", file=sys.stderr)
+        return 2
+    print(f"raycollect: wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="raycollect", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -178,13 +191,18 @@ def main(argv: list[str] | None = None) -> int:
     browsers.add_argument("--chromium", help=f"browser binary [${C.CHROMIUM_ENV} or PATH]")
     browsers.add_argument("--recycle", type=int, default=C.BROWSER_RECYCLE_JOBS,
                           help="restart a browser after this many frames [%(default)s]")
+    export = sub.add_parser("export", help="write a finished output in another tool's format")
+    export.add_argument("out", help="the output directory of a run")
+    export.add_argument("--format", required=True, choices=("nerfstudio",),
+                        help="nerfstudio: OUT/transforms.json (also read by instant-ngp)")
     argv = list(sys.argv[1:] if argv is None else argv)
     if not any(a in sub.choices or a in ("-h", "--help") for a in argv):
         argv = ["run", *argv]  # plain `raycollect [options]` is `raycollect run`
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return {"run": cmd_run, "status": cmd_status, "browsers": cmd_browsers}[args.command](args)
+    return {"run": cmd_run, "status": cmd_status, "browsers": cmd_browsers,
+            "export": cmd_export}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -138,7 +138,9 @@ class Run:
             ray.init(address=self.address, include_dashboard=False, configure_logging=False,
                      log_to_driver=True)
         n_workers = resolve_workers(self.workers)
-        if self.assets is not None:
+        if isinstance(self.assets, asset_folder.Assets):
+            self.options.assets = self.assets  # prepared already (asset_folder.prepare)
+        elif self.assets is not None:
             self.options.assets = asset_folder.prepare(self.assets)
         valid, invalid = validate_jobs(self.jobs, self.keys)
         for rec in invalid:

@@ -67,12 +67,6 @@ class _Session(VuerSession):
         self.wakeup.set()
 
 
-async def _cache_assets(request, response) -> None:
-    # Models are fetched once per browser: the page may reuse what it has without asking.
-    if request.path.startswith("/workspace/") and response.status == 200:
-        response.headers["Cache-Control"] = f"max-age={ASSETS_MAX_AGE}"
-
-
 class LockedVuer(Vuer):
     """Call `await serve()` inside a running loop; `session_changed` fires on attach/detach."""
 
@@ -150,10 +144,19 @@ class LockedVuer(Vuer):
             # The same static route: no traversal, no link out of the folder, no listing.
             self.app.router.add_static("/workspace", self.assets_root, follow_symlinks=False,
                                        show_index=False)
-            self.app.on_response_prepare.append(_cache_assets)
+            self.app.on_response_prepare.append(self._on_asset_response)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, LOOPBACK, self.port).start()
+
+    asset_requests = 0  # requests for /workspace/ files: a model is fetched once per browser
+
+    async def _on_asset_response(self, request, response) -> None:
+        if request.path.startswith("/workspace/"):
+            self.asset_requests += 1
+            if response.status == 200:
+                # The page may reuse what it fetched without asking again.
+                response.headers["Cache-Control"] = f"max-age={ASSETS_MAX_AGE}"
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -141,7 +141,8 @@ class _RenderWorker:
     async def status(self) -> dict:
         return {**self.info, "frames": self.frames, "sessions": self.sessions,
                 "session": self.session is not None, "held": len(self._held),
-                "refused_sessions": self.server.refused_sessions if self.server else 0}
+                "refused_sessions": self.server.refused_sessions if self.server else 0,
+                "asset_requests": self.server.asset_requests if self.server else 0}
 
     async def stop(self) -> None:
         """Finish the batch in hand, give back the prefetched leases, stop serving."""
@@ -400,6 +401,7 @@ class _RenderWorker:
         while True:
             await asyncio.sleep(C.REGISTRY_REFRESH_PERIOD)
             self.info["frames"] = self.frames
+            self.info["asset_requests"] = self.server.asset_requests
             try:
                 await self.queue.aregister_worker(self.id, self.info)
             except QueueUnavailable as e:

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import ray
 from ray.cluster_utils import Cluster
@@ -52,6 +53,51 @@ def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset
         assert removed and removed[0] in by_node
         assert run.summary["workers_restarted"] >= 1
         assert run.summary["failed"] == 0
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_assets_reach_workers_on_every_node(ray_cluster_reset, chromium, tmp_path, tmp_out):
+    """The assets folder is shipped through the object store; the driver's copy is gone
+    before any worker starts, so the workers can only serve what Ray brought them."""
+    from raycollect import meshgen
+    from scenes import model_scene
+
+    root = tmp_path / "assets"
+    meshgen.write_obj(root / "meshes" / "cube.obj", *meshgen.box((0.4, 0.4, 0.4)))
+    v, f = meshgen.uv_sphere(0.25, 12, 24)
+    meshgen.write_ply(root / "meshes" / "disc.ply", v, f)
+    # A file unique to this run: its digest, and so its unpacked copy, is new.
+    (root / "run.txt").write_text(str(tmp_path))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    try:
+        from raycollect.assets import prepare
+
+        shipped = prepare(root)
+        assert shipped.shipped
+        shutil.rmtree(root)
+        jobs = [{"x": 0.02 * i, "camera": {"matrix": rc.look_at([0.05 * i - 0.5, 0.8, 2.5],
+                                                                [0, 0, 0]).tolist(),
+                                           "fov": 50, "width": 96, "height": 72}}
+                for i in range(24)]
+        # Small batches, so that both workers lease some of the jobs.
+        with rc.render(jobs, scene=model_scene, assets=shipped, out=tmp_out, workers=2,
+                       masks=True, progress=False, views_per_update=2) as run:
+            results = {r.job_id: r for r in run}
+        manifest = check_output(tmp_out, _ids(jobs))
+        assert len({m["node"] for m in manifest}) == 2, "frames came from both worker nodes"
+        for m in manifest:
+            x, ids = m["params"]["x"], m["instances"]
+            mask, cam = results[m["job_id"]].mask, m["camera"]
+            for key, centre in (("cube", (x - 0.5, 0, 0)), ("disc", (x + 0.5, 0, 0))):
+                u, v = rc.project(np.array([centre]), np.asarray(cam["matrix"]),
+                                  np.asarray(cam["K"]))[0]
+                assert mask[int(v), int(u)] == ids[key], (key, m["node"])
     finally:
         ray.shutdown()
         cluster.shutdown()

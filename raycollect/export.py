@@ -1,0 +1,80 @@
+"""Export a finished output for other tools: `raycollect export OUT --format nerfstudio`.
+
+nerfstudio / instant-ngp read `transforms.json`: per frame `file_path` (relative to the file),
+`transform_matrix` (camera-to-world in the OpenGL convention, which is raycollect's own),
+intrinsics `fl_x, fl_y, cx, cy, w, h` (at the top level when every frame shares them, per
+frame otherwise), and optionally `depth_file_path` (16-bit PNG in millimetres, nerfstudio's
+default depth unit) and `mask_path` (255 where an element is seen, 0 elsewhere; nerfstudio
+ignores pixels where the mask is 0). Depth and mask images are written beside the frames,
+under `nerfstudio/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import RaycollectError
+from .files import load
+from .writer import MANIFEST, read_manifest
+
+FORMATS = ("nerfstudio",)
+NERFSTUDIO_DIR = "nerfstudio"
+MM_PER_M = 1000.0
+MAX_DEPTH_MM = 65535
+
+
+def _intrinsics(cam: dict) -> dict:
+    K = cam["K"]
+    return {"fl_x": K[0][0], "fl_y": K[1][1], "cx": K[0][2], "cy": K[1][2],
+            "w": int(cam["width"]), "h": int(cam["height"])}
+
+
+def nerfstudio(out: str | Path) -> Path:
+    """Write OUT/transforms.json (and depth/mask PNGs when the output has those passes)."""
+    root = Path(out)
+    lines = read_manifest(root)
+    if not lines:
+        raise RaycollectError(f"{out} has no finished frames ({MANIFEST} is missing or empty)")
+    intr = [_intrinsics(m["camera"]) for m in lines]
+    shared = all(i == intr[0] for i in intr)
+    frames = []
+    for m, k in zip(lines, intr):
+        frame = {"file_path": m["files"]["image"], "transform_matrix": m["camera"]["matrix"]}
+        if not shared:
+            frame.update(k)
+        if "depth" in m["files"]:
+            frame["depth_file_path"] = _write(root, m["job_id"], "depth",
+                                              _depth_mm(load(root / m["files"]["depth"], "depth")))
+        if "mask" in m["files"]:
+            seen = load(root / m["files"]["mask"], "mask") > 0
+            frame["mask_path"] = _write(root, m["job_id"], "mask", seen.astype(np.uint8) * 255)
+        frames.append(frame)
+    doc = {"camera_model": "OPENCV", **(intr[0] if shared else {}), "frames": frames}
+    path = root / "transforms.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def _depth_mm(depth: np.ndarray) -> np.ndarray:
+    """Metres to millimetres in 16 bits; 0 stays 0 (no depth), beyond 65.5 m saturates."""
+    return np.clip(np.rint(depth.astype(np.float64) * MM_PER_M), 0, MAX_DEPTH_MM).astype(np.uint16)
+
+
+def _write(root: Path, job_id: str, kind: str, array: np.ndarray) -> str:
+    rel = Path(NERFSTUDIO_DIR) / kind / f"{job_id}.png"
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(root / rel)
+    return rel.as_posix()
+
+
+def export(out: str | Path, fmt: str) -> Path:
+    if fmt not in FORMATS:
+        raise RaycollectError(f"unknown export format {fmt!r} (one of: {', '.join(FORMATS)})")
+    return nerfstudio(out)
