@@ -51,11 +51,14 @@ def passes(root: str | os.PathLike) -> list[str]:
 def _thumbnail(kind: str, array: np.ndarray, width: int) -> Image.Image:
     """A picture of one pass: RGB as is, depth as grey (near bright), ids as colours."""
     if kind == "depth":
+        # Inverse depth between robust bounds: near detail stays visible when a ground plane
+        # runs to the horizon.
         hit = array > 0
         grey = np.zeros(array.shape, np.uint8)
         if hit.any():
-            lo, hi = float(array[hit].min()), float(array[hit].max())
-            grey[hit] = (255 - 200 * (array[hit] - lo) / max(hi - lo, 1e-9)).astype(np.uint8)
+            inv = 1.0 / array[hit].astype(np.float64)
+            lo, hi = np.percentile(inv, [2, 98])
+            grey[hit] = (55 + 200 * np.clip((inv - lo) / max(hi - lo, 1e-12), 0, 1)).astype(np.uint8)
         im = Image.fromarray(grey).convert("RGB")
     elif kind == "mask":
         ids = array.astype(np.uint32)
