@@ -110,25 +110,39 @@ def _free_port() -> int:
 
 
 def test_ray_job_submit_runs_collect_py(ray_cluster_reset, chromium, tmp_path):
+    """As a user does it on the Ray that pip brings (2.60): a token in ~/.ray/auth_token
+    (what any earlier local `ray.init()` leaves, or `ray get-auth-token --generate`), so
+    `ray start --head` turns token authentication on; then every client runs with
+    RAY_AUTH_MODE=token, as the README's cluster commands say."""
     bindir = Path(sys.executable).parent
     ray_bin = str(bindir / "ray")
-    # A throwaway loopback cluster: no token auth to hand around between its commands.
-    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "RAY_ADDRESS": "",
-           "RAY_AUTH_MODE": "disabled"}
+    home = tmp_path / "home"  # the token file lands in this test's own ~/.ray
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env.update(PATH=f"{bindir}:{os.environ['PATH']}", RAY_ADDRESS="", HOME=str(home))
     gcs, dash = _free_port(), _free_port()
     temp = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))  # socket paths must stay short
+    subprocess.run([ray_bin, "get-auth-token", "--generate"], check=True, env=env,
+                   capture_output=True, text=True, timeout=60)
     subprocess.run([ray_bin, "start", "--head", f"--port={gcs}", "--num-cpus=2",
                     "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
                     f"--temp-dir={temp}", "--disable-usage-stats"],
                    check=True, env=env, capture_output=True, text=True, timeout=180)
+    assert (home / ".ray" / "auth_token").exists()
     browsers = None
     try:
         # The cluster way: `raycollect browsers` beside the node, the driver as a Ray job.
         browsers = subprocess.Popen(
             [str(bindir / "raycollect"), "browsers", "--address", f"127.0.0.1:{gcs}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**env, "RAY_AUTH_MODE": "token"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         out = tmp_path / "renders"
+        # Without the README's RAY_AUTH_MODE=token the cluster refuses the submission.
+        refused = subprocess.run(
+            [ray_bin, "job", "list", "--address", f"http://127.0.0.1:{dash}"],
+            env=env, capture_output=True, text=True, timeout=120)
+        assert refused.returncode != 0 and "auth" in (refused.stdout + refused.stderr).lower()
+        env["RAY_AUTH_MODE"] = "token"
         job = subprocess.run(
             [ray_bin, "job", "submit", "--address", f"http://127.0.0.1:{dash}",
              "--working-dir", str(ROOT), "--",
