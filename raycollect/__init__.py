@@ -1,9 +1,10 @@
 """raycollect: render large synthetic-image datasets in parallel with Ray, Vuer and Chromium."""
 
 from .assets import asset
-from .errors import (AssetsError, BrowserError, InvalidJob, NoBrowser, QueueUnavailable, RaycollectError,
-                     ModelLoadError, RenderError, RunFailed, SceneError, UnknownJob,
-                     WrongQueue)
+from .errors import (AssetsError, BrokenModel, BrowserError, ClusterUnreachable, FatalFault,
+                     InvalidJob, JobFault, ModelLoadError, NoBrowser, QueueUnavailable,
+                     RaycollectError, RenderError, RunFailed, SceneError, TransientFault,
+                     UnknownJob, WrongQueue)
 from .camera import intrinsics, look_at, project
 from .dataset import read
 from .driver import Run, render
@@ -16,5 +17,6 @@ __all__ = [
     "JobQueue", "JobState", "Job", "Lease", "Result",
     "RaycollectError", "InvalidJob", "UnknownJob", "WrongQueue", "QueueUnavailable",
     "SceneError", "BrowserError", "NoBrowser", "RenderError", "RunFailed", "AssetsError",
-    "ModelLoadError",
+    "ModelLoadError", "BrokenModel", "ClusterUnreachable", "JobFault", "TransientFault",
+    "FatalFault",
 ]

@@ -164,6 +164,9 @@ class BrowserManager:
         self.restarts = 0
         self.recycles = 0
         self.errors: list[str] = []
+        # Set when this manager cannot do its job at all (Chromium will not launch): the run
+        # reads it and stops with this cause instead of waiting for browsers that never come.
+        self.fatal: str | None = None
         self.queue_lost = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -223,8 +226,13 @@ class BrowserManager:
                     self.queue_lost = True
                     return
             if registry is not None:
-                with self._lock:
-                    self._sync(registry)
+                try:
+                    with self._lock:
+                        self._sync(registry)
+                except BrowserError as e:
+                    self.fatal = str(e)
+                    log.error("browser manager stops: %s", e)
+                    return
             self._stop.wait(self.poll_period)
 
     def _sync(self, registry: dict[str, dict]) -> None:

@@ -15,25 +15,43 @@ from . import constants as C
 log = logging.getLogger("raycollect")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line and exit status 2, not a usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive(kind=int, name: str = "value"):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+        return value
+    return parse
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size is WIDTHxHEIGHT, e.g. 320x240, got {text!r}") from None
+    for v in (w, h):
+        if not C.MIN_IMAGE_SIDE <= v <= C.MAX_IMAGE_SIDE:
+            raise argparse.ArgumentTypeError(f"each side of --size must be within "
+                                             f"{C.MIN_IMAGE_SIDE}..{C.MAX_IMAGE_SIDE}, got {text}")
     return w, h
 
 
 def _workers(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"workers is a number or 'auto', got {text!r}") from None
+    return text if text == "auto" else _positive(int, "--workers (or 'auto')")(text)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--views", type=int, default=C.DEMO_VIEWS,
+    p.add_argument("--views", type=_positive(int, "--views"), default=C.DEMO_VIEWS,
                    help="views in the demo orbit (ignored with --jobs) [%(default)s]")
     p.add_argument("--size", type=_size, default=C.DEMO_SIZE, metavar="WxH",
                    help="image size of the demo orbit [320x240]")
@@ -43,13 +61,16 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="render workers, or 'auto' for one per CPU [%(default)s]")
     p.add_argument("--out", default=C.DEFAULT_OUT, help="output directory [%(default)s]")
     p.add_argument("--address", default=None,
-                   help="Ray cluster address ('auto' joins a running one) [start a local Ray]")
+                   help="Ray cluster address ('auto' joins a running one, 'local' starts a "
+                        "new local Ray) [a live recorded cluster, else a local Ray]")
     p.add_argument("--browsers", choices=("managed", "external"), default="managed",
                    help="start headless Chromium for each worker, or wait for `raycollect "
                         "browsers` [%(default)s]")
-    p.add_argument("--max-attempts", type=int, default=C.DEFAULT_MAX_ATTEMPTS)
-    p.add_argument("--lease-ttl", type=float, default=C.DEFAULT_LEASE_TTL)
-    p.add_argument("--views-per-update", type=int, default=C.VIEWS_PER_UPDATE,
+    p.add_argument("--max-attempts", type=_positive(int, "--max-attempts"),
+                   default=C.DEFAULT_MAX_ATTEMPTS)
+    p.add_argument("--lease-ttl", type=_positive(float, "--lease-ttl"), default=C.DEFAULT_LEASE_TTL)
+    p.add_argument("--views-per-update", type=_positive(int, "--views-per-update"),
+                   default=C.VIEWS_PER_UPDATE,
                    help="camera views sent in one scene update [%(default)s]")
     p.add_argument("--depth", action="store_true",
                    help="also write metric z-depth: frames/<job_id>.depth.npy (float32 metres)")
@@ -61,22 +82,32 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _fail(message: str) -> int:
+    print(f"raycollect: error: {message}", file=sys.stderr)
+    return 2
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .driver import render, summary_line
     from .errors import RaycollectError
     from .jobs import read_jsonl
-    from .scene import orbit
+    from .scene import load_scene, orbit
 
-    if args.jobs:
-        jobs = read_jsonl(args.jobs)
-    else:
-        jobs = orbit(args.views, *args.size)
+    # Everything a command line can get wrong is checked here, before Ray starts.
+    if args.jobs and not Path(args.jobs).is_file():
+        return _fail(f"--jobs {args.jobs}: no such file")
+    if args.assets and not Path(args.assets).is_dir():
+        return _fail(f"--assets {args.assets}: no such directory")
+    try:
+        load_scene(args.scene)
+    except ValueError as e:
+        return _fail(str(e))
+    jobs = read_jsonl(args.jobs) if args.jobs else orbit(args.views, *args.size)
     run = render(jobs, scene=args.scene, workers=args.workers, out=args.out,
                  address=args.address, browsers=args.browsers, queue_name=args.queue,
                  lease_ttl=args.lease_ttl, max_attempts=args.max_attempts,
                  views_per_update=args.views_per_update, depth=args.depth, masks=args.masks,
-                 assets=args.assets,
-                 progress=not args.no_progress)
+                 assets=args.assets, progress=not args.no_progress)
     try:
         for _ in run:
             pass
@@ -92,50 +123,44 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import ray
-
-    from .errors import QueueUnavailable
+    from .errors import QueueUnavailable, RaycollectError
     from .queue import JobQueue
 
     if args.out:
-        from .files import PASS_NAMES
-        from .writer import passes
+        from .writer import output_status
 
-        out = Path(args.out)
-        done = _count_lines(out / "manifest.jsonl")
-        failed = _count_lines(out / "failures.jsonl")
-        print(json.dumps({"out": str(out), "done": done, "failed": failed,
-                          "passes": [PASS_NAMES[k] for k in passes(out)]}))
+        try:
+            print(json.dumps(output_status(args.out)))
+        except RaycollectError as e:
+            return _fail(str(e))
         return 0
-    if not ray.is_initialized():
-        ray.init(address=args.address, include_dashboard=False, configure_logging=False,
-                 log_to_driver=False)
+    from .cluster import init
+
     try:
+        init(args.address, include_dashboard=False, configure_logging=False, log_to_driver=False)
         stats = JobQueue.connect(args.queue).stats()
     except QueueUnavailable as e:
         print(f"raycollect: {e}", file=sys.stderr)
         return 1
+    except RaycollectError as e:
+        return _fail(str(e))
     print(json.dumps(stats, indent=1))
     return 0
-
-
-def _count_lines(path: Path) -> int:
-    if not path.exists():
-        return 0
-    with open(path, encoding="utf-8") as f:
-        return sum(1 for line in f if line.strip())
 
 
 def cmd_browsers(args: argparse.Namespace) -> int:
     import ray
 
     from .browser import BrowserManager, find_chromium
-    from .errors import QueueUnavailable
+    from .cluster import init
+    from .errors import QueueUnavailable, RaycollectError
     from .queue import JobQueue
 
-    binary = args.chromium or find_chromium()
-    ray.init(address=args.address, include_dashboard=False, configure_logging=False,
-             log_to_driver=False)
+    try:
+        binary = args.chromium or find_chromium()
+        init(args.address, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    except RaycollectError as e:
+        return _fail(str(e))
     node_id = ray.get_runtime_context().get_node_id()
     stopping = False
 
@@ -155,6 +180,9 @@ def cmd_browsers(args: argparse.Namespace) -> int:
             manager = BrowserManager(q, node_id=node_id, binary=binary,
                                      recycle_frames=args.recycle)
             manager.run_forever()  # returns when the queue has gone (the run ended)
+            if manager.fatal:
+                print(f"raycollect browsers: {manager.fatal}", file=sys.stderr)
+                return 2
             log.info("queue %r gone; waiting for the next run", args.queue)
             time.sleep(1.0)
     except KeyboardInterrupt:
@@ -176,9 +204,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="raycollect", description=__doc__)
+    parser = _Parser(prog="raycollect", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     run = sub.add_parser("run", help="render jobs (default: a demo orbit) into --out")
     add_run_arguments(run)
     status = sub.add_parser("status", help="counts of a running queue, or of an output dir")

@@ -18,6 +18,9 @@ MAX_LEASE_BATCH = 1_000
 JOB_ID_HEX_CHARS = 20
 MAX_KEY_LENGTH = 128
 
+# A Ray cluster's GCS port that does not accept a TCP connection within this long is dead.
+CLUSTER_PROBE_TIMEOUT = 5.0
+
 # --- camera and images -------------------------------------------------------------------
 # Views of 8x8 pixels and less are the revision marker's, which the page renders no extra
 # passes for (raycollect/capture.js): job images are larger.
@@ -61,9 +64,16 @@ HEARTBEAT_FRACTION = 1 / 3  # extend leases after this fraction of the TTL
 WORKER_START_TIMEOUT = 60.0
 WORKER_START_ATTEMPTS = 5
 WORKER_START_BACKOFF = 1.0
-# Frames a worker may have yielded that the driver has not consumed yet (Ray generator
-# backpressure): keeps driver memory flat whatever the run length.
-WORKER_BACKPRESSURE = 16
+# Batches a worker may have yielded that the driver has not taken yet (Ray generator
+# backpressure): with the driver's bounded backlog, a slow caller pauses the workers.
+WORKER_BACKPRESSURE = 2
+# Frames the driver holds that the caller has not consumed yet, over all workers. When it is
+# full the pool stops taking frames, so backpressure reaches the workers and driver memory
+# stays flat however slow the caller's loop.
+DRIVER_BACKLOG = 64
+# A replacement worker that could not be placed (no free CPU slot after a node loss) is tried
+# again in the background this often; the run goes on with the workers it has.
+WORKER_REPLACE_RETRY = 10.0
 
 # --- assets ------------------------------------------------------------------------------
 # Folders up to this size are shipped to every node through the object store; larger ones

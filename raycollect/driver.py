@@ -21,7 +21,7 @@ import ray
 from ray import cloudpickle
 from tqdm import tqdm
 
-from . import assets as asset_folder, camera, constants as C, scene as scenes
+from . import assets as asset_folder, camera, cluster, constants as C, scene as scenes
 from .browser import find_chromium
 from .errors import InvalidJob, QueueUnavailable, RaycollectError, RunFailed
 from .jobs import MalformedJob, Result, prepare
@@ -132,10 +132,10 @@ class Run:
 
     def _run(self) -> Iterator[Result]:
         t_start = time.time()
-        if self.browsers == "managed":
-            find_chromium()  # fail in a second, not after starting a cluster of workers
-        if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, configure_logging=False,
+        # Fail in a second, not after starting a cluster of workers; browser hosts on other
+        # nodes look for their own.
+        chromium = find_chromium() if self.browsers == "managed" else None
+        cluster.init(self.address, include_dashboard=False, configure_logging=False,
                      log_to_driver=True)
         n_workers = resolve_workers(self.workers)
         if isinstance(self.assets, asset_folder.Assets):
@@ -165,10 +165,18 @@ class Run:
                 q.submit_prepared(todo)  # validate_jobs already made ids and plain params
                 # Jobs the journal calls done or failed but the output lacks: render again.
                 q.requeue([j for j, _ in todo])
+            # This run renders its own jobs only: what an earlier run over the same output
+            # left pending stays in the journal, parked.
+            parked = q.focus([j for j, _ in todo])
+            if parked:
+                log.info("%d pending job(s) of earlier runs over %s are not in this run's jobs: "
+                         "left in the journal", parked, self.out)
+            self.summary["parked"] = parked
             bar = tqdm(total=len(todo), unit="frame", disable=not self.progress,
                        dynamic_ncols=True, desc="raycollect")
             if todo:
                 self.pool = WorkerPool(q, n_workers, self.scene, self.options,
+                                       chromium=chromium if self.address is None else None,
                                        browsers=self.browsers, recycle_frames=self.recycle_frames)
                 self.pool.start()
                 yield from self._consume(q, writer, bar)
@@ -200,8 +208,10 @@ class Run:
                 self.summary["rendered"] += 1
                 yield result
             for event in deaths:  # "dead", or "finished" unasked: either way it is gone
-                pool.replace(event.worker, event.item or RuntimeError("worker generator ended"))
+                pool.replace(event.worker, event.item)
                 self.summary["workers_restarted"] = pool.replaced
+            if not pool.members and not pool.replacing:
+                raise RunFailed("no render worker is left and none could be started")
             now = time.time()
             if now - last_stats >= C.STATS_POLL_PERIOD:
                 last_stats = now

@@ -1,11 +1,34 @@
-"""The exceptions raycollect raises: one base class, one line of meaning each."""
+"""The exceptions raycollect raises: one base class, one line of meaning each.
+
+Every error belongs to one of three groups, and the group alone decides what happens:
+
+- JobFault: this job's input is wrong; retrying cannot help. The job fails now (final).
+- TransientFault: this attempt failed; another may not. The job is retried, up to
+  max_attempts.
+- FatalFault: the run cannot go on (no browser, no Chromium, a bug); the run stops with it.
+
+`disposition(error)` turns any exception into "final", "retry" or "abort"; workers, the
+pool and the driver all ask it instead of deciding for themselves.
+"""
 
 
 class RaycollectError(Exception):
     """Base class of every error raycollect raises on purpose."""
 
 
-class InvalidJob(RaycollectError, ValueError):
+class JobFault(RaycollectError):
+    """A job's own input is unusable: it fails without retries."""
+
+
+class TransientFault(RaycollectError):
+    """An attempt failed for a reason that may not recur: the job is retried."""
+
+
+class FatalFault(RaycollectError):
+    """The run cannot go on: it stops, saying why."""
+
+
+class InvalidJob(JobFault, ValueError):
     """A job's params are unusable; names the job and the offending field."""
 
     def __init__(self, job: str, field: str, message: str):
@@ -24,37 +47,60 @@ class WrongQueue(RaycollectError, ValueError):
     """A lease was handed to a queue other than the one that issued it."""
 
 
-class QueueUnavailable(RaycollectError, RuntimeError):
+class QueueUnavailable(TransientFault, RuntimeError):
     """The queue actor could not be found, created or reached."""
 
 
-class SceneError(RaycollectError, RuntimeError):
-    """A scene function raised, or returned something that is not vuer elements."""
+class SceneError(TransientFault, RuntimeError):
+    """A scene function raised, or returned something that is not vuer elements (retried:
+    scene functions may read files or services that fail for a moment)."""
 
 
-class BrowserError(RaycollectError, RuntimeError):
-    """Chromium is missing, would not start, or kept crashing."""
-
-
-class NoBrowser(RaycollectError, TimeoutError):
-    """No browser session attached to a render worker within the time limit."""
-
-
-class RenderError(RaycollectError, RuntimeError):
+class RenderError(TransientFault, RuntimeError):
     """The browser did not produce a usable frame for a job."""
 
 
-class AssetsError(RaycollectError, RuntimeError):
+class ModelLoadError(TransientFault, RuntimeError):
+    """A model or texture of a scene never loaded in the browser (a time-out: retried)."""
+
+
+class BrokenModel(JobFault, RuntimeError):
+    """A model or texture file failed to load or parse in the browser (not retried)."""
+
+
+class BrowserError(FatalFault, RuntimeError):
+    """Chromium is missing, would not start, or kept crashing."""
+
+
+class NoBrowser(FatalFault, TimeoutError):
+    """No browser session attached to a render worker within the time limit."""
+
+
+class AssetsError(FatalFault, RuntimeError):
     """The assets folder is missing, or cannot be shipped to or found on a node."""
 
 
-class ModelLoadError(RaycollectError, RuntimeError):
-    """A model or texture of a scene failed to load in the browser, or never loaded."""
-
-    def __init__(self, message: str, retry: bool = False):
-        super().__init__(message)
-        self.retry = retry  # a time-out may pass; a failed load of the same file will not
+class ClusterUnreachable(FatalFault, ConnectionError):
+    """The Ray cluster named (or recorded by an earlier `ray start`) does not answer."""
 
 
-class RunFailed(RaycollectError, RuntimeError):
-    """A render run ended with failed jobs or could not finish."""
+class RunFailed(FatalFault, RuntimeError):
+    """A render run could not finish."""
+
+
+def disposition(error: BaseException) -> str:
+    """"final", "retry" or "abort" for any exception. Anything that is not a raycollect
+    error is a bug (in raycollect, or in code it calls where no error was expected): the
+    run stops with it rather than retrying it as if a browser had been lost."""
+    if isinstance(error, JobFault):
+        return "final"
+    if isinstance(error, TransientFault):
+        return "retry"
+    return "abort"
+
+
+def unwrap(error: BaseException) -> BaseException:
+    """The error behind a Ray error: Ray wraps what a task or actor method raised in a
+    RayTaskError whose `cause` is the original. The one place raycollect looks inside."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, BaseException) else error

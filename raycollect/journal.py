@@ -71,6 +71,15 @@ class Journal:
             raise
         db.execute("COMMIT")
 
+    def counts(self) -> dict[str, int]:
+        """Jobs by state, as last written (a job leased when its queue died shows as pending:
+        that is what it becomes on recovery)."""
+        out = {s.value: 0 for s in JobState}
+        for state, n in self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
+            out[state] = n
+        out["pending"] += out.pop("leased", 0)
+        return out
+
     def instances(self) -> dict[str, int]:
         """The instance ids given out so far: scene element key -> id."""
         return dict(self._db.execute("SELECT key, id FROM instances"))

@@ -1,8 +1,12 @@
 """The driver's pool of render workers and the browsers it manages for them.
 
-Each worker's streaming generator is drained by one thread into a single inbox, so the driver
-handles frames from every worker in arrival order. A worker that dies is reported to the queue
-(its leases go back at once instead of at their deadline) and replaced, up to a limit.
+Each worker's streaming generator is drained by one thread into a single bounded inbox, so the
+driver handles frames from every worker in arrival order, and a caller slower than the
+workers fills the inbox, which stops the drains, which pauses the workers (Ray's generator
+backpressure): driver memory stays flat. A worker that dies is reported to the queue (its
+leases go back at once instead of at their deadline) and replaced in the background, so
+recording never waits for a new worker; one that cannot be placed is tried again later
+while the run goes on with the workers it has.
 Managed browsers run in one small actor per node that has workers, so a browser always sits
 on its worker's node and talks to it over loopback.
 """
@@ -21,7 +25,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from . import constants as C
 from .browser import BrowserManager, undo_ray_niceness
-from .errors import BrowserError, NoBrowser, RunFailed
+from .errors import BrowserError, RaycollectError, RunFailed, disposition, unwrap
 from .queue import JobQueue
 from .worker import RenderWorker, WorkerOptions
 
@@ -40,6 +44,7 @@ class _BrowserHost:
     def status(self) -> dict:
         m = self.manager
         return {"restarts": m.restarts, "recycles": m.recycles, "errors": list(m.errors),
+                "fatal": m.fatal,
                 "browsers": {w: s.browser.pid for w, s in m.slots.items() if s.browser}}
 
     def kill_one(self, worker: str) -> int | None:
@@ -75,8 +80,11 @@ class WorkerPool:
         self.queue, self.size, self.scene, self.options = queue, size, scene, options
         self.browsers, self.chromium, self.recycle_frames = browsers, chromium, recycle_frames
         self.replace_limit = replace_limit
-        self.inbox: stdqueue.Queue[Event] = stdqueue.Queue()
+        self.inbox: stdqueue.Queue[Event] = stdqueue.Queue(maxsize=C.DRIVER_BACKLOG)
         self.members: dict[str, _Member] = {}
+        self.replacing = 0  # replacements under way in the background
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
         self.hosts: dict[str, object] = {}  # node id -> BrowserHost
         self.replaced = 0
         self._host_restarts: dict[str, int] = {}
@@ -88,9 +96,9 @@ class WorkerPool:
         actors = [self._new_actor() for _ in range(self.size)]  # they start in parallel
         for worker_id, actor in actors:
             try:
-                info = ray.get(actor.start.remote(), timeout=C.WORKER_START_TIMEOUT)
+                info = _started(worker_id, actor)
             except _START_ERRORS as e:
-                log.warning("worker %s did not start (%s); starting another", worker_id, _cause(e))
+                log.warning("worker %s did not start (%s); starting another", worker_id, unwrap(e))
                 _kill(actor)
                 self._spawn()
                 continue
@@ -101,11 +109,13 @@ class WorkerPool:
         that is going away, say)."""
         last: BaseException | None = None
         for _ in range(C.WORKER_START_ATTEMPTS):
+            if self._closed.is_set():
+                raise RunFailed("the pool is closing")
             worker_id, actor = self._new_actor()
             try:
-                info = ray.get(actor.start.remote(), timeout=C.WORKER_START_TIMEOUT)
+                info = _started(worker_id, actor)
             except _START_ERRORS as e:
-                last = _cause(e)
+                last = unwrap(e)
                 log.warning("worker %s did not start (%s); trying again", worker_id, last)
                 _kill(actor)
                 time.sleep(C.WORKER_START_BACKOFF)
@@ -124,9 +134,13 @@ class WorkerPool:
 
     def _adopt(self, worker_id: str, actor, info: dict) -> None:
         member = _Member(worker_id, actor, info)
-        self.members[worker_id] = member
-        if self.browsers == "managed":
-            self._ensure_host(info["node_id"])
+        with self._lock:
+            if self._closing:
+                _kill(actor)
+                return
+            self.members[worker_id] = member
+            if self.browsers == "managed":
+                self._ensure_host(info["node_id"])
         member.thread = threading.Thread(target=self._drain, args=(member,), daemon=True,
                                          name=f"raycollect-{worker_id}")
         member.thread.start()
@@ -138,27 +152,58 @@ class WorkerPool:
         try:
             for ref in gen:
                 for frame in ray.get(ref):
-                    self.inbox.put(Event("frame", member.id, frame))
-            self.inbox.put(Event("finished", member.id))
+                    self._put(Event("frame", member.id, frame))
+            self._put(Event("finished", member.id))
         except Exception as e:  # the actor died, or its generator raised: both end it
-            self.inbox.put(Event("dead", member.id, e))
+            self._put(Event("dead", member.id, e))
 
-    def replace(self, worker_id: str, error: BaseException) -> str | None:
-        """Forget a dead worker, give its leases back now, start another in its place."""
-        member = self.members.pop(worker_id, None)
+    def _put(self, event: Event) -> None:
+        """Into the bounded inbox, waiting while it is full, unless the pool closes."""
+        while not self._closed.is_set():
+            try:
+                self.inbox.put(event, timeout=0.5)
+                return
+            except stdqueue.Full:
+                continue
+
+    def replace(self, worker_id: str, error: BaseException | None) -> None:
+        """Forget a worker that is gone (error None: its generator ended unasked), give its
+        leases back now, and start another in its place in the background. An error that
+        is no lost worker (a bug, no browser, a missing assets folder) ends the run."""
+        with self._lock:
+            member = self.members.pop(worker_id, None)
         if member is None or self._closing:
-            return None
-        cause = _cause(error)
-        if isinstance(cause, NoBrowser):
-            raise RunFailed(str(cause)) from None
-        released = self.queue.release_worker(worker_id, f"worker {worker_id} died: {cause!r}")
+            return
+        cause = unwrap(error) if error is not None else None
+        if isinstance(error, ray.exceptions.RayTaskError) and disposition(cause) == "abort":
+            _kill(member.actor)
+            raise RunFailed(f"worker {worker_id} failed: {cause}") from None
+        what = f"{type(cause).__name__}: {cause}" if cause is not None else "its generator ended"
+        released = self.queue.release_worker(worker_id, f"worker {worker_id} died ({what})")
         _kill(member.actor)
         if self.replaced >= self.replace_limit:
-            raise RunFailed(f"{self.replaced} workers replaced already; last death: {cause!r}")
+            raise RunFailed(f"{self.replaced} workers replaced already; last death: {what}")
         self.replaced += 1
-        log.warning("worker %s died (%s); %d lease(s) back to the queue; starting another",
-                    worker_id, type(cause).__name__, released)
-        return self._spawn()
+        log.warning("worker %s died (%s); %d lease(s) back to the queue; starting another in "
+                    "the background", worker_id, what, released)
+        with self._lock:
+            self.replacing += 1
+        threading.Thread(target=self._replace_in_background, daemon=True,
+                         name=f"raycollect-replace-{worker_id}").start()
+
+    def _replace_in_background(self) -> None:
+        try:
+            while not self._closed.is_set():
+                try:
+                    self._spawn()
+                    return
+                except RunFailed as e:  # no slot for it now (a node was lost, say)
+                    log.warning("%s; running on %d worker(s); trying again in %.0f s", e,
+                                len(self.members), C.WORKER_REPLACE_RETRY)
+                    self._closed.wait(C.WORKER_REPLACE_RETRY)
+        finally:
+            with self._lock:
+                self.replacing -= 1
 
     # --- browsers ----------------------------------------------------------------------
     def _ensure_host(self, node_id: str) -> None:
@@ -175,11 +220,13 @@ class WorkerPool:
                 s = ray.get(host.status.remote(), timeout=30)
             except ray.exceptions.RayActorError as e:
                 # Its node is gone (its workers died with it and are being replaced).
-                log.warning("browser host of node %s is gone: %s", node_id[:8], _cause(e))
+                log.warning("browser host of node %s is gone: %s", node_id[:8], unwrap(e))
                 del self.hosts[node_id]
                 continue
             except (ray.exceptions.RayError, TimeoutError) as e:
-                raise BrowserError(f"browser host on node {node_id[:8]} failed: {_cause(e)}") from None
+                raise BrowserError(f"browser host on node {node_id[:8]} failed: {unwrap(e)}") from None
+            if s.get("fatal"):
+                raise BrowserError(f"browsers on node {node_id[:8]}: {s['fatal']}")
             out["restarts"] += s["restarts"]
             out["recycles"] += s["recycles"]
             out["errors"] += s["errors"]
@@ -198,8 +245,10 @@ class WorkerPool:
     # --- shutdown ----------------------------------------------------------------------
     def close(self, grace: float = 10.0) -> None:
         """Ask workers to stop (they give back prefetched leases), then end everything."""
-        self._closing = True
-        members = list(self.members.values())
+        with self._lock:
+            self._closing = True
+            members = list(self.members.values())
+        self._closed.set()
         stops = [m.actor.stop.remote() for m in members]
         try:
             ray.get(stops, timeout=grace)
@@ -224,14 +273,23 @@ class WorkerPool:
 _START_ERRORS = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError)
 
 
+def _started(worker_id: str, actor) -> dict:
+    """Start a worker; an error its start raised (no assets folder on its node, say) is
+    raised as itself, not as a Ray error."""
+    try:
+        return ray.get(actor.start.remote(), timeout=C.WORKER_START_TIMEOUT)
+    except ray.exceptions.RayTaskError as e:
+        if isinstance(e, ray.exceptions.RayActorError):
+            raise
+        _kill(actor)
+        cause = unwrap(e)
+        if isinstance(cause, RaycollectError):
+            raise cause from None
+        raise RunFailed(f"worker {worker_id} could not start: {cause!r}") from None
+
+
 def _kill(actor) -> None:
     try:
         ray.kill(actor, no_restart=True)
     except (ray.exceptions.RayError, ValueError):  # already gone
         pass
-
-
-def _cause(e: BaseException) -> BaseException:
-    """The user-level error inside a Ray task error."""
-    cause = getattr(e, "cause", None)
-    return cause if isinstance(cause, BaseException) else e

@@ -19,7 +19,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from . import constants as C
-from .errors import QueueUnavailable, RaycollectError, UnknownJob, WrongQueue
+from .errors import QueueUnavailable, RaycollectError, UnknownJob, WrongQueue, unwrap
 from .jobs import JobState, Lease, canonical_json, check_transition, prepare
 from .journal import Journal
 
@@ -55,9 +55,15 @@ class _QueueActor:
         self._expiry: list[tuple[float, str, str]] = []  # (deadline, token, job id)
         self._by_worker: dict[str, set[str]] = {}
         self._counts = {s: 0 for s in JobState}
-        self._stale_refused = 0
+        # Calls refused for a stale token, by call: a refused completion is a frame that
+        # never landed (a stale attempt); refused heartbeats and failures are its side effects.
+        self._refused = {"complete": 0, "extend": 0, "fail": 0}
         self._expired = 0
         self._workers: dict[str, dict] = {}
+        # The jobs of the current run (None: all). Pending jobs outside it stay in the journal
+        # but are not leased ("parked"): a rerun with another job list renders that list.
+        self._focus: set[str] | None = None
+        self._parked = 0
         self._journal = Journal(journal) if journal else None
         self._uid = self._journal.meta("uid", uid) if self._journal else uid
         self._inserts: list[tuple[str, str]] = []
@@ -81,7 +87,10 @@ class _QueueActor:
             job.token, job.worker = None, ""
         job.state = new
         if new is JobState.PENDING:
-            self._pending.append(job.id)
+            if self._focus is None or job.id in self._focus:
+                self._pending.append(job.id)
+            else:
+                self._parked += 1
         if self._journal and new is not JobState.LEASED:
             self._updates[job.id] = (job.id, new, job.attempts, job.error, job.result,
                                      job.done_token)
@@ -130,14 +139,17 @@ class _QueueActor:
             self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
         self._reap()
 
-    def _leased(self, job_id: str, token: str) -> _Job | None:
-        """The job if `token` is its live lease, else None (and the refusal is counted)."""
+    def _leased(self, job_id: str, token: str, call: str) -> _Job | None:
+        """The job if `token` is its live lease, else None, the refusal counted by `call`
+        ("complete", "extend", "fail"). A heartbeat for a lease its own completion ended is
+        no refusal: the worker simply learns that the driver recorded the frame."""
         job = self._jobs.get(job_id)
         if job is None:
             raise UnknownJob(f"unknown job id {job_id!r}")
         if job.state is JobState.LEASED and job.token == token:
             return job
-        self._stale_refused += 1
+        if not (call == "extend" and job.state is JobState.DONE and job.done_token == token):
+            self._refused[call] += 1
         return None
 
     # --- the API ---------------------------------------------------------------------------
@@ -153,6 +165,8 @@ class _QueueActor:
             self._jobs[job_id] = _Job(job_id, params)
             self._counts[JobState.PENDING] += 1
             self._pending.append(job_id)
+            if self._focus is not None:
+                self._focus.add(job_id)
             if self._journal:
                 self._inserts.append((job_id, canonical_json(params)))
             added += 1
@@ -183,7 +197,7 @@ class _QueueActor:
         deadline = time.time() + (self._ttl if ttl is None else float(ttl))
         out = []
         for job_id, token in items:
-            job = self._leased(job_id, token)
+            job = self._leased(job_id, token, "extend")
             if job is not None:
                 job.deadline = deadline
                 heapq.heappush(self._expiry, (deadline, token, job_id))
@@ -201,7 +215,7 @@ class _QueueActor:
                 # yes again. A second call within one incarnation is a duplicate: refused.
                 out.append(True)
                 continue
-            job = self._leased(job_id, token)
+            job = self._leased(job_id, token, "complete")
             if job is not None:
                 job.result, job.done_token, job.error = result, token, None
                 self._move(job, JobState.DONE)
@@ -218,7 +232,7 @@ class _QueueActor:
         self._tick()
         out = []
         for job_id, token, error in items:
-            job = self._leased(job_id, token)
+            job = self._leased(job_id, token, "fail")
             if job is not None:
                 if mode == "release":
                     job.attempts -= 1
@@ -256,6 +270,15 @@ class _QueueActor:
         self._flush()
         return n
 
+    async def focus(self, job_ids: list[str] | None) -> int:
+        """Lease only these jobs from now on (None: every pending job again); returns how
+        many pending jobs are parked outside them."""
+        self._focus = None if job_ids is None else set(job_ids)
+        self._pending = deque(i for i, j in self._jobs.items() if j.state is JobState.PENDING
+                              and (self._focus is None or i in self._focus))
+        self._parked = self._counts[JobState.PENDING] - len(self._pending)
+        return self._parked
+
     async def states(self, job_ids: list[str]) -> list[str | None]:
         return [None if (j := self._jobs.get(i)) is None else j.state.value for i in job_ids]
 
@@ -263,8 +286,12 @@ class _QueueActor:
         self._tick()
         return {
             **{s.value: n for s, n in self._counts.items()},
+            "pending": self._counts[JobState.PENDING] - self._parked,
             "total": len(self._jobs),
-            "stale_refused": self._stale_refused,
+            "stale_refused": self._refused["complete"],
+            "refused_heartbeats": self._refused["extend"],
+            "refused_failures": self._refused["fail"],
+            "parked": self._parked,
             "expired": self._expired,
             "workers": len(self._workers),
             "max_attempts": self._max_attempts,
@@ -275,7 +302,7 @@ class _QueueActor:
     async def failures(self, limit: int | None = None) -> list[dict]:
         out = []
         for job in self._jobs.values():
-            if job.state is JobState.FAILED:
+            if job.state is JobState.FAILED and (self._focus is None or job.id in self._focus):
                 out.append({"job_id": job.id, "error": job.error, "attempts": job.attempts,
                             "params": job.params})
                 if limit is not None and len(out) >= limit:
@@ -321,7 +348,7 @@ def _lease_items(leases: Sequence[Lease], uid: str) -> list[tuple[str, str]]:
 
 
 def _unwrap(e: ray.exceptions.RayTaskError) -> BaseException:
-    cause = getattr(e, "cause", None)
+    cause = unwrap(e)
     return cause if isinstance(cause, RaycollectError) else e
 
 
@@ -422,6 +449,10 @@ class JobQueue:
 
     def requeue(self, job_ids: Sequence[str]) -> int:
         return _get(self._actor.requeue.remote(list(job_ids)))
+
+    def focus(self, job_ids: Sequence[str] | None) -> int:
+        """Lease only these jobs (a run's own); others pending stay parked in the journal."""
+        return _get(self._actor.focus.remote(None if job_ids is None else list(job_ids)))
 
     def states(self, job_ids: Sequence[str]) -> list[str | None]:
         return _get(self._actor.states.remote(list(job_ids)))

@@ -28,8 +28,8 @@ from vuer.events import GrabRender
 from . import assets as asset_folder, camera, capture, constants as C, files, scene as scenes
 from . import stage as stages
 from .browser import undo_ray_niceness
-from .errors import (InvalidJob, ModelLoadError, NoBrowser, QueueUnavailable, RenderError,
-                     SceneError)
+from .errors import (BrokenModel, InvalidJob, ModelLoadError, NoBrowser, QueueUnavailable,
+                     RaycollectError, RenderError, disposition)
 from .jobs import Lease
 from .queue import JobQueue
 from .server import LockedVuer, free_port
@@ -166,8 +166,9 @@ class _RenderWorker:
                     continue
                 idle = C.IDLE_POLL_MIN
                 frames = await self._render_batch(session, batch, skey)
-                for item in frames:
-                    self._held.pop(item.lease.job_id, None)
+                # The leases stay held, and heartbeated, after the yield: the driver may keep
+                # the frames a while (a slow caller) before it records them and completes
+                # the leases; the heartbeat lets each go once the queue says it has ended.
                 if frames:
                     # One object per batch: serialising and sending is paid once per update.
                     yield frames
@@ -267,17 +268,17 @@ class _RenderWorker:
         except SessionLost:
             self.stage.reset()
             await self._fail(leases, f"browser disconnected from worker {self.id}", "retry")
-        except SceneError as e:
-            self.stage.reset()
-            await self._fail(leases, f"{e}\n{traceback.format_exc()}", "retry")
-        except InvalidJob as e:  # the scene names an asset that is not there: nothing was sent
-            await self._fail(leases, str(e), "final")
-        except ModelLoadError as e:
-            self.stage.reset()
-            await self._fail(leases, f"job {leases[0].job_id}: {e}", "retry" if e.retry else "final")
-        except (RenderError, asyncio.TimeoutError) as e:
+        except asyncio.TimeoutError as e:
             self.stage.reset()  # the page is in an unknown state: resend everything
-            await self._fail(leases, f"render failed on worker {self.id}: {e!r}", "retry")
+            await self._fail(leases, f"render failed on worker {self.id}: grab timed out {e!r}",
+                             "retry")
+        except RaycollectError as e:
+            mode = disposition(e)
+            if mode == "abort":
+                raise
+            self.stage.reset()  # the page is in an unknown state: resend everything
+            trace = f"\n{traceback.format_exc()}" if mode == "retry" else ""
+            await self._fail(leases, f"{e} (worker {self.id}){trace}", mode)
         return []
 
     def _frame(self, lease: Lease, cam: dict, value: dict, timings: dict) -> Frame:
@@ -312,11 +313,11 @@ class _RenderWorker:
             session.update @ self.stage.marker_update()
             st = await self._settle(session)
             if st["load_failures"] > failures0:
-                raise ModelLoadError(f"a model file failed to load: "
+                raise BrokenModel(f"a model file failed to load: "
                                      f"{'; '.join(st['failed'][-(st['load_failures'] - failures0):])}")
             empty = [k for k in models if not st.get("models", {}).get(k)]
             if empty and st["errors"] > errors0:
-                raise ModelLoadError(f"model(s) {_named(empty, srcs)} did not load: "
+                raise BrokenModel(f"model(s) {_named(empty, srcs)} did not load: "
                                      f"{'; '.join(st['error_texts'][-(st['errors'] - errors0):])}")
             if not empty and st["loads_pending"] == 0 and st.get("textures_pending", 0) == 0:
                 return
@@ -324,7 +325,7 @@ class _RenderWorker:
                 raise ModelLoadError(
                     f"model(s) {_named(empty or models, srcs)} not loaded within "
                     f"{self.opt.model_timeout:.0f} s ({st['loads_pending']} loads in flight, "
-                    f"{st.get('textures_pending', 0)} textures without an image)", retry=True)
+                    f"{st.get('textures_pending', 0)} textures without an image)")
             await asyncio.sleep(C.MODEL_POLL_PERIOD)
 
     async def _settle(self, session) -> dict:

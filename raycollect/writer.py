@@ -32,12 +32,37 @@ STATE_DIR = ".raycollect"  # the queue journal lives here
 TMP_SUFFIX = ".tmp"
 
 
-def read_manifest(root: str | os.PathLike) -> list[dict]:
-    path = Path(root) / MANIFEST
+def read_manifest(root: str | os.PathLike, name: str = MANIFEST) -> list[dict]:
+    path = Path(root) / name
     if not path.exists():
         return []
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def output_status(root: str | os.PathLike) -> dict:
+    """What `raycollect status --out` prints: this output's frames, failures and passes, and
+    what its queue journal holds (jobs of earlier runs included)."""
+    from .errors import RaycollectError
+    from .files import PASS_NAMES
+    from .journal import Journal
+
+    root = Path(root)
+    journal = root / STATE_DIR / "queue.sqlite"
+    if not (root / MANIFEST).is_file() and not journal.is_file():
+        raise RaycollectError(f"{root} is not a raycollect output (no {MANIFEST} and no "
+                              f"{STATE_DIR}/queue.sqlite in it)")
+    failures = root / FAILURES
+    out = {"out": str(root), "done": len(read_manifest(root)),
+           "failed": len(read_manifest(root, FAILURES)) if failures.exists() else 0,
+           "passes": [PASS_NAMES[k] for k in passes(root)]}
+    if journal.is_file():
+        j = Journal(journal)
+        try:
+            out["journal"] = j.counts()
+        finally:
+            j.close()
+    return out
 
 
 def passes(root: str | os.PathLike) -> list[str]:
