@@ -49,17 +49,15 @@ def reachable(address: str, timeout: float = C.CLUSTER_PROBE_TIMEOUT) -> bool:
 
 def resolve(address: str | None) -> str | None:
     """The address to give `ray.init`: None (start a local Ray), "local", or a live one."""
-    given = address or os.environ.get("RAY_ADDRESS") or None
+    # RAY_ADDRESS wins, as in Ray itself: a driver under `ray job submit` gets its cluster
+    # there, whatever --address says.
+    given = os.environ.get("RAY_ADDRESS") or address or None
     if given == "local" or (given and "://" in given):
         return given  # a new local Ray; or a Ray client / dashboard URL, checked by Ray
     if given in (None, "auto"):
         recorded = recorded_address()
         if recorded is None:
-            if given == "auto":
-                raise ClusterUnreachable("--address auto: no running Ray cluster is recorded "
-                                         f"in {record_file()}; start one with `ray start "
-                                         f"--head`, or leave --address out for a local Ray")
-            return None
+            return given  # None: a local Ray; "auto": Ray looks for one, and says if none
         if reachable(recorded):
             return recorded
         if given is None:
@@ -78,4 +76,8 @@ def init(address: str | None, **kwargs) -> None:
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=resolve(address), **kwargs)
+        target = resolve(address)
+        try:
+            ray.init(address=target, **kwargs)
+        except ConnectionError as e:  # "auto" and no cluster running: Ray says so at once
+            raise ClusterUnreachable(f"no Ray cluster at {target!r}: {e}") from None

@@ -134,10 +134,11 @@ class _QueueActor:
             await asyncio.sleep(C.REAPER_PERIOD)
             self._reap()
 
-    def _tick(self) -> None:
+    def _tick(self, reap: bool = True) -> None:
         if self._reaper is None:
             self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
-        self._reap()
+        if reap:
+            self._reap()
 
     def _leased(self, job_id: str, token: str, call: str) -> _Job | None:
         """The job if `token` is its live lease, else None, the refusal counted by `call`
@@ -283,7 +284,7 @@ class _QueueActor:
         return [None if (j := self._jobs.get(i)) is None else j.state.value for i in job_ids]
 
     async def stats(self) -> dict:
-        self._tick()
+        self._tick(reap=False)  # a read: expiry is the reaper's (and state changes') business
         return {
             **{s.value: n for s, n in self._counts.items()},
             "pending": self._counts[JobState.PENDING] - self._parked,

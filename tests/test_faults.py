@@ -127,16 +127,18 @@ def test_queue_actor_killed_mid_run_recovers_from_its_journal(ray_local, chromiu
 def test_late_worker_completion_is_refused_and_never_lands(ray_local, chromium, tmp_out):
     """A worker frozen past its lease TTL (presumed dead) comes back: the queue refuses its
     frames by token, the jobs were rendered elsewhere, and the output has each once."""
-    jobs = rc.orbit(60, 96, 72)
+    # Enough work that w1 is still rendering when w0 wakes up with its stale batch.
+    jobs = rc.orbit(240, 160, 120)
 
     def freeze_w0(run):
         pid = run.pool.members["w0"].info["pid"]
         os.kill(pid, signal.SIGSTOP)
-        threading.Timer(6.0, os.kill, (pid, signal.SIGCONT)).start()
+        threading.Timer(4.0, os.kill, (pid, signal.SIGCONT)).start()
 
     run = _run_with(jobs, tmp_out, {4: freeze_w0}, workers=2, lease_ttl=2.0,
                     views_per_update=4)
     check_output(tmp_out, _ids(jobs))
+    # The late frames reached the driver and were refused: none of them is in the output.
     assert run.summary["stale_refused"] >= 1
     assert run.summary["failed"] == 0
 

@@ -1,0 +1,168 @@
+"""One owner per lease from lease to manifest: slow callers, early exits, reruns, lost nodes,
+errors that must reach the user as themselves, and no hang at start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+import raycollect as rc
+from conftest import check_output, read_jsonl, render_all
+from raycollect.jobs import content_id, to_plain
+
+pytestmark = pytest.mark.browser
+
+
+def _ids(jobs):
+    return [content_id(to_plain(j)) for j in jobs]
+
+
+def test_slow_caller_causes_no_rerender_and_keeps_memory_flat(ray_local, chromium, tmp_out):
+    """0.4 s per frame in the caller's loop, a 3 s lease TTL: far more frames wait than their
+    leases would last, yet every job renders once, on its first attempt, nothing refused."""
+    jobs = rc.orbit(40, 96, 72)
+    me = psutil.Process()
+    rss = []
+    with rc.render(jobs, out=tmp_out, workers=2, lease_ttl=3.0, progress=False) as run:
+        for i, _ in enumerate(run):
+            time.sleep(0.4)
+            if i in (5, 39):
+                rss.append(me.memory_info().rss)
+    manifest = check_output(tmp_out, _ids(jobs))
+    assert len(manifest) == 40
+    assert {m["attempt"] for m in manifest} == {1}, "a frame was rendered again"
+    assert run.summary["stale_refused"] == 0 and run.summary["failed"] == 0
+    # The backlog is bounded: waiting frames do not pile up in the driver.
+    assert rss[1] - rss[0] < 40 * 2**20, [r / 2**20 for r in rss]
+
+
+def test_rerun_with_another_job_list_renders_only_that_list(ray_local, chromium, tmp_out):
+    first = rc.orbit(20, 96, 72)
+    with rc.render(first, out=tmp_out, workers=1, progress=False) as run:
+        for n, _ in enumerate(run, 1):
+            if n == 4:
+                break  # the rest of the first list stays pending in the journal
+    recorded = len(read_jsonl(tmp_out / "manifest.jsonl"))
+    assert 4 <= recorded < 20
+    other = rc.orbit(6, 96, 72, radius=3.0)
+    results, run = render_all(other, out=tmp_out, workers=1)
+    assert set(results) == set(_ids(other)), "the rerun rendered jobs it was not given"
+    assert run.summary["rendered"] == 6 and run.summary["failed"] == 0
+    assert run.summary["parked"] == 20 - recorded
+    manifest = check_output(tmp_out, _ids(other))
+    assert len(manifest) == len({m["job_id"] for m in manifest}) < 20
+    from raycollect.cli import main
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["status", "--out", str(tmp_out)]) == 0
+    status = json.loads(buf.getvalue())
+    assert status["journal"]["pending"] == 20 - recorded  # the first list's rest, on record
+
+
+def _alive_actors() -> list[str]:
+    """raycollect's actors still running, by their processes' titles (ray::<Class>...)."""
+    names = ("ray::_RenderWorker", "ray::_BrowserHost", "ray::_QueueActor")
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        out += [n for n in names if cmd.startswith(n)]
+    return out
+
+
+def _chromium_for(ports) -> list[int]:
+    pids = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "raycollect-chromium-" in cmd and any(f"127.0.0.1:{port}" in cmd for port in ports):
+            pids.append(p.pid)
+    return pids
+
+
+def test_break_out_of_the_loop_leaves_nothing_running(ray_local, chromium, tmp_out):
+    with rc.render(rc.orbit(40, 96, 72), out=tmp_out, workers=2, progress=False) as run:
+        for n, _ in enumerate(run, 1):
+            if n == 3:
+                ports = [m.info["port"] for m in run.pool.members.values()]
+                assert len(_chromium_for(ports)) >= 2  # this run's browsers, found by port
+                break
+    deadline = time.time() + 30
+    while (_chromium_for(ports) or _alive_actors()) and time.time() < deadline:
+        time.sleep(0.5)
+    assert _chromium_for(ports) == [] and _alive_actors() == []
+    check_output(tmp_out, [])  # what was recorded is whole
+
+
+def test_chromium_that_cannot_launch_fails_the_run_with_that_cause(ray_local, tmp_path,
+                                                                   monkeypatch):
+    broken = tmp_path / "chromium"
+    broken.write_text("#!/nonexistent/interpreter\n")  # exists and is executable; exec fails
+    broken.chmod(0o755)
+    monkeypatch.setenv("RAYCOLLECT_CHROMIUM", str(broken))
+    # With a session timeout of 5 minutes, the run would end with NoBrowser much later if
+    # the launch failure were not reported as itself.
+    with pytest.raises(rc.BrowserError, match="cannot start"):
+        render_all(rc.orbit(4, 96, 72), workers=1, session_timeout=300)
+
+
+def test_node_lost_with_workers_auto_finishes_on_the_rest(ray_cluster_reset, chromium, tmp_out):
+    """--workers auto takes every CPU slot: after a node is lost no replacement can be
+    placed, and the run finishes on the surviving worker, exactly once."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    try:
+        jobs = rc.orbit(60, 96, 72)
+        with rc.render(jobs, out=tmp_out, workers="auto", progress=False, lease_ttl=10,
+                       views_per_update=2) as run:
+            for n, r in enumerate(run, 1):
+                if n == 10:
+                    victim = next(node for node in nodes if node.node_id == r.node)
+                    cluster.remove_node(victim, allow_graceful=False)
+        check_output(tmp_out, _ids(jobs))
+        assert run.summary["failed"] == 0 and run.summary["workers_restarted"] >= 1
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_a_stale_cluster_record_does_not_hang_a_run(ray_cluster_reset, chromium, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    tmp = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))  # Ray's socket paths stay short
+    (tmp / "ray").mkdir()
+    (tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{dead}")
+    env = {**os.environ, "RAY_TMPDIR": str(tmp), "RAY_ADDRESS": ""}
+    cmd = [sys.executable, "-m", "raycollect.cli", "run", "--views", "3", "--size", "64x48",
+           "--workers", "1", "--no-progress"]
+    try:
+        done = subprocess.run([*cmd, "--out", str(tmp_path / "a")], env=env, timeout=180,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert len(read_jsonl(tmp_path / "a" / "manifest.jsonl")) == 3
+        t0 = time.time()
+        refused = subprocess.run([*cmd, "--address", "auto", "--out", str(tmp_path / "b")],
+                                 env=env, timeout=180, capture_output=True, text=True)
+        assert refused.returncode == 2
+        assert f"127.0.0.1:{dead}" in refused.stderr and "ray stop" in refused.stderr
+        assert time.time() - t0 < 60
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)

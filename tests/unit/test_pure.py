@@ -1,0 +1,183 @@
+"""The fast layer: the pure modules, no Ray, no browser. Runs in seconds:
+`bash scripts/test.sh tests/unit`."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+
+import numpy as np
+import pytest
+
+import raycollect as rc
+from raycollect import assets, capture, camera, cluster, files, stage
+from raycollect.errors import (BrokenModel, InvalidJob, NoBrowser, RenderError, RunFailed,
+                               disposition)
+from raycollect.jobs import MalformedJob, content_id, prepare, read_jsonl
+
+
+# --- camera --------------------------------------------------------------------------------
+def test_look_at_is_a_rigid_camera_looking_at_its_target():
+    m = rc.look_at([1.0, 2.0, 3.0], [0.0, 0.5, 0.0])
+    assert np.allclose(m[:3, :3].T @ m[:3, :3], np.eye(3))
+    assert np.isclose(np.linalg.det(m[:3, :3]), 1.0)
+    K = rc.intrinsics(50, 160, 120)
+    assert np.allclose(rc.project(np.array([[0.0, 0.5, 0.0]]), m, K), [[80, 60]])
+
+
+def test_camera_validation_names_the_field():
+    from raycollect import constants as C
+
+    good = {"camera": {"matrix": np.eye(4).tolist(), "fov": 50, "width": 64, "height": 48}}
+    assert camera.validate("j", good)["near"] == C.DEFAULT_NEAR
+    for field, bad in (("camera.fov", {"fov": 0}), ("camera.width", {"width": 0}),
+                       ("camera.matrix", {"matrix": [[1, 0], [0, 1]]}),
+                       ("camera.far", {"far": -1})):
+        with pytest.raises(InvalidJob) as e:
+            camera.validate("j7", {"camera": {**good["camera"], **bad}})
+        assert e.value.field == field and "j7" in str(e.value)
+
+
+# --- jobs ------------------------------------------------------------------------------------
+def test_job_ids_are_stable_and_keys_are_checked(tmp_path):
+    a, b = {"x": 1, "camera": {"fov": 1}}, {"camera": {"fov": 1}, "x": 1}
+    assert content_id(a) == content_id(b)
+    with pytest.raises(InvalidJob):
+        prepare([{"x": 1}], keys=["../etc"])
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"a": 1}\n\nnot json\n[1]\n')
+    jobs = read_jsonl(str(path))
+    assert jobs[0] == {"a": 1}
+    assert [type(j) for j in jobs[1:]] == [MalformedJob, MalformedJob]
+
+
+# --- errors: one place decides ------------------------------------------------------------
+def test_disposition_follows_the_error_group():
+    assert disposition(InvalidJob("j", "f", "m")) == "final"
+    assert disposition(BrokenModel("x")) == "final"
+    assert disposition(RenderError("x")) == "retry"
+    assert disposition(NoBrowser("x")) == "abort"
+    assert disposition(RunFailed("x")) == "abort"
+    assert disposition(KeyError("a bug")) == "abort"
+
+
+# --- capture payloads and files ----------------------------------------------------------
+def _payload(w, h, passes, buffers, status=None) -> bytes:
+    head = json.dumps({"w": w, "h": h, "passes": passes, "status": status or {}}).encode()
+    return b"RCF1" + struct.pack("<I", len(head)) + head + b"".join(b.tobytes() for b in buffers)
+
+
+def test_capture_decodes_rows_bottom_up_and_each_pass_exactly():
+    w, h, far = 4, 3, 20.0
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[0, 0] = (10, 20, 30, 255)  # readPixels' first row is the image's bottom row
+    q = np.arange(w * h, dtype=np.uint32).reshape(h, w) * 1000
+    depth = np.stack([(q >> 16) & 255, (q >> 8) & 255, q & 255, q * 0 + 255], -1).astype(np.uint8)
+    ids = np.array([[0, 1, 2, 300]] * h, np.uint32)
+    mask = np.stack([ids & 255, (ids >> 8) & 255, ids * 0, ids * 0 + 255], -1).astype(np.uint8)
+    cap = capture.decode(_payload(w, h, ["rgb", "depth", "mask"], [rgba, depth, mask]), far=far)
+    assert tuple(cap.rgb[h - 1, 0]) == (10, 20, 30)
+    assert np.allclose(cap.depth[::-1], q * far / capture.DEPTH_LEVELS, rtol=1e-6)
+    assert np.array_equal(cap.mask, ids[::-1])
+    with pytest.raises(RenderError):
+        capture.decode(b"\xff\xd8\xff\xe0 a JPEG")
+
+
+def test_files_round_trip_exactly():
+    rgb = np.random.default_rng(0).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    depth = np.random.default_rng(1).random((7, 9), dtype=np.float32) * 50
+    mask = np.random.default_rng(2).integers(0, 65536, (7, 9)).astype(np.uint16)
+    assert np.array_equal(files.decode("image", files.encode_image(rgb)), rgb)
+    assert np.array_equal(files.decode("depth", files.encode_depth(depth)), depth)
+    assert np.array_equal(files.decode("mask", files.encode_mask(mask)), mask)
+
+
+# --- stage: the revision marker -------------------------------------------------------------
+def test_marker_colours_tell_neighbouring_revisions_apart():
+    for rev in range(len(stage.PALETTE) * 2):
+        image = np.full((8, 8, 3), stage.PALETTE[rev % len(stage.PALETTE)], np.uint8)
+        assert stage.marker_revision_matches(image, rev)
+        assert not stage.marker_revision_matches(image, rev + 1)
+
+
+# --- writer: what a crash leaves is repaired ------------------------------------------------
+def test_writer_repairs_a_cut_manifest_and_orphan_files(tmp_path):
+    from raycollect.writer import OutputWriter
+
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "manifest.jsonl").write_text(json.dumps({"job_id": "a", "files": {}}) +
+                                             '\n{"job_id": "b", "fi')
+    for name in ("a.png", "b.png", ".a.png.tok.tmp", "c.depth.npy"):
+        (tmp_path / "frames" / name).write_bytes(b"x")
+    w = OutputWriter(tmp_path)
+    w.close()
+    assert w.done == {"a"}
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["a.png"]
+    assert (tmp_path / "manifest.jsonl").read_text().count("\n") == 1
+
+
+# --- assets ----------------------------------------------------------------------------------
+def test_asset_urls_and_source_checks(tmp_path):
+    from vuer.schemas import Obj, group
+
+    assert rc.asset("meshes/a.obj") == "/workspace/meshes/a.obj"
+    with pytest.raises(ValueError):
+        rc.asset("../secret")
+    (tmp_path / "a.obj").write_text("v 0 0 0\n")
+    ok = [Obj(key="a", src="/workspace/a.obj")]
+    assets.check_sources("j", ok, tmp_path)
+    for bad in ([group(Obj(key="b", src="/workspace/b.obj"), key="g")],
+                [Obj(key="c", src="/workspace/../a.obj")]):
+        with pytest.raises(InvalidJob):
+            assets.check_sources("j", bad, tmp_path)
+    with pytest.raises(InvalidJob, match="needs an assets folder"):
+        assets.check_sources("j", ok, None)
+    assert assets.is_model(group(Obj(key="d", src="/workspace/a.obj"), key="g"))
+
+
+# --- cluster: no hang on a dead record ------------------------------------------------------
+def test_a_dead_recorded_cluster_means_a_local_ray_and_a_dead_given_one_an_error(tmp_path,
+                                                                                    monkeypatch):
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert cluster.resolve(None) is None  # no record: start a local Ray
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "ray_current_cluster").write_text(dead)
+    assert cluster.resolve(None) == "local"
+    with pytest.raises(rc.ClusterUnreachable, match="ray stop"):
+        cluster.resolve("auto")
+    with pytest.raises(rc.ClusterUnreachable, match=dead):
+        cluster.resolve(dead)
+    with socket.socket() as live:
+        live.bind(("127.0.0.1", 0))
+        live.listen()
+        alive = f"127.0.0.1:{live.getsockname()[1]}"
+        (tmp_path / "ray" / "ray_current_cluster").write_text(alive)
+        assert cluster.resolve(None) == alive
+
+
+# --- export: per-frame intrinsics when frames differ ---------------------------------------
+def test_nerfstudio_export_lists_per_frame_intrinsics_when_they_differ(tmp_path):
+    from raycollect.export import nerfstudio
+    from raycollect.jobs import Result
+    from raycollect.writer import OutputWriter
+
+    w = OutputWriter(tmp_path)
+    for i, (fov, size) in enumerate(((40, (32, 24)), (60, (48, 32)))):
+        cam = camera.camera_record(camera.validate(str(i), {"camera": {
+            "matrix": np.eye(4).tolist(), "fov": fov, "width": size[0], "height": size[1]}}))
+        r = Result(f"j{i}", {}, camera=cam, files={
+            "image": files.encode_image(np.zeros((size[1], size[0], 3), np.uint8)),
+            "depth": files.encode_depth(np.full((size[1], size[0]), 1.2345, np.float32))})
+        w.commit(r, w.stage(r, "t"))
+    w.close()
+    doc = json.loads(nerfstudio(tmp_path).read_text())
+    assert "fl_x" not in doc and [f["w"] for f in doc["frames"]] == [32, 48]
+    from PIL import Image
+
+    mm = np.asarray(Image.open(tmp_path / doc["frames"][0]["depth_file_path"]))
+    assert mm.dtype == np.uint16 and (mm == 1235).all()  # 1.2345 m to the nearest mm
