@@ -6,14 +6,16 @@ from .errors import (AssetsError, BrokenModel, BrowserError, ClusterUnreachable,
                      RaycollectError, RenderError, RunFailed, SceneError, TransientFault,
                      UnknownJob, WrongQueue)
 from .camera import intrinsics, look_at, project
+from .config import Config
 from .dataset import read
 from .driver import Run, render
 from .jobs import Job, JobState, Lease, Result
 from .queue import JobQueue
+from .records import Failure, Summary
 from .scene import demo_scene, orbit
 
 __all__ = [
-    "render", "Run", "read", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit",
+    "render", "Run", "Config", "Summary", "Failure", "read", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit",
     "JobQueue", "JobState", "Job", "Lease", "Result",
     "RaycollectError", "InvalidJob", "UnknownJob", "WrongQueue", "QueueUnavailable",
     "SceneError", "BrowserError", "NoBrowser", "RenderError", "RunFailed", "AssetsError",

@@ -23,11 +23,12 @@ from tqdm import tqdm
 
 from . import assets as asset_folder, camera, cluster, constants as C, scene as scenes
 from .browser import find_chromium
-from .errors import InvalidJob, QueueUnavailable, RaycollectError, RunFailed
+from .config import Config
+from .errors import InvalidJob, RaycollectError, RunFailed
 from .jobs import MalformedJob, Result, prepare
 from .pool import WorkerPool
 from .queue import JobQueue
-from .worker import WorkerOptions
+from .records import Failure, Summary
 from .writer import OutputWriter
 
 log = logging.getLogger(__name__)
@@ -43,31 +44,30 @@ def resolve_workers(workers: int | str) -> int:
 
 
 def validate_jobs(jobs: Iterable[Any], keys: Sequence[str] | None = None
-                  ) -> tuple[list[tuple[str, dict]], list[dict]]:
-    """Split jobs into valid (id, params) pairs and failure records naming job and field.
+                  ) -> tuple[list[tuple[str, dict]], list[Failure]]:
+    """Split jobs into valid (id, params) pairs and failures naming job and field.
 
     Ids repeat for repeated jobs (same params, or same key); the first one counts."""
     jobs = list(jobs)
     valid, invalid, seen = [], [], set()
     for i, params in enumerate(jobs):
         if isinstance(params, MalformedJob):
-            invalid.append({"job_id": None, "index": i, "job": f"{params.source}:{params.line}",
-                            "field": "json", "error": f"job {params.source}:{params.line}: "
-                            f"field 'json': {params.error}", "attempts": 0})
+            name = f"{params.source}:{params.line}"
+            invalid.append(Failure(name, f"job {name}: field 'json': {params.error}",
+                                   field="json", index=i))
             continue
         key = None if keys is None else [keys[i]]
         try:
             [(job_id, plain)] = prepare([params], key)
         except InvalidJob as e:
             name = f"#{i}" if keys is None else repr(keys[i])
-            invalid.append({"job_id": None, "index": i, "job": name, "field": e.field,
-                            "error": str(e), "attempts": 0})
+            invalid.append(Failure(name, str(e), field=e.field, index=i))
             continue
         try:
             camera.validate(job_id, plain)
         except InvalidJob as e:
-            invalid.append({"job_id": job_id, "index": i, "job": job_id, "field": e.field,
-                            "error": str(e), "attempts": 0, "params": plain})
+            invalid.append(Failure(job_id, str(e), field=e.field, job_id=job_id, index=i,
+                                   params=plain))
             continue
         if job_id not in seen:
             seen.add(job_id)
@@ -76,27 +76,17 @@ def validate_jobs(jobs: Iterable[Any], keys: Sequence[str] | None = None
 
 
 class Run:
-    """An iterator of Results; after it is exhausted, `summary` says what happened."""
+    """An iterator of Results; after it is exhausted, `summary` says what happened and
+    `failures` lists this run's failed jobs."""
 
-    def __init__(self, jobs: Iterable[Any], scene=None, workers: int | str = C.DEFAULT_WORKERS,
-                 out: str | Path | None = None, address: str | None = None,
-                 browsers: str = "managed", keys: Sequence[str] | None = None,
-                 queue_name: str | None = None, lease_ttl: float = C.DEFAULT_LEASE_TTL,
-                 max_attempts: int = C.DEFAULT_MAX_ATTEMPTS,
-                 views_per_update: int = C.VIEWS_PER_UPDATE, depth: bool = False,
-                 masks: bool = False, assets: str | Path | None = None, session_timeout: float = C.SESSION_WAIT_TIMEOUT, barrier: bool = True,
-                 recycle_frames: int = C.BROWSER_RECYCLE_JOBS, progress: bool = True):
+    def __init__(self, jobs: Iterable[Any], scene=None, keys: Sequence[str] | None = None,
+                 config: Config | None = None, **options):
         self.scene = scenes.load_scene(scene)
         self._pickle_scene_by_value(self.scene)
-        self.jobs, self.keys, self.out, self.address = jobs, keys, out, address
-        self.workers, self.browsers = workers, browsers
-        self.queue_name = queue_name or C.DEFAULT_QUEUE_NAME
-        self.lease_ttl, self.max_attempts = lease_ttl, max_attempts
-        self.options = WorkerOptions(views_per_update=views_per_update, depth=depth,
-                                     masks=masks, session_timeout=session_timeout, barrier=barrier)
-        self.recycle_frames, self.progress = recycle_frames, progress
-        self.assets = assets
-        self.summary: dict = {}
+        self.jobs, self.keys = jobs, keys
+        self.config = (config or Config()).replace(**options)
+        self.summary = Summary()
+        self.failures: list[Failure] = []
         self.queue: JobQueue | None = None
         self.pool: WorkerPool | None = None
         self._gen: Iterator[Result] | None = None
@@ -134,18 +124,21 @@ class Run:
         t_start = time.time()
         # Fail in a second, not after starting a cluster of workers; browser hosts on other
         # nodes look for their own.
-        chromium = find_chromium() if self.browsers == "managed" else None
-        cluster.init(self.address, include_dashboard=False, configure_logging=False,
+        cfg = self.config
+        if cfg.browsers == "managed" and cfg.chromium is None:
+            found = find_chromium()
+            # Browser hosts on other nodes of a cluster look for their own.
+            cfg = cfg.replace(chromium=found if cfg.address is None else None)
+        cluster.init(cfg.address, include_dashboard=False, configure_logging=False,
                      log_to_driver=True)
-        n_workers = resolve_workers(self.workers)
-        if isinstance(self.assets, asset_folder.Assets):
-            self.options.assets = self.assets  # prepared already (asset_folder.prepare)
-        elif self.assets is not None:
-            self.options.assets = asset_folder.prepare(self.assets)
+        n_workers = resolve_workers(cfg.workers)
+        if cfg.assets is not None and not isinstance(cfg.assets, asset_folder.Assets):
+            cfg = cfg.replace(assets=asset_folder.prepare(cfg.assets))
+        self.config = cfg
         valid, invalid = validate_jobs(self.jobs, self.keys)
-        for rec in invalid:
-            log.error("invalid job %s: %s", rec["job"], rec["error"])
-        writer = OutputWriter(self.out) if self.out is not None else None
+        for f in invalid:
+            log.error("invalid job %s: %s", f.job, f.error)
+        writer = OutputWriter(cfg.out) if cfg.out is not None else None
         scratch = None
         if writer is not None:
             journal = writer.journal_path
@@ -154,10 +147,8 @@ class Run:
             journal = Path(scratch) / "queue.sqlite"
         skipped = sum(1 for job_id, _ in valid if writer is not None and job_id in writer.done)
         todo = [(j, p) for j, p in valid if writer is None or j not in writer.done]
-        self.summary = {"jobs": len(valid) + len(invalid), "invalid": len(invalid),
-                        "skipped": skipped, "rendered": 0, "failed": 0, "stale_refused": 0,
-                        "workers_restarted": 0, "browsers_restarted": 0,
-                        "browsers_recycled": 0}
+        self.summary = Summary(jobs=len(valid) + len(invalid), invalid=len(invalid),
+                               skipped=skipped)
         bar = None
         try:
             self.queue = q = self._open_queue(journal)
@@ -170,14 +161,12 @@ class Run:
             parked = q.focus([j for j, _ in todo])
             if parked:
                 log.info("%d pending job(s) of earlier runs over %s are not in this run's jobs: "
-                         "left in the journal", parked, self.out)
-            self.summary["parked"] = parked
-            bar = tqdm(total=len(todo), unit="frame", disable=not self.progress,
+                         "left in the journal", parked, cfg.out)
+            self.summary.parked = parked
+            bar = tqdm(total=len(todo), unit="frame", disable=not cfg.progress,
                        dynamic_ncols=True, desc="raycollect")
             if todo:
-                self.pool = WorkerPool(q, n_workers, self.scene, self.options,
-                                       chromium=chromium if self.address is None else None,
-                                       browsers=self.browsers, recycle_frames=self.recycle_frames)
+                self.pool = WorkerPool(q, n_workers, self.scene, cfg)
                 self.pool.start()
                 yield from self._consume(q, writer, bar)
         finally:
@@ -189,14 +178,14 @@ class Run:
 
     def _open_queue(self, journal: Path) -> JobQueue:
         try:
-            ray.get_actor(self.queue_name, namespace=C.RAY_NAMESPACE)
+            ray.get_actor(self.config.queue_name, namespace=C.RAY_NAMESPACE)
         except ValueError:
             pass
         else:
-            raise RunFailed(f"a queue named {self.queue_name!r} is already in use on this Ray "
-                            f"cluster (another run?); pass a different queue name")
-        return JobQueue.create(name=self.queue_name, lease_ttl=self.lease_ttl,
-                               max_attempts=self.max_attempts, journal=str(journal))
+            raise RunFailed(f"a queue named {self.config.queue_name!r} is already in use on "
+                            f"this Ray cluster (another run?); pass a different queue name")
+        return JobQueue.create(name=self.config.queue_name, lease_ttl=self.config.lease_ttl,
+                               max_attempts=self.config.max_attempts, journal=str(journal))
 
     def _consume(self, q: JobQueue, writer: OutputWriter | None, bar: tqdm) -> Iterator[Result]:
         pool = self.pool
@@ -205,11 +194,11 @@ class Run:
             frames, deaths = self._take_events(pool)
             for result in self._record(q, writer, frames):
                 bar.update(1)
-                self.summary["rendered"] += 1
+                self.summary.rendered += 1
                 yield result
             for event in deaths:  # "dead", or "finished" unasked: either way it is gone
                 pool.replace(event.worker, event.item)
-                self.summary["workers_restarted"] = pool.replaced
+                self.summary.workers_restarted = pool.replaced
             if not pool.members and not pool.replacing:
                 raise RunFailed("no render worker is left and none could be started")
             now = time.time()
@@ -217,8 +206,8 @@ class Run:
                 last_stats = now
                 s = q.stats()
                 browsers = pool.browser_status()
-                self.summary["browsers_restarted"] = browsers["restarts"]
-                self.summary["browsers_recycled"] = browsers["recycles"]
+                self.summary.browsers_restarted = browsers["restarts"]
+                self.summary.browsers_recycled = browsers["recycles"]
                 bar.set_postfix(failed=s["failed"], stale=s["stale_refused"],
                                 workers=len(pool.members), refresh=False)
                 if browsers["errors"] and len(browsers["errors"]) >= len(pool.members):
@@ -276,55 +265,54 @@ class Run:
             out.append(result)
         return out
 
-    def _finish(self, writer: OutputWriter | None, invalid: list[dict], t_start: float) -> None:
+    def _finish(self, writer: OutputWriter | None, invalid: list[Failure], t_start: float) -> None:
         failures = list(invalid)
         if self.pool is not None:
+            self.summary.workers = len(self.pool.members)
             self.pool.close()
         if self.queue is not None:
             try:
                 s = self.queue.stats()
-                self.summary["stale_refused"] = s["stale_refused"]
-                failures += [{**f, "job": f["job_id"]} for f in self.queue.failures()]
-            except (QueueUnavailable, RaycollectError) as e:
+                self.summary.stale_refused = s["stale_refused"]
+                self.summary.refused_heartbeats = s["refused_heartbeats"]
+                failures += [Failure(f["job_id"], f["error"], f["attempts"], job_id=f["job_id"],
+                                     params=f["params"]) for f in self.queue.failures()]
+            except RaycollectError as e:
                 log.error("could not read the queue at the end: %s", e)
             try:
                 self.queue.kill()
             except Exception:  # already gone with its node
                 pass
-        self.summary["failed"] = len(failures)
+        self.summary.failed = len(failures)
         if writer is not None:
-            writer.write_failures(failures)
+            writer.write_failures([f.to_json() for f in failures])
             sheet = writer.contact_sheet()
             writer.close()
-            self.summary["frames_on_disk"] = len(writer.done)
-            self.summary["contact_sheet"] = str(sheet) if sheet else None
-            self.summary["out"] = str(writer.root)
+            self.summary.frames_on_disk = len(writer.done)
+            self.summary.contact_sheet = str(sheet) if sheet else None
+            self.summary.out = str(writer.root)
         secs = time.time() - t_start
-        self.summary["seconds"] = round(secs, 2)
-        self.summary["frames_per_s"] = round(self.summary["rendered"] / secs, 2) if secs else 0.0
+        self.summary.seconds = round(secs, 2)
+        self.summary.frames_per_s = round(self.summary.rendered / secs, 2) if secs else 0.0
         self.failures = failures
-        log.info("raycollect: %s", summary_line(self.summary))
+        log.info("raycollect: %s", self.summary.line())
 
 
-def summary_line(s: dict) -> str:
-    return (f"{s.get('rendered', 0)} rendered, {s.get('skipped', 0)} already done, "
-            f"{s.get('failed', 0)} failed ({s.get('invalid', 0)} invalid), "
-            f"{s.get('stale_refused', 0)} stale completions refused, "
-            f"{s.get('workers_restarted', 0)} workers and {s.get('browsers_restarted', 0)} "
-            f"browsers restarted, {s.get('frames_per_s', 0)} frames/s over {s.get('seconds', 0)} s")
+def summary_line(s: Summary) -> str:
+    return s.line()
 
 
 def render(jobs: Iterable[Any], scene=None, workers: int | str = C.DEFAULT_WORKERS,
-           out: str | Path | None = None, address: str | None = None, **options) -> Run:
+           out: str | Path | None = None, address: str | None = None,
+           keys: Sequence[str] | None = None, **options) -> Run:
     """Render jobs; iterate the returned Run for Results as frames arrive.
 
     jobs: dicts with params["camera"] = {"matrix", "fov", "width", "height"[, "near", "far"]};
     every other key is the scene's. scene: a function params -> vuer elements, or
     "module:function"; None is the built-in demo. workers: an int or "auto". out: a directory
     for frames/, manifest.jsonl, failures.jsonl and contact_sheet.png. address: a Ray cluster
-    address (None starts or joins a local one). Options: browsers ("managed" or "external"),
-    keys, queue_name, lease_ttl, max_attempts, views_per_update, depth (metric z-depth,
-    frames/<id>.depth.npy), masks (instance ids, frames/<id>.mask.png), assets (a folder
-    every worker serves at /workspace/, see rc.asset), session_timeout,
-    recycle_frames, progress."""
-    return Run(jobs, scene=scene, workers=workers, out=out, address=address, **options)
+    address (None: a live cluster recorded by `ray start`, else a local Ray). keys: one id per
+    job instead of content hashes. Every other option is a field of raycollect.config.Config
+    (depth, masks, assets, browsers, lease_ttl, max_attempts, views_per_update, ...)."""
+    return Run(jobs, scene=scene, keys=keys, workers=workers, out=None if out is None else str(out),
+               address=address, **options)

@@ -27,7 +27,8 @@ from . import constants as C
 from .browser import BrowserManager, undo_ray_niceness
 from .errors import BrowserError, RaycollectError, RunFailed, disposition, unwrap
 from .queue import JobQueue
-from .worker import RenderWorker, WorkerOptions
+from .config import Config
+from .worker import RenderWorker
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,9 @@ class _Member:
 
 
 class WorkerPool:
-    def __init__(self, queue: JobQueue, size: int, scene, options: WorkerOptions,
-                 browsers: str = "managed", chromium: str | None = None,
-                 recycle_frames: int = C.BROWSER_RECYCLE_JOBS,
+    def __init__(self, queue: JobQueue, size: int, scene, config: Config,
                  replace_limit: int = C.WORKER_REPLACE_LIMIT):
-        if browsers not in ("managed", "external"):
-            raise ValueError(f"browsers must be 'managed' or 'external', got {browsers!r}")
-        self.queue, self.size, self.scene, self.options = queue, size, scene, options
-        self.browsers, self.chromium, self.recycle_frames = browsers, chromium, recycle_frames
+        self.queue, self.size, self.scene, self.config = queue, size, scene, config
         self.replace_limit = replace_limit
         self.inbox: stdqueue.Queue[Event] = stdqueue.Queue(maxsize=C.DRIVER_BACKLOG)
         self.members: dict[str, _Member] = {}
@@ -129,7 +125,7 @@ class WorkerPool:
         # SPREAD puts workers on different nodes first; one CPU each, the browser shares it.
         actor = RenderWorker.options(num_cpus=1, scheduling_strategy="SPREAD",
                                      max_restarts=0).remote(self.queue, worker_id, self.scene,
-                                                            self.options)
+                                                            self.config)
         return worker_id, actor
 
     def _adopt(self, worker_id: str, actor, info: dict) -> None:
@@ -139,7 +135,7 @@ class WorkerPool:
                 _kill(actor)
                 return
             self.members[worker_id] = member
-            if self.browsers == "managed":
+            if self.config.browsers == "managed":
                 self._ensure_host(info["node_id"])
         member.thread = threading.Thread(target=self._drain, args=(member,), daemon=True,
                                          name=f"raycollect-{worker_id}")
@@ -211,7 +207,7 @@ class WorkerPool:
             return
         self.hosts[node_id] = BrowserHost.options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(
-            self.queue, node_id, self.chromium, self.recycle_frames)
+            self.queue, node_id, self.config.chromium, self.config.recycle_frames)
 
     def browser_status(self) -> dict:
         out = {"restarts": self._lost_host_restarts, "recycles": 0, "errors": []}

@@ -28,6 +28,7 @@ from vuer.events import GrabRender
 from . import assets as asset_folder, camera, capture, constants as C, files, scene as scenes
 from . import stage as stages
 from .browser import undo_ray_niceness
+from .config import Config
 from .errors import (BrokenModel, InvalidJob, ModelLoadError, NoBrowser, QueueUnavailable,
                      RaycollectError, RenderError, disposition)
 from .jobs import Lease
@@ -39,21 +40,6 @@ log = logging.getLogger(__name__)
 
 class SessionLost(Exception):
     """The browser page went away while a batch was on it (internal to the worker)."""
-
-
-@dataclass
-class WorkerOptions:
-    views_per_update: int = C.VIEWS_PER_UPDATE
-    depth: bool = False  # also render metric depth (frames/<id>.depth.npy)
-    masks: bool = False  # also render instance masks (frames/<id>.mask.png)
-    assets: asset_folder.Assets | None = None  # served at /workspace/ (raycollect/assets.py)
-    model_timeout: float = C.MODEL_LOAD_TIMEOUT
-    session_timeout: float = C.SESSION_WAIT_TIMEOUT
-    grab_ttl: float = C.GRAB_TTL
-    settle_timeout: float = C.SETTLE_TIMEOUT
-    # False skips the revision barrier: frames may then show an earlier job. Only for
-    # measuring what the barrier costs and for the test that proves it is needed.
-    barrier: bool = True
 
 
 @dataclass
@@ -78,14 +64,14 @@ class _RenderWorker:
     """Private: the driver's pool (or your own code) creates it with `RenderWorker.remote`."""
 
     def __init__(self, queue: JobQueue, worker_id: str, scene: Any = None,
-                 options: WorkerOptions | None = None):
+                 config: Config | None = None):
         # Vuer prints every connection to stdout; keep the driver's console for our logs.
         sys.stdout = open(os.devnull, "w")
         undo_ray_niceness()
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         self.queue, self.id = queue, worker_id
         self.scene = scenes.load_scene(scene)
-        self.opt = options or WorkerOptions()
+        self.opt = config or Config()
         self.stage = stages.Stage(self.opt.views_per_update)
         self.server: LockedVuer | None = None
         self.session = None
@@ -114,8 +100,7 @@ class _RenderWorker:
                 self.opt.assets, f"{ray.util.get_node_ip_address()} ({ctx.get_node_id()[:8]})")
         self.server = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}")
         self.server.assets_root = self._assets_root
-        self.server.passes = tuple(p for p, on in (("depth", self.opt.depth),
-                                                   ("mask", self.opt.masks)) if on)
+        self.server.passes = self.opt.passes
         self.server.spawn(self._on_session)
         await self.server.serve()
         self.info = {"url": self.server.url, "port": port, "pid": os.getpid(),

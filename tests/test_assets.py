@@ -86,7 +86,8 @@ def test_missing_and_corrupt_models_fail_their_jobs_only(ray_local, chromium, as
 
 def test_assets_are_served_read_only_and_nothing_else(ray_local, chromium, assets, tmp_path):
     from raycollect.assets import prepare
-    from raycollect.worker import RenderWorker, WorkerOptions
+    from raycollect.config import Config
+    from raycollect.worker import RenderWorker
 
     secret = tmp_path / "secret.txt"
     secret.write_text("not for the browser")
@@ -94,7 +95,7 @@ def test_assets_are_served_read_only_and_nothing_else(ray_local, chromium, asset
     (assets / "dir-out").symlink_to(tmp_path)
     q = rc.JobQueue.create(name="assets-sec")
     # Not shipped (limit 0): the worker serves the folder itself, links and all.
-    w = RenderWorker.remote(q, "as0", None, WorkerOptions(assets=prepare(assets, limit=0)))
+    w = RenderWorker.remote(q, "as0", None, Config(assets=prepare(assets, limit=0)))
     try:
         info = ray.get(w.start.remote())
         base = f"http://127.0.0.1:{info['port']}"

@@ -1,0 +1,65 @@
+"""One configuration object for a run: every option and its default, in one place.
+
+`rc.render(jobs, scene, workers=2, out="renders", depth=True)` builds a `Config` from its
+keyword arguments; the driver, the pool of workers, each render worker and the browser hosts
+all read the same object, so an option is defined, defaulted and documented once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from . import constants as C
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- where and how many
+    workers: int | str = C.DEFAULT_WORKERS  # an int, or "auto": one per CPU slot
+    out: str | None = None  # output directory; None: results only, nothing written
+    address: str | None = None  # Ray cluster; None: a live recorded one, else a local Ray
+    browsers: str = "managed"  # "managed": raycollect starts Chromium; "external": you do
+    chromium: str | None = None  # the browser binary for managed browsers [found on PATH]
+    queue_name: str = C.DEFAULT_QUEUE_NAME
+    # --- what each frame holds
+    depth: bool = False  # metric z-depth, frames/<id>.depth.npy
+    masks: bool = False  # instance ids, frames/<id>.mask.png
+    assets: Any = None  # a folder served at /workspace/ (a path, or assets.Assets)
+    # --- the queue
+    lease_ttl: float = C.DEFAULT_LEASE_TTL
+    max_attempts: int = C.DEFAULT_MAX_ATTEMPTS
+    # --- rendering
+    views_per_update: int = C.VIEWS_PER_UPDATE
+    session_timeout: float = C.SESSION_WAIT_TIMEOUT
+    grab_ttl: float = C.GRAB_TTL
+    settle_timeout: float = C.SETTLE_TIMEOUT
+    model_timeout: float = C.MODEL_LOAD_TIMEOUT
+    # False skips the revision barrier: frames may then show an earlier job. Only for
+    # measuring what the barrier costs and for the test that proves it is needed.
+    barrier: bool = True
+    recycle_frames: int = C.BROWSER_RECYCLE_JOBS
+    # --- the driver
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.browsers not in ("managed", "external"):
+            raise ValueError(f"browsers must be 'managed' or 'external', got {self.browsers!r}")
+        for name in ("lease_ttl", "max_attempts", "views_per_update", "session_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+    def replace(self, **changes) -> "Config":
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise TypeError(f"unknown option(s) {', '.join(unknown)}; options: "
+                            f"{', '.join(sorted(names))}")
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def passes(self) -> tuple[str, ...]:
+        """The extra passes the page renders with every grab."""
+        return tuple(p for p, on in (("depth", self.depth), ("mask", self.masks)) if on)
