@@ -138,7 +138,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     try:
         init(args.address, include_dashboard=False, configure_logging=False, log_to_driver=False)
-        stats = JobQueue.connect(args.queue).stats()
+        q = JobQueue.connect(args.queue)
+        stats = q.stats()
+        from .metrics import per_node, per_worker
+
+        stats["by_worker"] = per_worker(q.workers())
+        stats["by_node"] = per_node(stats["by_worker"])
     except QueueUnavailable as e:
         print(f"raycollect: {e}", file=sys.stderr)
         return 1

@@ -45,6 +45,8 @@ LOOPBACK = "127.0.0.1"
 # Camera views per scene update for jobs that differ only in their camera (measured: one
 # update per 8 views gave 2.7x the jobs/s of one update per view).
 VIEWS_PER_UPDATE = 8
+# Scene digests (what a job's scene is, for batching) a worker remembers, by params.
+SCENE_DIGEST_CACHE = 4096
 # Leases a worker keeps in hand beyond the batch it renders, hiding the actor round trip.
 PREFETCH_BATCHES = 1
 GRAB_TTL = 10.0

@@ -21,7 +21,8 @@ import ray
 from ray import cloudpickle
 from tqdm import tqdm
 
-from . import assets as asset_folder, camera, cluster, constants as C, scene as scenes
+from . import assets as asset_folder, camera, cluster, constants as C, metrics
+from . import scene as scenes
 from .browser import find_chromium
 from .config import Config
 from .errors import InvalidJob, RaycollectError, RunFailed
@@ -269,6 +270,7 @@ class Run:
         failures = list(invalid)
         if self.pool is not None:
             self.summary.workers = len(self.pool.members)
+            self._read_worker_counters()
             self.pool.close()
         if self.queue is not None:
             try:
@@ -296,6 +298,22 @@ class Run:
         self.summary.frames_per_s = round(self.summary.rendered / secs, 2) if secs else 0.0
         self.failures = failures
         log.info("raycollect: %s", self.summary.line())
+
+
+    def _read_worker_counters(self) -> None:
+        """Frames/s and waits per worker and node, from the workers' own counters (read
+        from each live worker; the registry's copy for those gone)."""
+        try:
+            registry = self.queue.workers()
+        except RaycollectError:
+            return
+        for m in list(self.pool.members.values()):
+            try:
+                registry[m.id] = ray.get(m.actor.status.remote(), timeout=5)
+            except (ray.exceptions.RayError, TimeoutError):
+                pass
+        self.summary.by_worker = metrics.per_worker(registry)
+        self.summary.by_node = metrics.per_node(self.summary.by_worker)
 
 
 def summary_line(s: Summary) -> str:

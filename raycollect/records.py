@@ -50,6 +50,7 @@ class Summary:
     out: str | None = None
     contact_sheet: str | None = None
     by_worker: dict[str, Any] = field(default_factory=dict)  # frames, frames/s, node, waits
+    by_node: dict[str, Any] = field(default_factory=dict)  # workers, frames, frames/s
 
     # Mapping-style access, so `summary["failed"]` and `summary.get("out")` read as before.
     def __getitem__(self, name: str) -> Any:

@@ -4,42 +4,45 @@ queue's jobs through the one browser page attached to it.
 Per batch: lease (prefetched, so the actor round trip hides behind rendering) -> send the
 scene or only the moved cameras, with the revision marker -> wait until the page shows that
 revision -> grab each view (raw pixels and the extra passes, raycollect/capture.py) -> encode
-the files -> yield them to the driver. Yielded items of a
-streaming generator are owned by the caller, so frames survive this actor's death. The driver
-completes each lease once the frame is recorded; this worker never marks a job done.
+the files -> yield them to the driver. Yielded items of a streaming generator are owned by
+the caller, so frames survive this actor's death. The driver completes each lease once the
+frame is recorded; this worker never marks a job done.
+
+The worker composes two halves: its leases (raycollect/leases.py) and its page
+(raycollect/page.py). Which jobs share a batch is decided by what their scene is: the
+digest of the elements the scene function returns, so params the scene ignores (a label, a
+frame index) do not cost a new scene.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import sys
 import time
 import traceback
-from collections import deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import ray
-from vuer.events import GrabRender
 
 from . import assets as asset_folder, camera, capture, constants as C, files, scene as scenes
 from . import stage as stages
 from .browser import undo_ray_niceness
 from .config import Config
-from .errors import (BrokenModel, InvalidJob, ModelLoadError, NoBrowser, QueueUnavailable,
-                     RaycollectError, RenderError, disposition)
+from .errors import InvalidJob, RaycollectError, RenderError, disposition
 from .jobs import Lease
+from .leases import LeaseBook
+from .metrics import WorkerMetrics
+from .page import Page, SessionLost
 from .queue import JobQueue
 from .server import LockedVuer, free_port
 
 log = logging.getLogger(__name__)
-
-
-class SessionLost(Exception):
-    """The browser page went away while a batch was on it (internal to the worker)."""
 
 
 @dataclass
@@ -55,10 +58,6 @@ class Frame:
     node: str = ""
     instances: dict | None = None
 
-    @property
-    def nbytes(self) -> int:
-        return sum(len(b) for b in self.files.values())
-
 
 class _RenderWorker:
     """Private: the driver's pool (or your own code) creates it with `RenderWorker.remote`."""
@@ -72,62 +71,58 @@ class _RenderWorker:
         self.queue, self.id = queue, worker_id
         self.scene = scenes.load_scene(scene)
         self.opt = config or Config()
-        self.stage = stages.Stage(self.opt.views_per_update)
+        self.leases = LeaseBook(queue, worker_id, self.opt.views_per_update, self._batch_key)
         self.server: LockedVuer | None = None
-        self.session = None
-        self.sessions = 0
+        self.page: Page | None = None
         self.frames = 0
+        self.scene_updates = 0  # whole scenes sent (the rest of the batches moved cameras)
         self.info: dict = {}
-        self._held: dict[str, Lease] = {}  # leases in hand, heartbeated until handed off
-        # Leases in hand with their batch key, computed once per lease (it serialises params).
-        self._buffer: deque[tuple[Lease, tuple]] = deque()
-        self._prefetch: asyncio.Task | None = None
         self._stopping = False
-        self._ttl = C.DEFAULT_LEASE_TTL
-        self._lost = asyncio.Event()
         self._instances: dict | None = None  # key -> instance id of the scene on the page
         self._assets_root = None
-        # The page's running totals of failed loads and uncaught errors, as last seen: what
-        # happens after a scene is sent is that scene's.
-        self._seen_failures = (0, 0)
+        self._scene_digests: OrderedDict[str, str] = OrderedDict()
+        self._started = time.monotonic()
+        self.driver_wait_s = 0.0  # time blocked handing frames over (driver backpressure)
+        self.encode_s = 0.0
+        self.metrics: WorkerMetrics | None = None
 
     # --- setup -------------------------------------------------------------------------
     async def start(self) -> dict:
         port = free_port()
         ctx = ray.get_runtime_context()
+        node_ip = ray.util.get_node_ip_address()
         if self.opt.assets is not None:
             self._assets_root = await asset_folder.materialize(
-                self.opt.assets, f"{ray.util.get_node_ip_address()} ({ctx.get_node_id()[:8]})")
+                self.opt.assets, f"{node_ip} ({ctx.get_node_id()[:8]})")
         self.server = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}")
         self.server.assets_root = self._assets_root
         self.server.passes = self.opt.passes
-        self.server.spawn(self._on_session)
+        self.page = Page(self.server, self.opt, self.id)
+        self.server.spawn(self.page.on_session)
         await self.server.serve()
         self.info = {"url": self.server.url, "port": port, "pid": os.getpid(),
-                     "node_ip": ray.util.get_node_ip_address(), "node_id": ctx.get_node_id(),
-                     "frames": 0}
+                     "node_ip": node_ip, "node_id": ctx.get_node_id(), "frames": 0}
+        self.metrics = WorkerMetrics(self.id, self.info["node_id"])
         await self.queue.aregister_worker(self.id, self.info)
         log.info("worker %s serving %s", self.id, self.server.url)
         return self.info
 
-    async def _on_session(self, session) -> None:
-        self.session = session
-        self._lost = asyncio.Event()
-        self.sessions += 1
-        self.stage.reset()
-        log.info("worker %s: browser session %d attached", self.id, self.sessions)
-        try:
-            await asyncio.Event().wait()  # vuer closes the socket when this returns
-        finally:
-            if self.session is session:
-                self.session = None
-                self._lost.set()
+    def _counters(self) -> dict:
+        """What this worker did and what it waited on, for status, the summary and metrics."""
+        return {"frames": self.frames, "scene_updates": self.scene_updates,
+                "seconds": round(time.monotonic() - self._started, 3),
+                "wait_s": {"browser": round(self.page.browser_s, 3) if self.page else 0.0,
+                           "queue": round(self.leases.queue_wait_s, 3),
+                           "driver": round(self.driver_wait_s, 3)},
+                "encode_s": round(self.encode_s, 3),
+                "asset_requests": self.server.asset_requests if self.server else 0}
 
     async def status(self) -> dict:
-        return {**self.info, "frames": self.frames, "sessions": self.sessions,
-                "session": self.session is not None, "held": len(self._held),
-                "refused_sessions": self.server.refused_sessions if self.server else 0,
-                "asset_requests": self.server.asset_requests if self.server else 0}
+        return {**self.info, **self._counters(),
+                "sessions": self.page.sessions if self.page else 0,
+                "session": bool(self.page and self.page.session is not None),
+                "held": len(self.leases),
+                "refused_sessions": self.server.refused_sessions if self.server else 0}
 
     async def stop(self) -> None:
         """Finish the batch in hand, give back the prefetched leases, stop serving."""
@@ -136,73 +131,57 @@ class _RenderWorker:
     # --- the render loop ---------------------------------------------------------------
     async def run(self):
         """Streaming generator of lists of Frames (one list per batch) until stop()."""
-        self._ttl = float((await self.queue.astats())["lease_ttl"])
+        ttl = float((await self.queue.astats())["lease_ttl"])
         loop = asyncio.get_running_loop()
-        heartbeat = loop.create_task(self._heartbeat())
+        heartbeat = loop.create_task(self.leases.heartbeat_forever(ttl))
         announce = loop.create_task(self._announce())
         idle = C.IDLE_POLL_MIN
         try:
             while not self._stopping:
-                session = await self._wait_session()
-                batch, skey = await self._next_batch()
+                session = await self.page.wait_session(lambda: self._stopping,
+                                                       self.info.get("node_ip"))
+                batch, key = await self.leases.next_batch()
                 if not batch:
                     await asyncio.sleep(idle)
                     idle = min(idle * 2, C.IDLE_POLL_MAX)
                     continue
                 idle = C.IDLE_POLL_MIN
-                frames = await self._render_batch(session, batch, skey)
+                frames = await self._render_batch(session, batch, key[0])
                 # The leases stay held, and heartbeated, after the yield: the driver may keep
                 # the frames a while (a slow caller) before it records them and completes
                 # the leases; the heartbeat lets each go once the queue says it has ended.
                 if frames:
+                    t0 = time.perf_counter()
                     # One object per batch: serialising and sending is paid once per update.
                     yield frames
+                    self.driver_wait_s += time.perf_counter() - t0
                 self.frames += len(batch)
         finally:
             heartbeat.cancel()
             announce.cancel()
-            await self._give_back()
+            await self.leases.give_back()
 
-    async def _wait_session(self):
-        if self.session is not None:
-            return self.session
-        deadline = time.monotonic() + self.opt.session_timeout
-        while self.session is None:
-            if self._stopping:
-                raise asyncio.CancelledError()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise NoBrowser(
-                    f"worker {self.id}: no browser attached to {self.server.url} within "
-                    f"{self.opt.session_timeout:.0f} s; run `raycollect browsers` on node "
-                    f"{self.info.get('node_ip')} or open that URL in headless Chromium there")
-            self.server.session_changed.clear()
+    def _batch_key(self, lease: Lease) -> tuple:
+        """(what the scene is, the optics): jobs with equal keys share a batch and only move
+        cameras. The scene part is a digest of the elements the scene function returns for
+        the job's params, computed once per distinct params."""
+        cam = lease.params.get("camera")
+        optics = None
+        if isinstance(cam, dict):
+            optics = tuple(repr(cam.get(k)) for k in ("fov", "width", "height", "near", "far"))
+        pkey = scenes.scene_key(lease.params)
+        digest = self._scene_digests.get(pkey)
+        if digest is None:
             try:
-                await asyncio.wait_for(self.server.session_changed.wait(), min(left, 1.0))
-            except asyncio.TimeoutError:
-                pass
-            await asyncio.sleep(0)  # let the spawn handler set self.session
-        return self.session
-
-    async def _next_batch(self) -> tuple[list[Lease], str | None]:
-        """The next batch and its scene key."""
-        k = self.opt.views_per_update
-        if len(self._buffer) < k * (1 + C.PREFETCH_BATCHES) and self._prefetch is None:
-            want = k * (1 + C.PREFETCH_BATCHES) - len(self._buffer)
-            self._prefetch = asyncio.get_running_loop().create_task(self.queue.alease(self.id, want))
-        if self._prefetch is not None and (not self._buffer or self._prefetch.done()):
-            task, self._prefetch = self._prefetch, None
-            for lease in await task:
-                self._buffer.append((lease, _batch_key(lease)))
-                self._held[lease.job_id] = lease
-        if not self._buffer:
-            return [], None
-        # A batch is consecutive leases that share the scene and optics of the first one.
-        first, key = self._buffer.popleft()
-        batch = [first]
-        while self._buffer and len(batch) < k and self._buffer[0][1] == key:
-            batch.append(self._buffer.popleft()[0])
-        return batch, key[0]
+                elements = scenes.build(self.scene, lease.job_id, lease.params)
+                digest = hashlib.blake2b(repr([el._serialize() for el in elements]).encode(),
+                                         digest_size=16).hexdigest()
+            except RaycollectError:  # it fails again, with its error, when it renders alone
+                digest = f"unbuildable:{lease.job_id}"
+            self._scene_digests[pkey] = digest
+            if len(self._scene_digests) > C.SCENE_DIGEST_CACHE:
+                self._scene_digests.popitem(last=False)
+        return digest, optics
 
     async def _render_batch(self, session, batch: list[Lease], skey: str) -> list[Frame]:
         t0 = time.perf_counter()
@@ -211,15 +190,16 @@ class _RenderWorker:
             try:
                 good.append((lease, camera.validate(lease.job_id, lease.params)))
             except InvalidJob as e:  # deterministic: a retry cannot help
-                await self._fail([lease], str(e), "final")
+                await self.leases.fail([lease], str(e), "final")
         if not good:
             return []
         leases = [l for l, _ in good]
         cams = [c for _, c in good]
         optics = stages.Optics.of(cams[0])
         matrices = [np.asarray(c["matrix"]) for c in cams]
+        page, stage = self.page, self.page.stage
         try:
-            if self.stage.needs_scene(skey, optics, len(good)):
+            if stage.needs_scene(skey, optics, len(good)):
                 elements = scenes.build(self.scene, leases[0].job_id, leases[0].params)
                 asset_folder.check_sources(leases[0].job_id, elements, self._assets_root)
                 keys = [str(el.key) for el in elements]
@@ -228,42 +208,46 @@ class _RenderWorker:
                     ids = await self.queue.ainstance_ids(keys)
                 self._instances = dict(zip(keys, ids))
                 models = [k for k, el in zip(keys, elements) if asset_folder.is_model(el)]
-                baseline = self._seen_failures
-                session.set @ self.stage.full_scene(skey, optics,
-                                                    stages.instance_groups(elements, ids), matrices)
-                await self._settle(session)
+                baseline = page.seen_failures
+                session.set @ stage.full_scene(skey, optics,
+                                               stages.instance_groups(elements, ids), matrices)
+                self.scene_updates += 1
+                await page.settle(session)
                 if models:
-                    await self._wait_models(session, models, elements, baseline)
+                    await page.wait_models(session, models, elements, baseline)
                 # Effects that React runs after paint (some props are applied there) are
                 # flushed before it renders the next update: a second revision proves it.
-                session.update @ self.stage.marker_update()
+                session.update @ stage.marker_update()
             else:
-                session.update @ self.stage.camera_update(matrices)
-            await self._settle(session)
+                session.update @ stage.camera_update(matrices)
+            await page.settle(session)
             t1 = time.perf_counter()
             frames = []
             for i, (lease, cam) in enumerate(good):
                 g0 = time.perf_counter()
-                value = await self._grab(session, self.stage.view_key(i))
+                value = await page.grab(session, stage.view_key(i))
                 g1 = time.perf_counter()
                 frames.append(self._frame(lease, cam, value, {
                     "settle_s": t1 - t0, "grab_s": g1 - g0, "batch": len(good)}))
                 frames[-1].timings["encode_s"] = time.perf_counter() - g1
+                self.encode_s += frames[-1].timings["encode_s"]
+            if self.metrics:
+                self.metrics.frames(len(frames))
             return frames
         except SessionLost:
-            self.stage.reset()
-            await self._fail(leases, f"browser disconnected from worker {self.id}", "retry")
+            stage.reset()
+            await self.leases.fail(leases, f"browser disconnected from worker {self.id}", "retry")
         except asyncio.TimeoutError as e:
-            self.stage.reset()  # the page is in an unknown state: resend everything
-            await self._fail(leases, f"render failed on worker {self.id}: grab timed out {e!r}",
-                             "retry")
+            stage.reset()  # the page is in an unknown state: resend everything
+            await self.leases.fail(leases, f"render failed on worker {self.id}: grab timed "
+                                   f"out {e!r}", "retry")
         except RaycollectError as e:
             mode = disposition(e)
             if mode == "abort":
                 raise
-            self.stage.reset()  # the page is in an unknown state: resend everything
+            stage.reset()  # the page is in an unknown state: resend everything
             trace = f"\n{traceback.format_exc()}" if mode == "retry" else ""
-            await self._fail(leases, f"{e} (worker {self.id}){trace}", mode)
+            await self.leases.fail(leases, f"{e} (worker {self.id}){trace}", mode)
         return []
 
     def _frame(self, lease: Lease, cam: dict, value: dict, timings: dict) -> Frame:
@@ -283,144 +267,19 @@ class _RenderWorker:
         return Frame(lease, out, camera.camera_record(cam), self.id, timings,
                      self.info["node_id"], self._instances if self.opt.masks else None)
 
-    async def _wait_models(self, session, models: list[str], elements: list,
-                           baseline: tuple[int, int]) -> None:
-        """Poll the page until every model of the scene just sent holds drawable geometry,
-        no load from the assets folder is in flight and no texture lacks its image. A load
-        that fails, or an error thrown while models load, fails the job at once with what
-        the page said; a model still empty after `model_timeout` fails it too. The caller
-        then sends one more revision, so the models' own commits are on the page before
-        any view is grabbed."""
-        failures0, errors0 = baseline
-        deadline = time.monotonic() + self.opt.model_timeout
-        srcs = {str(el.key): asset_folder.sources(el) for el in elements}
-        while True:
-            session.update @ self.stage.marker_update()
-            st = await self._settle(session)
-            if st["load_failures"] > failures0:
-                raise BrokenModel(f"a model file failed to load: "
-                                     f"{'; '.join(st['failed'][-(st['load_failures'] - failures0):])}")
-            empty = [k for k in models if not st.get("models", {}).get(k)]
-            if empty and st["errors"] > errors0:
-                raise BrokenModel(f"model(s) {_named(empty, srcs)} did not load: "
-                                     f"{'; '.join(st['error_texts'][-(st['errors'] - errors0):])}")
-            if not empty and st["loads_pending"] == 0 and st.get("textures_pending", 0) == 0:
-                return
-            if time.monotonic() > deadline:
-                raise ModelLoadError(
-                    f"model(s) {_named(empty or models, srcs)} not loaded within "
-                    f"{self.opt.model_timeout:.0f} s ({st['loads_pending']} loads in flight, "
-                    f"{st.get('textures_pending', 0)} textures without an image)")
-            await asyncio.sleep(C.MODEL_POLL_PERIOD)
-
-    async def _settle(self, session) -> dict:
-        """Poll the marker view until it shows the stage's current revision; returns the
-        page's status from that grab (raycollect/capture.py)."""
-        if not self.opt.barrier:
-            return {}
-        deadline = time.monotonic() + self.opt.settle_timeout
-        ttl = C.SETTLE_GRAB_TTL
-        while True:
-            try:
-                value = await self._grab(session, self.stage.marker_view_key, ttl)
-                cap = capture.decode(value["frame"])
-                if stages.marker_revision_matches(cap.rgb, self.stage.revision):
-                    self._seen_failures = (cap.status.get("load_failures", 0),
-                                           cap.status.get("errors", 0))
-                    return cap.status
-            except asyncio.TimeoutError:
-                ttl = min(ttl * 2, 2.0)  # a newly mounted view subscribes after paint
-            if time.monotonic() > deadline:
-                raise RenderError(f"the page did not show revision {self.stage.revision} "
-                                  f"within {self.opt.settle_timeout:.0f} s")
-
-    async def _grab(self, session, key: str, ttl: float | None = None) -> dict:
-        """One grab, raced against the session going away."""
-        if self.session is not session:
-            raise SessionLost()
-        ttl = ttl or self.opt.grab_ttl
-        # Through the session's ordered queue (vuer's grab_render bypasses it), so a grab can
-        # never overtake the update sent before it.
-        grab = asyncio.ensure_future(session.rpc(GrabRender(key=key), ttl=ttl))
-        lost = asyncio.ensure_future(self._lost.wait())
-        try:
-            done, _ = await asyncio.wait({grab, lost}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            lost.cancel()
-        if grab not in done:
-            grab.cancel()
-            raise SessionLost()
-        try:
-            return grab.result().value
-        except (KeyError, ConnectionError, RuntimeError) as e:  # the socket closed under us
-            raise SessionLost() from e
-
-    # --- leases ------------------------------------------------------------------------
-    async def _fail(self, leases: list[Lease], error: str, mode: str) -> None:
-        for lease in leases:
-            self._held.pop(lease.job_id, None)
-        log.warning("worker %s: %d job(s) %s: %s", self.id, len(leases),
-                    "failed" if mode == "final" else "to retry", error.splitlines()[0])
-        try:
-            await self.queue.afail_many(leases, [error] * len(leases), mode)
-        except QueueUnavailable as e:
-            log.warning("worker %s: cannot report failures (%s); the leases will expire", self.id, e)
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self._ttl * C.HEARTBEAT_FRACTION)
-            leases = list(self._held.values())
-            if not leases:
-                continue
-            try:
-                ok = await self.queue.aextend_many(leases)
-            except QueueUnavailable as e:
-                log.warning("worker %s: heartbeat failed: %s", self.id, e)
-                continue
-            for lease, alive in zip(leases, ok):
-                if not alive:  # expired or taken over: whatever we render for it is refused
-                    self._held.pop(lease.job_id, None)
-
     async def _announce(self) -> None:
         """Keep this worker's registry entry fresh: a restarted queue starts with an empty
-        registry, and browser managers read the frame count to recycle browsers."""
+        registry, browser managers read the frame count to recycle browsers, and `raycollect
+        status` and the run's summary read the counters."""
         while True:
             await asyncio.sleep(C.REGISTRY_REFRESH_PERIOD)
-            self.info["frames"] = self.frames
-            self.info["asset_requests"] = self.server.asset_requests
+            self.info.update(self._counters())
+            if self.metrics:
+                self.metrics.waits(self.info["wait_s"])
             try:
                 await self.queue.aregister_worker(self.id, self.info)
-            except QueueUnavailable as e:
+            except RaycollectError as e:
                 log.warning("worker %s: cannot refresh its registry entry: %s", self.id, e)
-
-    async def _give_back(self) -> None:
-        leases = [lease for lease, _ in self._buffer]
-        self._buffer.clear()
-        if self._prefetch is not None:
-            try:
-                leases += await self._prefetch
-            except QueueUnavailable:
-                pass
-            self._prefetch = None
-        for lease in leases:
-            self._held.pop(lease.job_id, None)
-        if leases:
-            try:
-                await self.queue.arelease(leases)
-            except QueueUnavailable:
-                pass  # they come back when their leases expire
-
-
-def _named(keys: list[str], srcs: dict[str, list[str]]) -> str:
-    return ", ".join(f"{k} ({', '.join(srcs.get(k) or ['inline data'])})" for k in keys)
-
-
-def _batch_key(lease: Lease) -> tuple:
-    cam = lease.params.get("camera")
-    optics = None
-    if isinstance(cam, dict):
-        optics = tuple(repr(cam.get(k)) for k in ("fov", "width", "height", "near", "far"))
-    return scenes.scene_key(lease.params), optics
 
 
 RenderWorker = ray.remote(_RenderWorker)

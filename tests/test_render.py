@@ -226,3 +226,19 @@ def _capture(fn, argv) -> str:
     with contextlib.redirect_stdout(buf):
         fn(argv)
     return buf.getvalue()
+
+
+def test_labels_the_scene_ignores_do_not_cost_a_new_scene(ray_local, chromium):
+    """Batches are keyed by what the scene function returns: a label in the params that the
+    scene does not read leaves the jobs camera-only (one whole scene, then moved cameras)."""
+    jobs = [{**job, "view": i, "split": "train"} for i, job in enumerate(rc.orbit(24, 64, 48))]
+    results, run = render_all(jobs, workers=1, views_per_update=8)
+    assert run.summary["failed"] == 0 and len(results) == 24
+    [w] = run.summary["by_worker"].values()
+    assert w["frames"] == 24
+    assert w["scene_updates"] == 1, w  # keyed by params, it would be 24
+    # A param the scene does read still makes a new scene.
+    jobs = [{**job, "box_color": c} for job, c in zip(rc.orbit(4, 64, 48), ("#f00", "#0f0") * 2)]
+    results, run = render_all(jobs, workers=1, views_per_update=8)
+    [w] = run.summary["by_worker"].values()
+    assert w["scene_updates"] >= 2
