@@ -12,7 +12,10 @@ DEFAULT_MAX_ATTEMPTS = 3
 # The actor reaps expired leases on every call and on this period, so expiry needs no caller.
 REAPER_PERIOD = 0.5
 # A submit batch is one journal transaction; bigger submits are cut into batches of this.
+# The driver validates and submits a run's jobs in chunks of this size while it renders,
+# the first one small so that rendering starts at once.
 SUBMIT_CHUNK = 10_000
+FIRST_SUBMIT_CHUNK = 500
 # Leases handed out per call at most: keeps one call's reply small.
 MAX_LEASE_BATCH = 1_000
 JOB_ID_HEX_CHARS = 20

@@ -9,10 +9,12 @@ the queue from its journal and renders only what the manifest lacks.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue as stdqueue
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -44,14 +46,14 @@ def resolve_workers(workers: int | str) -> int:
     return workers
 
 
-def validate_jobs(jobs: Iterable[Any], keys: Sequence[str] | None = None
+def validate_jobs(jobs: Iterable[Any], keys: Sequence[str] | None = None, start: int = 0
                   ) -> tuple[list[tuple[str, dict]], list[Failure]]:
-    """Split jobs into valid (id, params) pairs and failures naming job and field.
+    """Split jobs into valid (id, params) pairs and failures naming job and field. `start`
+    is the index of the first job in the whole list (for names like `#12`).
 
     Ids repeat for repeated jobs (same params, or same key); the first one counts."""
-    jobs = list(jobs)
     valid, invalid, seen = [], [], set()
-    for i, params in enumerate(jobs):
+    for i, params in enumerate(jobs, start):
         if isinstance(params, MalformedJob):
             name = f"{params.source}:{params.line}"
             invalid.append(Failure(name, f"job {name}: field 'json': {params.error}",
@@ -74,6 +76,56 @@ def validate_jobs(jobs: Iterable[Any], keys: Sequence[str] | None = None
             seen.add(job_id)
             valid.append((job_id, plain))
     return valid, invalid
+
+
+class _Feeder(threading.Thread):
+    """Validates and submits a run's jobs in chunks while it renders, so the first frame
+    comes within seconds whatever the job count, and the driver never holds the job list:
+    a generator or a jsonl file is read as the queue takes it."""
+
+    def __init__(self, jobs: Iterable[Any], keys: Sequence[str] | None, queue: JobQueue,
+                 writer: OutputWriter | None, summary: Summary):
+        super().__init__(daemon=True, name="raycollect-feeder")
+        self.jobs, self.keys, self.queue, self.writer, self.summary = jobs, keys, queue, writer, summary
+        self.invalid: list[Failure] = []
+        self.submitted = 0
+        self.error: BaseException | None = None
+        self.first = threading.Event()  # something was submitted, or there is nothing
+        self.done = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            it, index, size = iter(self.jobs), 0, C.FIRST_SUBMIT_CHUNK
+            while not self.stop.is_set():
+                chunk = list(itertools.islice(it, size))
+                if not chunk:
+                    break
+                valid, invalid = validate_jobs(chunk, self.keys, index)
+                index += len(chunk)
+                size = C.SUBMIT_CHUNK
+                self._submit(valid, invalid)
+        except BaseException as e:  # reported to the run, which stops with it
+            self.error = e
+        finally:
+            self.done.set()
+            self.first.set()
+
+    def _submit(self, valid: list[tuple[str, dict]], invalid: list[Failure]) -> None:
+        for f in invalid:
+            log.error("invalid job %s: %s", f.job, f.error)
+        self.invalid += invalid
+        done = self.writer.done if self.writer is not None else ()
+        todo = [(j, p) for j, p in valid if j not in done]
+        self.summary.jobs += len(valid) + len(invalid)
+        self.summary.invalid += len(invalid)
+        self.summary.skipped += len(valid) - len(todo)
+        if todo:
+            self.queue.submit_prepared(todo)  # validate_jobs already made ids and plain params
+            # Jobs the journal calls done or failed but the output lacks: render again.
+            self.queue.requeue([j for j, _ in todo])
+            self.submitted += len(todo)
+            self.first.set()
 
 
 class Run:
@@ -136,9 +188,6 @@ class Run:
         if cfg.assets is not None and not isinstance(cfg.assets, asset_folder.Assets):
             cfg = cfg.replace(assets=asset_folder.prepare(cfg.assets))
         self.config = cfg
-        valid, invalid = validate_jobs(self.jobs, self.keys)
-        for f in invalid:
-            log.error("invalid job %s: %s", f.job, f.error)
         writer = OutputWriter(cfg.out) if cfg.out is not None else None
         scratch = None
         if writer is not None:
@@ -146,34 +195,32 @@ class Run:
         else:
             scratch = tempfile.mkdtemp(prefix="raycollect-")
             journal = Path(scratch) / "queue.sqlite"
-        skipped = sum(1 for job_id, _ in valid if writer is not None and job_id in writer.done)
-        todo = [(j, p) for j, p in valid if writer is None or j not in writer.done]
-        self.summary = Summary(jobs=len(valid) + len(invalid), invalid=len(invalid),
-                               skipped=skipped)
-        bar = None
+        self.summary = Summary()
+        bar, feeder = None, None
         try:
             self.queue = q = self._open_queue(journal)
-            if todo:
-                q.submit_prepared(todo)  # validate_jobs already made ids and plain params
-                # Jobs the journal calls done or failed but the output lacks: render again.
-                q.requeue([j for j, _ in todo])
             # This run renders its own jobs only: what an earlier run over the same output
-            # left pending stays in the journal, parked.
-            parked = q.focus([j for j, _ in todo])
-            if parked:
-                log.info("%d pending job(s) of earlier runs over %s are not in this run's jobs: "
-                         "left in the journal", parked, cfg.out)
-            self.summary.parked = parked
-            bar = tqdm(total=len(todo), unit="frame", disable=not cfg.progress,
+            # left pending stays in the journal, parked; the feeder's submits take back the
+            # ones this run is given again.
+            q.focus([])
+            feeder = self._feeder = _Feeder(self.jobs, self.keys, q, writer, self.summary)
+            feeder.start()
+            bar = tqdm(total=None, unit="frame", disable=not cfg.progress,
                        dynamic_ncols=True, desc="raycollect")
-            if todo:
+            feeder.first.wait()
+            if feeder.submitted:
                 self.pool = WorkerPool(q, n_workers, self.scene, cfg)
                 self.pool.start()
                 yield from self._consume(q, writer, bar)
+            feeder.done.wait()
+            if feeder.error is not None:
+                raise feeder.error
         finally:
+            if feeder is not None:
+                feeder.stop.set()
             if bar is not None:
                 bar.close()
-            self._finish(writer, invalid, t_start)
+            self._finish(writer, feeder.invalid if feeder else [], t_start)
             if scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
 
@@ -213,7 +260,13 @@ class Run:
                                 workers=len(pool.members), refresh=False)
                 if browsers["errors"] and len(browsers["errors"]) >= len(pool.members):
                     raise RunFailed("; ".join(browsers["errors"]))
-                if s["pending"] == 0 and s["leased"] == 0:
+                feeder = self._feeder
+                if feeder.error is not None:
+                    raise feeder.error
+                if feeder.done.is_set() and bar.total is None:
+                    bar.total = feeder.submitted
+                    bar.refresh()
+                if feeder.done.is_set() and s["pending"] == 0 and s["leased"] == 0:
                     return
 
     @staticmethod
@@ -276,6 +329,7 @@ class Run:
             try:
                 s = self.queue.stats()
                 self.summary.stale_refused = s["stale_refused"]
+                self.summary.parked = s["parked"]
                 self.summary.refused_heartbeats = s["refused_heartbeats"]
                 failures += [Failure(f["job_id"], f["error"], f["attempts"], job_id=f["job_id"],
                                      params=f["params"]) for f in self.queue.failures()]

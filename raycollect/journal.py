@@ -47,12 +47,21 @@ class Journal:
         return self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0]
 
     def load(self) -> Iterator[tuple]:
-        """(id, params, state, attempts, error, result, done_token) in submit order."""
+        """(id, None, state, attempts, error, None, done_token) in submit order: params and
+        results stay here, read with params() when needed."""
         rows = self._db.execute(
-            "SELECT id, params, state, attempts, error, result, done_token FROM jobs ORDER BY seq")
-        for job_id, params, state, attempts, error, result, done_token in rows:
-            yield (job_id, json.loads(params), JobState(state), attempts, error,
-                   None if result is None else json.loads(result), done_token)
+            "SELECT id, state, attempts, error, done_token FROM jobs ORDER BY seq")
+        for job_id, state, attempts, error, done_token in rows:
+            yield job_id, None, JobState(state), attempts, error, None, done_token
+
+    def params(self, job_ids: list[str]) -> dict[str, dict]:
+        out = {}
+        for i in range(0, len(job_ids), 500):  # SQLite's limit on bound parameters
+            chunk = job_ids[i:i + 500]
+            rows = self._db.execute(f"SELECT id, params FROM jobs WHERE id IN "
+                                    f"({','.join('?' * len(chunk))})", chunk)
+            out.update((job_id, json.loads(params)) for job_id, params in rows)
+        return out
 
     def write(self, inserts: Iterable[tuple[str, str]], updates: Iterable[tuple]) -> None:
         """One transaction: new jobs (id, params_json) and changed jobs

@@ -27,10 +27,13 @@ log = logging.getLogger(__name__)
 
 
 class _Job:
-    __slots__ = ("id", "params", "state", "attempts", "token", "deadline", "worker", "error",
-                 "result", "done_token")
+    """One job's state. With a journal, params and results live only there (read back when a
+    job is leased): a queued job costs the actor a few hundred bytes, not its params."""
 
-    def __init__(self, job_id: str, params: dict, state: JobState = JobState.PENDING,
+    __slots__ = ("id", "params", "state", "attempts", "token", "deadline", "worker", "error",
+                 "result", "done_token", "in_run")
+
+    def __init__(self, job_id: str, params: dict | None, state: JobState = JobState.PENDING,
                  attempts: int = 0, error: str | None = None, result: Any = None,
                  done_token: str | None = None):
         self.id, self.params, self.state, self.attempts = job_id, params, state, attempts
@@ -38,6 +41,7 @@ class _Job:
         self.token: str | None = None
         self.deadline = 0.0
         self.worker = ""
+        self.in_run = True  # leased only while it belongs to the current run (see focus())
 
 
 class _QueueActor:
@@ -60,9 +64,8 @@ class _QueueActor:
         self._refused = {"complete": 0, "extend": 0, "fail": 0}
         self._expired = 0
         self._workers: dict[str, dict] = {}
-        # The jobs of the current run (None: all). Pending jobs outside it stay in the journal
-        # but are not leased ("parked"): a rerun with another job list renders that list.
-        self._focus: set[str] | None = None
+        # Pending jobs outside the current run (_Job.in_run False) stay in the journal but are
+        # not leased ("parked"): a rerun with another job list renders that list.
         self._parked = 0
         self._journal = Journal(journal) if journal else None
         self._uid = self._journal.meta("uid", uid) if self._journal else uid
@@ -87,7 +90,7 @@ class _QueueActor:
             job.token, job.worker = None, ""
         job.state = new
         if new is JobState.PENDING:
-            if self._focus is None or job.id in self._focus:
+            if job.in_run:
                 self._pending.append(job.id)
             else:
                 self._parked += 1
@@ -103,13 +106,15 @@ class _QueueActor:
     def _flush(self) -> None:
         if self._journal and (self._inserts or self._updates):
             self._journal.write(self._inserts, self._updates.values())
+            for job_id in self._updates:
+                self._jobs[job_id].result = None  # it lives in the journal now
         self._inserts, self._updates = [], {}
 
     def _recover(self) -> None:
         for job_id, params, state, attempts, error, result, done_token in self._journal.load():
             # A job leased when the old actor died is simply pending again.
             state = JobState.PENDING if state is JobState.LEASED else state
-            self._jobs[job_id] = _Job(job_id, params, state, attempts, error, result, done_token)
+            self._jobs[job_id] = _Job(job_id, None, state, attempts, error, None, done_token)
             self._counts[state] += 1
             if state is JobState.PENDING:
                 self._pending.append(job_id)
@@ -161,13 +166,17 @@ class _QueueActor:
         self._tick()
         added = 0
         for job_id, params in items:
-            if job_id in self._jobs:
+            job = self._jobs.get(job_id)
+            if job is not None:
+                if not job.in_run:  # a job of an earlier run, given again: this run's now
+                    job.in_run = True
+                    if job.state is JobState.PENDING:
+                        self._parked -= 1
+                        self._pending.append(job_id)
                 continue
-            self._jobs[job_id] = _Job(job_id, params)
+            self._jobs[job_id] = _Job(job_id, None if self._journal else params)
             self._counts[JobState.PENDING] += 1
             self._pending.append(job_id)
-            if self._focus is not None:
-                self._focus.add(job_id)
             if self._journal:
                 self._inserts.append((job_id, canonical_json(params)))
             added += 1
@@ -179,7 +188,8 @@ class _QueueActor:
         now = time.time()
         out = []
         held = self._by_worker.setdefault(worker, set())
-        while self._pending and len(out) < n:
+        leased = []
+        while self._pending and len(out) + len(leased) < n:
             job = self._jobs[self._pending.popleft()]
             self._move(job, JobState.LEASED)
             self._counter += 1
@@ -189,8 +199,11 @@ class _QueueActor:
             job.worker = worker
             held.add(job.id)
             heapq.heappush(self._expiry, (job.deadline, job.token, job.id))
-            out.append(Lease(job.id, job.token, job.params, job.attempts, job.deadline,
-                             self._uid, worker))
+            leased.append(job)
+        params = self._journal.params([j.id for j in leased]) if self._journal else {}
+        for job in leased:
+            out.append(Lease(job.id, job.token, params.get(job.id, job.params), job.attempts,
+                             job.deadline, self._uid, worker))
         return out
 
     async def extend(self, items: list[tuple[str, str]], ttl: float | None) -> list[bool]:
@@ -218,7 +231,8 @@ class _QueueActor:
                 continue
             job = self._leased(job_id, token, "complete")
             if job is not None:
-                job.result, job.done_token, job.error = result, token, None
+                job.done_token, job.error = token, None
+                job.result = result  # journaled by _move; dropped from memory after _flush
                 self._move(job, JobState.DONE)
             out.append(job is not None)
         self._flush()
@@ -272,11 +286,14 @@ class _QueueActor:
         return n
 
     async def focus(self, job_ids: list[str] | None) -> int:
-        """Lease only these jobs from now on (None: every pending job again); returns how
-        many pending jobs are parked outside them."""
-        self._focus = None if job_ids is None else set(job_ids)
-        self._pending = deque(i for i, j in self._jobs.items() if j.state is JobState.PENDING
-                              and (self._focus is None or i in self._focus))
+        """Lease only these jobs, and jobs submitted from now on (None: every pending job
+        again); returns how many pending jobs are parked outside them."""
+        wanted = None if job_ids is None else set(job_ids)
+        self._pending = deque()
+        for job_id, job in self._jobs.items():
+            job.in_run = wanted is None or job_id in wanted
+            if job.state is JobState.PENDING and job.in_run:
+                self._pending.append(job_id)
         self._parked = self._counts[JobState.PENDING] - len(self._pending)
         return self._parked
 
@@ -301,14 +318,15 @@ class _QueueActor:
         }
 
     async def failures(self, limit: int | None = None) -> list[dict]:
-        out = []
+        failed = []
         for job in self._jobs.values():
-            if job.state is JobState.FAILED and (self._focus is None or job.id in self._focus):
-                out.append({"job_id": job.id, "error": job.error, "attempts": job.attempts,
-                            "params": job.params})
-                if limit is not None and len(out) >= limit:
+            if job.state is JobState.FAILED and job.in_run:
+                failed.append(job)
+                if limit is not None and len(failed) >= limit:
                     break
-        return out
+        params = self._journal.params([j.id for j in failed]) if self._journal else {}
+        return [{"job_id": j.id, "error": j.error, "attempts": j.attempts,
+                 "params": params.get(j.id, j.params)} for j in failed]
 
     async def instance_ids(self, keys: list[str]) -> list[int]:
         """The id of each scene element key, giving the next free id to keys not seen yet."""

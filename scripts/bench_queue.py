@@ -110,6 +110,21 @@ def actor_cost(pending: int, samples: int = 300) -> tuple[float, float]:
     return statistics.median(times) * 1e3, (rss1 - rss0) / (pending + samples)
 
 
+def actor_memory(pending: int, journal: str) -> float:
+    """Resident bytes per pending job in the queue actor with a journal (as every run has),
+    for jobs with a real camera in their params, as rc.render submits them."""
+    q = rc.JobQueue.create(name=f"bench-mem-{pending}", journal=journal)
+    pid = ray.get(q._actor.__ray_call__.remote(lambda self: os.getpid()))
+    cam = rc.orbit(1, 4, 4)[0]["camera"]
+    rss0 = psutil.Process(pid).memory_info().rss
+    chunk = 20_000
+    for i in range(0, pending, chunk):
+        q.submit([{"i": j, "camera": cam} for j in range(i, min(i + chunk, pending))])
+    rss1 = psutil.Process(pid).memory_info().rss
+    q.kill()
+    return (rss1 - rss0) / pending
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sizes (1M becomes 200k)")
@@ -138,6 +153,9 @@ def main() -> None:
                      f"{through[n][0]:5.2f} ms through Ray, {through[n][1]:,.0f} B/job RSS"))
     rows.append((f"ratio {big:,}/1k", f"{inproc[big] / inproc[1_000]:.2f} in the actor, "
                  f"{through[big][0] / through[1_000][0]:.2f} through Ray  (target <= 2)"))
+    per_job = actor_memory(big, os.path.join(jdir, "mem.sqlite"))
+    rows.append((f"actor memory, {big:,} pending, journal", f"{per_job:,.0f} B/job above empty "
+                 f"(target < 300); 10M pending: {per_job * 10_000_000 / 2**30:.1f} GiB"))
     print(f"\nraycollect queue benchmark: {os.cpu_count()} cores, ray {ray.__version__}, "
           f"python {sys.version.split()[0]}")
     width = max(len(k) for k, _ in rows)

@@ -242,3 +242,22 @@ def test_labels_the_scene_ignores_do_not_cost_a_new_scene(ray_local, chromium):
     results, run = render_all(jobs, workers=1, views_per_update=8)
     [w] = run.summary["by_worker"].values()
     assert w["scene_updates"] >= 2
+
+
+def test_a_generator_of_jobs_is_consumed_lazily(ray_local, chromium):
+    """Jobs are validated and submitted in chunks while rendering runs: the first frame
+    arrives long before a large generator is exhausted."""
+    total, taken = 200_000, 0
+    cam = rc.orbit(1, 32, 24)[0]["camera"]
+
+    def jobs():
+        nonlocal taken
+        for i in range(total):
+            taken += 1
+            yield {"i": i, "camera": cam}
+
+    with rc.render(jobs(), workers=1, progress=False) as run:
+        first = next(iter(run))
+        at_first = taken
+    assert first.image.shape == (24, 32, 3)
+    assert at_first < total, "the whole generator was read before the first frame"
