@@ -8,6 +8,10 @@
       target >= 0.5
   G1  rc.render 1 worker with depth / RGB only, G2 with depth and masks / RGB only: what
       each ground-truth pass costs
+  B1  rc.render 1 worker with a label in every job's params that the scene ignores
+      ("view": i) / without it, target >= 0.95 (batches are keyed by the scene's content)
+  D1  the driver's own CPU per recorded frame in a real run at 640x480 written to disk
+      (process CPU time from the first frame to the last), target <= 1 ms
   P4  the queue (scripts/bench_queue.py's key figures)
   P5  peak resident memory of the driver over 1,000 and 3,000 frames at 160x120 written
       to disk, and of each worker; target: driver < 400 MB, growth < 10%
@@ -122,6 +126,20 @@ def pipeline(jobs: list[dict], workers: int, k: int, out: str | None = None,
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+def driver_cpu(frames: int = 96, size: tuple[int, int] = (640, 480)) -> float:
+    """Milliseconds of the driver process's CPU per recorded frame, first to last frame."""
+    with tempfile.TemporaryDirectory(prefix="rc-bench-cpu-") as out:
+        cpu0 = None
+        n = 0
+        with rc.render(rc.orbit(frames, *size), workers=2, out=out, progress=False,
+                       queue_name=f"bench-cpu-{time.time()}") as run:
+            for _ in run:
+                n += 1
+                if cpu0 is None:
+                    cpu0, n = time.process_time(), 0
+        return (time.process_time() - cpu0) / n * 1000
+
+
 # --- P5: memory, in a child process so the driver's peak is the run's alone ---------------
 def memory_child(frames: int, size: tuple[int, int], out: str) -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -179,7 +197,7 @@ def main() -> None:
     jobs = rc.orbit(args.frames, *size)
     # The machine is shared and noisy: measure in alternating rounds and take medians, so
     # every ratio compares figures taken side by side.
-    plain, unchanged, one, two, depth, both = [], [], [], [], [], []
+    plain, unchanged, one, two, depth, both, labelled = [], [], [], [], [], [], []
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     for r in range(args.rounds):
         p, u = asyncio.run(_plain(jobs, k, repeat_grabs=200))
@@ -191,11 +209,14 @@ def main() -> None:
                               depth=True))
         both.append(pipeline(rc.orbit(args.frames, *size, radius=5.5 + 0.01 * r), 1, k,
                              depth=True, masks=True))
+        labelled.append(pipeline([{**j, "view": i} for i, j in
+                                  enumerate(rc.orbit(args.frames, *size, radius=6.0 + 0.01 * r))],
+                                 1, k))
         print(f"round {r + 1}: plain {p:.1f}, unchanged {u:.1f}, 1 worker {one[-1]:.1f}, "
               f"2 workers {two[-1]:.1f}, 1 worker rgb+depth {depth[-1]:.1f}, "
-              f"rgb+depth+masks {both[-1]:.1f} frames/s", flush=True)
-    plain, unchanged, one, two, depth, both = (statistics.median(x) for x in
-                                               (plain, unchanged, one, two, depth, both))
+              f"rgb+depth+masks {both[-1]:.1f}, labelled {labelled[-1]:.1f} frames/s", flush=True)
+    plain, unchanged, one, two, depth, both, labelled = (
+        statistics.median(x) for x in (plain, unchanged, one, two, depth, both, labelled))
     rows = [
         ("P1 pipeline efficiency", f"{one / plain:.2f}",
          f"rc.render 1 worker {one:.1f} fps / plain loop {plain:.1f} fps  (target >= 0.9)"),
@@ -203,11 +224,16 @@ def main() -> None:
          f"{two:.1f} fps / {one:.1f} fps  (target >= 1.4)"),
         ("P3 camera-only vs unchanged", f"{one / unchanged:.2f}",
          f"{one:.1f} fps new pose every frame / {unchanged:.1f} fps repeated grabs  (target >= 0.5)"),
+        ("B1 labelled vs unlabelled", f"{labelled / one:.2f}",
+         f"{labelled:.1f} fps with 'view': i in the params / {one:.1f} fps  (target >= 0.95)"),
         ("G1 rgb+depth vs rgb", f"{depth / one:.2f}",
          f"{depth:.1f} fps / {one:.1f} fps, 1 worker"),
         ("G2 rgb+depth+masks vs rgb", f"{both / one:.2f}",
          f"{both:.1f} fps / {one:.1f} fps, 1 worker"),
     ]
+    cpu_ms = driver_cpu()
+    rows.append(("D1 driver CPU per frame", f"{cpu_ms:.2f} ms",
+                 "real run, 2 workers, 96 frames at 640x480 written to disk (target <= 1 ms)"))
     ray.shutdown()
     if not args.skip_memory:
         m1, m3 = memory(1000, (160, 120)), memory(3000, (160, 120))

@@ -34,9 +34,12 @@ def main() -> None:
     ap.add_argument("--size", default="640x480")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    # A frame like a render: smooth shading and edges, so the PNG is of a realistic size.
+    # A frame like a render: gradients with a little noise (shading, textures), so the PNG is
+    # as large as a real frame's (a few hundred KiB at 640x480), not a trivially small one.
     y, x = np.mgrid[0:h, 0:w]
-    image = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) % 256)], -1).astype(np.uint8)
+    image = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) % 256)], -1)
+    noise = np.random.default_rng(0).integers(0, 4, image.shape)
+    image = np.clip(image + noise, 0, 255).astype(np.uint8)
     png = files.encode_image(image)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory(prefix="rc-bench-record-") as out:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -39,6 +40,23 @@ def ray_cluster_reset():
     yield
     if ray.is_initialized():
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def worker_nodes(count: int, cpus: int):
+    """A ray.cluster_utils.Cluster on this machine: a head with no CPU (so nothing runs
+    there but the driver's queue) and `count` worker nodes; Ray is initialised on it."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    nodes = [cluster.add_node(num_cpus=cpus) for _ in range(count)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    try:
+        yield cluster, nodes
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
-from ray.cluster_utils import Cluster
 
 import raycollect as rc
-from conftest import check_output, read_jsonl
+from conftest import check_output, read_jsonl, worker_nodes
 from raycollect.jobs import content_id, to_plain
 
 pytestmark = pytest.mark.browser
@@ -31,11 +30,7 @@ def _ids(jobs):
 
 def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset, chromium,
                                                                tmp_out):
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    nodes = [cluster.add_node(num_cpus=2) for _ in range(2)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address)
-    try:
+    with worker_nodes(2, cpus=2) as (cluster, nodes):
         jobs = rc.orbit(60, 96, 72)
         removed = []
         # A TTL longer than Ray takes to see the node gone: the dead worker's leases come back
@@ -55,9 +50,6 @@ def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset
         assert removed and removed[0] in by_node
         assert run.summary["workers_restarted"] >= 1
         assert run.summary["failed"] == 0
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 def test_assets_reach_workers_on_every_node(ray_cluster_reset, chromium, tmp_path, tmp_out):
@@ -72,12 +64,7 @@ def test_assets_reach_workers_on_every_node(ray_cluster_reset, chromium, tmp_pat
     meshgen.write_ply(root / "meshes" / "disc.ply", v, f)
     # A file unique to this run: its digest, and so its unpacked copy, is new.
     (root / "run.txt").write_text(str(tmp_path))
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    for _ in range(2):
-        cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address)
-    try:
+    with worker_nodes(2, cpus=1):
         from raycollect.assets import prepare
 
         shipped = prepare(root)
@@ -100,9 +87,6 @@ def test_assets_reach_workers_on_every_node(ray_cluster_reset, chromium, tmp_pat
                 u, v = rc.project(np.array([centre]), np.asarray(cam["matrix"]),
                                   np.asarray(cam["K"]))[0]
                 assert mask[int(v), int(u)] == ids[key], (key, m["node"])
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 def _free_port() -> int:

@@ -14,10 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 import ray
-from ray.cluster_utils import Cluster
 
 import raycollect as rc
-from conftest import check_output, read_jsonl, render_all
+from conftest import check_output, read_jsonl, render_all, worker_nodes
 from raycollect.jobs import content_id, to_plain
 
 pytestmark = pytest.mark.browser
@@ -120,11 +119,7 @@ def test_chromium_that_cannot_launch_fails_the_run_with_that_cause(ray_local, tm
 def test_node_lost_with_workers_auto_finishes_on_the_rest(ray_cluster_reset, chromium, tmp_out):
     """--workers auto takes every CPU slot: after a node is lost no replacement can be
     placed, and the run finishes on the surviving worker, exactly once."""
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address)
-    try:
+    with worker_nodes(2, cpus=1) as (cluster, nodes):
         jobs = rc.orbit(60, 96, 72)
         with rc.render(jobs, out=tmp_out, workers="auto", progress=False, lease_ttl=10,
                        views_per_update=2) as run:
@@ -134,9 +129,6 @@ def test_node_lost_with_workers_auto_finishes_on_the_rest(ray_cluster_reset, chr
                     cluster.remove_node(victim, allow_graceful=False)
         check_output(tmp_out, _ids(jobs))
         assert run.summary["failed"] == 0 and run.summary["workers_restarted"] >= 1
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 def test_a_stale_cluster_record_does_not_hang_a_run(ray_cluster_reset, chromium, tmp_path):
