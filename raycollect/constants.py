@@ -116,6 +116,8 @@ CONTACT_SHEET_THUMB_WIDTH = 160
 CONTACT_SHEET_GAP = 4
 CONTACT_SHEET_TITLE_HEIGHT = 18
 STATS_POLL_PERIOD = 0.5
+# The driver asks its browser hosts for crashes and errors this often.
+BROWSER_STATUS_PERIOD = 2.0
 # Frames the driver records per queue call (one complete_many for all of them).
 RECORD_BATCH = 64
 WORKER_REPLACE_LIMIT = 20

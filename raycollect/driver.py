@@ -237,7 +237,7 @@ class Run:
 
     def _consume(self, q: JobQueue, writer: OutputWriter | None, bar: tqdm) -> Iterator[Result]:
         pool = self.pool
-        last_stats = 0.0
+        last_stats = last_browsers = 0.0
         while True:
             frames, deaths = self._take_events(pool)
             for result in self._record(q, writer, frames):
@@ -250,16 +250,19 @@ class Run:
             if not pool.members and not pool.replacing:
                 raise RunFailed("no render worker is left and none could be started")
             now = time.time()
-            if now - last_stats >= C.STATS_POLL_PERIOD:
-                last_stats = now
-                s = q.stats()
+            if now - last_browsers >= C.BROWSER_STATUS_PERIOD:
+                # A call to every browser host: rarer than the queue's stats, which end the run.
+                last_browsers = now
                 browsers = pool.browser_status()
                 self.summary.browsers_restarted = browsers["restarts"]
                 self.summary.browsers_recycled = browsers["recycles"]
-                bar.set_postfix(failed=s["failed"], stale=s["stale_refused"],
-                                workers=len(pool.members), refresh=False)
                 if browsers["errors"] and len(browsers["errors"]) >= len(pool.members):
                     raise RunFailed("; ".join(browsers["errors"]))
+            if now - last_stats >= C.STATS_POLL_PERIOD:
+                last_stats = now
+                s = q.stats()
+                bar.set_postfix(failed=s["failed"], stale=s["stale_refused"],
+                                workers=len(pool.members), refresh=False)
                 feeder = self._feeder
                 if feeder.error is not None:
                     raise feeder.error

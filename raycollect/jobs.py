@@ -8,7 +8,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from .constants import JOB_ID_HEX_CHARS, MAX_KEY_LENGTH
 from .errors import InvalidJob
@@ -181,10 +181,10 @@ class MalformedJob:
     error: str
 
 
-def read_jsonl(path: str) -> list:
-    """Jobs from a JSON-lines file: one dict per line; blank lines are skipped and a bad line
-    becomes a MalformedJob, so one typo loses one job and not the run."""
-    jobs: list = []
+def read_jsonl(path: str) -> Iterator[Any]:
+    """Jobs from a JSON-lines file, one dict per line, read lazily (a run takes them as its
+    queue does, so a file of millions of jobs is never held whole). Blank lines are skipped
+    and a bad line becomes a MalformedJob, so one typo loses one job and not the run."""
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -192,10 +192,9 @@ def read_jsonl(path: str) -> list:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as e:
-                jobs.append(MalformedJob(path, n, f"not valid JSON: {e.msg} at column {e.colno}"))
+                yield MalformedJob(path, n, f"not valid JSON: {e.msg} at column {e.colno}")
                 continue
             if not isinstance(value, dict):
-                jobs.append(MalformedJob(path, n, f"a job is a JSON object, got {type(value).__name__}"))
+                yield MalformedJob(path, n, f"a job is a JSON object, got {type(value).__name__}")
                 continue
-            jobs.append(value)
-    return jobs
+            yield value

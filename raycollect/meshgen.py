@@ -7,6 +7,7 @@ at any size.
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 import sys
@@ -85,6 +86,84 @@ def write_stl(path, verts, faces) -> Path:
         for n, t in zip(normals, tri):
             f.write(struct.pack("<12fH", *n, *t[0], *t[1], *t[2], 0))
     return path
+
+
+def write_pcd(path, points) -> Path:
+    """An ASCII PCD point cloud (x y z)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = len(points)
+    with open(path, "w") as f:
+        f.write(f"# .PCD v0.7\nVERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\n"
+                f"COUNT 1 1 1\nWIDTH {n}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {n}\n"
+                f"DATA ascii\n")
+        f.write("".join(f"{x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in points))
+    return path
+
+
+def ball_points(radius: float, n: int, seed: int = 0) -> np.ndarray:
+    """n points filling a ball (a point cloud that covers its projection densely)."""
+    rng = np.random.default_rng(seed)
+    p = rng.normal(size=(n, 3))
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    return p * radius * rng.random((n, 1)) ** (1 / 3)
+
+
+def write_glb(path, verts, faces, color=(0.8, 0.3, 0.2)) -> Path:
+    """A binary glTF 2.0 file with one mesh (positions, normals per vertex, indices)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tri = np.asarray(verts, np.float32)[np.asarray(faces)].reshape(-1, 3)  # unshared vertices
+    n = np.cross(tri[1::3] - tri[0::3], tri[2::3] - tri[0::3])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    normals = np.repeat(n, 3, axis=0).astype(np.float32)
+    index = np.arange(len(tri), dtype=np.uint32)
+    blobs = [tri.tobytes(), normals.tobytes(), index.tobytes()]
+    offsets = np.cumsum([0] + [len(b) for b in blobs])
+    doc = {
+        "asset": {"version": "2.0", "generator": "raycollect meshgen"},
+        "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0}],
+        "meshes": [{"primitives": [{"attributes": {"POSITION": 0, "NORMAL": 1}, "indices": 2,
+                                    "material": 0}]}],
+        "materials": [{"pbrMetallicRoughness": {"baseColorFactor": [*color, 1.0],
+                                                "metallicFactor": 0.0}}],
+        "buffers": [{"byteLength": int(offsets[-1])}],
+        "bufferViews": [{"buffer": 0, "byteOffset": int(offsets[i]), "byteLength": len(b)}
+                        for i, b in enumerate(blobs)],
+        "accessors": [
+            {"bufferView": 0, "componentType": 5126, "count": len(tri), "type": "VEC3",
+             "min": tri.min(0).tolist(), "max": tri.max(0).tolist()},
+            {"bufferView": 1, "componentType": 5126, "count": len(tri), "type": "VEC3"},
+            {"bufferView": 2, "componentType": 5125, "count": len(index), "type": "SCALAR"}],
+    }
+    js = json.dumps(doc).encode()
+    js += b" " * (-len(js) % 4)
+    binary = b"".join(blobs)
+    binary += b"\0" * (-len(binary) % 4)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<III", 0x46546C67, 2, 12 + 8 + len(js) + 8 + len(binary)))
+        f.write(struct.pack("<II", len(js), 0x4E4F534A) + js)
+        f.write(struct.pack("<II", len(binary), 0x004E4942) + binary)
+    return path
+
+
+def write_textured_obj(folder, name: str = "crate", size: float = 0.4,
+                       texel=(40, 200, 60)) -> Path:
+    """name.obj (a box with texture coordinates), name.mtl and name.png (one colour, so a
+    frame shows whether the texture had loaded: untextured, the box is white)."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), texel).save(folder / f"{name}.png")
+    (folder / f"{name}.mtl").write_text(f"newmtl skin\nKa 1 1 1\nKd 1 1 1\nmap_Kd {name}.png\n")
+    v, f = box((size, size, size))
+    with open(folder / f"{name}.obj", "w") as out:
+        out.write(f"mtllib {name}.mtl\nusemtl skin\n")
+        out.write("".join(f"v {x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in v))
+        out.write("vt 0 0\nvt 1 0\nvt 1 1\n")
+        out.write("".join(f"f {a + 1}/1 {b + 1}/2 {c + 1}/3\n" for a, b, c in f))
+    return folder / f"{name}.obj"
 
 
 # The two-link arm: a base box and an upper link on a revolute joint LINK_OFFSET above it.

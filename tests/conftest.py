@@ -59,6 +59,26 @@ def worker_nodes(count: int, cpus: int):
         cluster.shutdown()
 
 
+TAG_VAR = "RC_TEST_TAG"
+
+
+def tagged_chromiums(tag: str) -> list[int]:
+    """Chromium processes started under a process tree whose environment carries
+    RC_TEST_TAG=tag: this test's own browsers, whatever else runs on the machine."""
+    import psutil
+
+    pids = []
+    for p in psutil.process_iter(["cmdline"]):
+        if "raycollect-chromium-" not in " ".join(p.info["cmdline"] or []):
+            continue
+        try:
+            if p.environ().get(TAG_VAR) == tag:
+                pids.append(p.pid)
+        except psutil.Error:  # gone meanwhile, or not ours to read
+            continue
+    return pids
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     from raycollect.browser import find_chromium

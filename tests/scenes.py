@@ -72,3 +72,24 @@ def arm_scene(params):
     return [AmbientLight(key="amb", intensity=0.8),
             DirectionalLight(key="sun", position=[2, 4, 3], intensity=1.5),
             Urdf(key="arm", src=rc.asset("robot/arm.urdf"), position=[0, 0, 0])]
+
+
+# One model element of each kind, by params["kind"] (tests/test_assets.py writes the files).
+MODEL_KINDS = {"stl": "models/box.stl", "glb": "models/box.glb", "pcd": "models/ball.pcd",
+               "textured": "tex/crate.obj"}
+
+
+def kind_scene(params):
+    from vuer.schemas import DirectionalLight, Glb, Obj, Pcd, Stl
+
+    import raycollect as rc
+
+    kind, x = params["kind"], float(params.get("x", 0.0))
+    src = rc.asset(MODEL_KINDS[kind])
+    element = {"stl": lambda: Stl(key="model", src=src, position=[x, 0, 0]),
+               "glb": lambda: Glb(key="model", src=src, position=[x, 0, 0]),
+               "pcd": lambda: Pcd(key="model", src=src, position=[x, 0, 0], size=0.02),
+               "textured": lambda: Obj(key="model", src=src, mtl=rc.asset("tex/crate.mtl"),
+                                       position=[x, 0, 0])}[kind]()
+    return [AmbientLight(key="amb", intensity=1.0),
+            DirectionalLight(key="sun", position=[0, 2, 4], intensity=1.0), element]

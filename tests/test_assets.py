@@ -12,7 +12,7 @@ import ray
 import raycollect as rc
 from conftest import check_output, read_jsonl, render_all
 from raycollect import meshgen
-from scenes import arm_scene, model_scene
+from scenes import MODEL_KINDS, arm_scene, kind_scene, model_scene
 
 pytestmark = pytest.mark.browser
 
@@ -24,6 +24,11 @@ def assets(tmp_path):
     v, f = meshgen.uv_sphere(0.25, 12, 24)
     meshgen.write_ply(root / "meshes" / "disc.ply", v, f)
     meshgen.write_arm_urdf(root)
+    box = meshgen.box((0.4, 0.4, 0.4))
+    meshgen.write_stl(root / MODEL_KINDS["stl"], *box)
+    meshgen.write_glb(root / MODEL_KINDS["glb"], *box)
+    meshgen.write_pcd(root / MODEL_KINDS["pcd"], meshgen.ball_points(0.25, 20_000))
+    meshgen.write_textured_obj(root / "tex")
     return root
 
 
@@ -48,6 +53,25 @@ def test_obj_and_ply_show_where_they_are_in_every_frame(ray_local, chromium, ass
         mask = results[m["job_id"]].mask
         assert _id_at(mask, (x - 0.5, 0, 0), m["camera"]["matrix"], m["camera"]["K"]) == ids["cube"]
         assert _id_at(mask, (x + 0.5, 0, 0), m["camera"]["matrix"], m["camera"]["K"]) == ids["disc"]
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
+def test_every_model_kind_is_on_the_page_before_any_grab(ray_local, chromium, assets, kind):
+    """Stl, Glb, Pcd, and an Obj with an MTL and a texture, moved by every job (each job a
+    new scene): each frame shows the model at its projected centre, the textured one with
+    its texture's colour (untextured it would be white)."""
+    jobs = [{"kind": kind, "x": 0.2 * i - 0.3, "camera": _cam([0.4 * i - 0.6, 0.4, 2.2])}
+            for i in range(4)]
+    results, run = render_all(jobs, scene=kind_scene, assets=str(assets), workers=1,
+                              masks=True)
+    assert run.summary["failed"] == 0 and len(results) == 4
+    for r in results.values():
+        x, m, K = r.params["x"], r.camera["matrix"], r.camera["K"]
+        assert _id_at(r.mask, (x, 0, 0), m, K) == r.instances["model"], (kind, x)
+        if kind == "textured":
+            u, v = rc.project(np.array([(x, 0, 0.2)]), np.asarray(m), np.asarray(K))[0]
+            red, green, blue = r.image[int(v), int(u)].astype(int)
+            assert green > red + 40 and green > blue + 40, (red, green, blue)
 
 
 def test_urdf_links_load_from_relative_paths(ray_local, chromium, assets):

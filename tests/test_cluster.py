@@ -17,7 +17,7 @@ import pytest
 import ray
 
 import raycollect as rc
-from conftest import check_output, read_jsonl, worker_nodes
+from conftest import TAG_VAR, check_output, read_jsonl, tagged_chromiums, worker_nodes
 from raycollect.jobs import content_id, to_plain
 
 pytestmark = pytest.mark.browser
@@ -105,7 +105,8 @@ def test_ray_job_submit_runs_collect_py(ray_cluster_reset, chromium, tmp_path):
     home = tmp_path / "home"  # the token file lands in this test's own ~/.ray
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    env.update(PATH=f"{bindir}:{os.environ['PATH']}", RAY_ADDRESS="", HOME=str(home))
+    env.update(PATH=f"{bindir}:{os.environ['PATH']}", RAY_ADDRESS="", HOME=str(home),
+               **{TAG_VAR: str(tmp_path)})  # marks this test's browsers
     gcs, dash = _free_port(), _free_port()
     temp = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))  # socket paths must stay short
     subprocess.run([ray_bin, "get-auth-token", "--generate"], check=True, env=env,
@@ -151,6 +152,4 @@ def test_ray_job_submit_runs_collect_py(ray_cluster_reset, chromium, tmp_path):
                 os.killpg(browsers.pid, signal.SIGKILL)
         subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
-    out_chromium = subprocess.run(["pgrep", "-f", "raycollect-chromium-"], capture_output=True,
-                                  text=True).stdout.split()
-    assert out_chromium == [], "`raycollect browsers` left Chromium behind"
+    assert tagged_chromiums(str(tmp_path)) == [], "`raycollect browsers` left Chromium behind"

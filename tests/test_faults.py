@@ -11,12 +11,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import pytest
 import ray
 
 import raycollect as rc
-from conftest import check_output, read_jsonl
+from conftest import TAG_VAR, check_output, read_jsonl, tagged_chromiums
 from raycollect.jobs import content_id, to_plain
 from scenes import broken_scene
 
@@ -149,17 +150,13 @@ def _cli(args, env=None, **kw):
                             stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
 
 
-def _our_chromiums() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "raycollect-chromium-"], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
-
-
 def test_driver_sigkilled_then_rerun_renders_only_the_missing(ray_cluster_reset, chromium,
                                                               tmp_path):
     out = tmp_path / "renders"
     args = ["run", "--views", "48", "--size", "96x72", "--workers", "2", "--out", str(out),
             "--no-progress"]
-    first = _cli(args)
+    tag = {TAG_VAR: uuid.uuid4().hex}  # this test's browsers carry it in their environment
+    first = _cli(args, env=tag)
     manifest = out / "manifest.jsonl"
     deadline = time.time() + 180
     while time.time() < deadline and first.poll() is None:
@@ -167,22 +164,23 @@ def test_driver_sigkilled_then_rerun_renders_only_the_missing(ray_cluster_reset,
             break
         time.sleep(0.1)
     assert first.poll() is None, first.communicate()[0][-3000:]
+    assert tagged_chromiums(tag[TAG_VAR]), "this test's browsers cannot be told apart"
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     done_before = len(read_jsonl(manifest))
     assert 12 <= done_before < 48
     deadline = time.time() + 30  # the killed driver's browsers die with their parents
-    while _our_chromiums() and time.time() < deadline:
+    while tagged_chromiums(tag[TAG_VAR]) and time.time() < deadline:
         time.sleep(0.5)
-    assert _our_chromiums() == []
+    assert tagged_chromiums(tag[TAG_VAR]) == []
 
-    second = _cli(args)
+    second = _cli(args, env=tag)
     text = second.communicate(timeout=300)[0]
     assert second.returncode == 0, text[-3000:]
     jobs = rc.orbit(48, 96, 72)
     check_output(out, _ids(jobs))
     assert f"{done_before} already done" in text
-    assert _our_chromiums() == []
+    assert tagged_chromiums(tag[TAG_VAR]) == []
 
 
 def test_bad_input_fails_alone_with_job_and_field(ray_local, chromium, tmp_path):

@@ -47,7 +47,7 @@ def test_job_ids_are_stable_and_keys_are_checked(tmp_path):
         prepare([{"x": 1}], keys=["../etc"])
     path = tmp_path / "jobs.jsonl"
     path.write_text('{"a": 1}\n\nnot json\n[1]\n')
-    jobs = read_jsonl(str(path))
+    jobs = list(read_jsonl(str(path)))
     assert jobs[0] == {"a": 1}
     assert [type(j) for j in jobs[1:]] == [MalformedJob, MalformedJob]
 
@@ -181,3 +181,15 @@ def test_nerfstudio_export_lists_per_frame_intrinsics_when_they_differ(tmp_path)
 
     mm = np.asarray(Image.open(tmp_path / doc["frames"][0]["depth_file_path"]))
     assert mm.dtype == np.uint16 and (mm == 1235).all()  # 1.2345 m to the nearest mm
+
+
+def test_a_folder_too_big_to_ship_must_exist_on_the_node(tmp_path):
+    import asyncio
+
+    from raycollect.assets import Assets, materialize
+
+    shared = Assets(str(tmp_path / "nowhere"), size=10**12)  # over the limit: not shipped
+    with pytest.raises(rc.AssetsError, match="node 10.0.0.7"):
+        asyncio.run(materialize(shared, "10.0.0.7"))
+    (tmp_path / "here").mkdir()
+    assert asyncio.run(materialize(Assets(str(tmp_path / "here"), 1), "n")) == tmp_path / "here"
