@@ -197,6 +197,10 @@ class WorkerPool:
                     log.warning("%s; running on %d worker(s); trying again in %.0f s", e,
                                 len(self.members), C.WORKER_REPLACE_RETRY)
                     self._closed.wait(C.WORKER_REPLACE_RETRY)
+                except BaseException:  # Ray shut down under a start still waiting for a slot
+                    if self._closed.is_set():
+                        return
+                    raise
         finally:
             with self._lock:
                 self.replacing -= 1

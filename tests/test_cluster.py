@@ -31,7 +31,9 @@ def _ids(jobs):
 def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset, chromium,
                                                                tmp_out):
     with worker_nodes(2, cpus=2) as (cluster, nodes):
-        jobs = rc.orbit(60, 96, 72)
+        # Enough work left after the removal for Ray to see the node gone (its processes
+        # can run on for a few seconds) while the run still needs the lost worker's leases.
+        jobs = rc.orbit(160, 96, 72)
         removed = []
         # A TTL longer than Ray takes to see the node gone: the dead worker's leases come back
         # through its death (and its replacement), not by expiring.

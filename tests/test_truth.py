@@ -83,6 +83,9 @@ def test_depth_is_metric_and_masks_name_the_elements(ray_local, chromium, tmp_ou
         assert m["files"]["depth"].endswith(".depth.npy") and m["files"]["mask"].endswith(".mask.png")
         assert depth.dtype == np.float32 and depth.shape == (150, 200)
         assert np.array_equal(depth, r.depth) and np.array_equal(mask, r.mask)
+        # Workers encode; the files land byte for byte as the worker produced them.
+        for kind, name in m["files"].items():
+            assert (tmp_out / name).read_bytes() == r.files[kind], kind
         assert set(np.unique(mask)) <= {0, *instances.values()}
         # Background: nothing drawn has depth 0 and id 0, and only there.
         assert np.array_equal(depth == 0, mask == 0)
