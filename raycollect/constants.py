@@ -67,6 +67,7 @@ IDLE_POLL_MAX = 0.5
 REGISTRY_REFRESH_PERIOD = 1.0
 HEARTBEAT_FRACTION = 1 / 3  # extend leases after this fraction of the TTL
 WORKER_START_TIMEOUT = 60.0
+WORKER_START_POLL = 0.5  # a start is awaited in steps of this, to notice a closing pool
 WORKER_START_ATTEMPTS = 5
 WORKER_START_BACKOFF = 1.0
 # Batches a worker may have yielded that the driver has not taken yet (Ray generator
@@ -116,6 +117,9 @@ CONTACT_SHEET_THUMB_WIDTH = 160
 CONTACT_SHEET_GAP = 4
 CONTACT_SHEET_TITLE_HEIGHT = 18
 STATS_POLL_PERIOD = 0.5
+STATS_POLL_BUSY = 2.0  # ... and this often while frames keep arriving
+FEEDER_STOP_GRACE = 30.0
+DRAIN_STOP_GRACE = 5.0  # and this long for each worker's drain thread after its worker ends  # a run's end waits this long for the job feeder's last chunk
 # The driver asks its browser hosts for crashes and errors this often.
 BROWSER_STATUS_PERIOD = 2.0
 # Frames the driver records per queue call (one complete_many for all of them).

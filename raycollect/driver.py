@@ -217,7 +217,10 @@ class Run:
                 raise feeder.error
         finally:
             if feeder is not None:
+                # It stops between chunks; it must not be inside a Ray call once the run is
+                # over (the caller may shut Ray down next).
                 feeder.stop.set()
+                feeder.join(C.FEEDER_STOP_GRACE)
             if bar is not None:
                 bar.close()
             self._finish(writer, feeder.invalid if feeder else [], t_start)
@@ -258,7 +261,10 @@ class Run:
                 self.summary.browsers_recycled = browsers["recycles"]
                 if browsers["errors"] and len(browsers["errors"]) >= len(pool.members):
                     raise RunFailed("; ".join(browsers["errors"]))
-            if now - last_stats >= C.STATS_POLL_PERIOD:
+            # The queue's stats tell when the run is over; while frames stream in it is not,
+            # so they are read rarely then (each read is a call to the queue actor).
+            period = C.STATS_POLL_BUSY if frames else C.STATS_POLL_PERIOD
+            if now - last_stats >= period:
                 last_stats = now
                 s = q.stats()
                 bar.set_postfix(failed=s["failed"], stale=s["stale_refused"],

@@ -79,6 +79,7 @@ class WorkerPool:
         self.inbox: stdqueue.Queue[Event] = stdqueue.Queue(maxsize=C.DRIVER_BACKLOG)
         self.members: dict[str, _Member] = {}
         self.replacing = 0  # replacements under way in the background
+        self._replacers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self.hosts: dict[str, object] = {}  # node id -> BrowserHost
@@ -92,7 +93,7 @@ class WorkerPool:
         actors = [self._new_actor() for _ in range(self.size)]  # they start in parallel
         for worker_id, actor in actors:
             try:
-                info = _started(worker_id, actor)
+                info = _started(worker_id, actor, self._closed)
             except _START_ERRORS as e:
                 log.warning("worker %s did not start (%s); starting another", worker_id, unwrap(e))
                 _kill(actor)
@@ -109,7 +110,7 @@ class WorkerPool:
                 raise RunFailed("the pool is closing")
             worker_id, actor = self._new_actor()
             try:
-                info = _started(worker_id, actor)
+                info = _started(worker_id, actor, self._closed)
             except _START_ERRORS as e:
                 last = unwrap(e)
                 log.warning("worker %s did not start (%s); trying again", worker_id, last)
@@ -184,8 +185,10 @@ class WorkerPool:
                     "the background", worker_id, what, released)
         with self._lock:
             self.replacing += 1
-        threading.Thread(target=self._replace_in_background, daemon=True,
-                         name=f"raycollect-replace-{worker_id}").start()
+        thread = threading.Thread(target=self._replace_in_background, daemon=True,
+                                  name=f"raycollect-replace-{worker_id}")
+        self._replacers.append(thread)
+        thread.start()
 
     def _replace_in_background(self) -> None:
         try:
@@ -258,8 +261,15 @@ class WorkerPool:
         for m in members:
             if m.thread is not None:
                 m.thread.join(max(0.0, deadline - time.time()))
+        for thread in self._replacers:  # they notice the close within WORKER_START_POLL
+            thread.join(grace)
         for m in members:
             _kill(m.actor)
+        # A drain thread still inside Ray when the caller shuts Ray down can crash the
+        # process: the killed workers' generators end now, and their threads with them.
+        for m in members:
+            if m.thread is not None:
+                m.thread.join(C.DRAIN_STOP_GRACE)
         for host in self.hosts.values():
             try:
                 ray.get(host.stop.remote(), timeout=grace)
@@ -273,11 +283,22 @@ class WorkerPool:
 _START_ERRORS = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError)
 
 
-def _started(worker_id: str, actor) -> dict:
+def _started(worker_id: str, actor, closed: threading.Event) -> dict:
     """Start a worker; an error its start raised (no assets folder on its node, say) is
-    raised as itself, not as a Ray error."""
+    raised as itself, not as a Ray error. Waits in short steps, so that a pool that closes
+    meanwhile (the run ended while a replacement waited for a free slot) is not left with
+    a thread inside Ray after Ray shuts down."""
+    ref = actor.start.remote()
+    deadline = time.monotonic() + C.WORKER_START_TIMEOUT
+    while not ray.wait([ref], timeout=C.WORKER_START_POLL)[0]:
+        if closed.is_set():
+            _kill(actor)
+            raise RunFailed("the pool is closing")
+        if time.monotonic() > deadline:
+            raise ray.exceptions.GetTimeoutError(
+                f"worker {worker_id} did not start within {C.WORKER_START_TIMEOUT:.0f} s")
     try:
-        return ray.get(actor.start.remote(), timeout=C.WORKER_START_TIMEOUT)
+        return ray.get(ref)
     except ray.exceptions.RayTaskError as e:
         if isinstance(e, ray.exceptions.RayActorError):
             raise
