@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 
 import raycollect as rc
 from conftest import TAG_VAR, check_output, read_jsonl, tagged_chromiums, worker_nodes

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-import ray
 
 import raycollect as rc
 from conftest import check_output, read_jsonl, render_all, worker_nodes
