@@ -309,7 +309,4 @@
     }
     return Promise.resolve(payload(header, buffers));
   };
-
-  window.__raycollect = {passes: PASSES, status};
-
 })();

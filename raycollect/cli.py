@@ -88,7 +88,7 @@ def _fail(message: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .driver import render, summary_line
+    from .driver import render
     from .errors import RaycollectError
     from .jobs import read_jsonl
     from .scene import load_scene, orbit
@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("raycollect: %s", e)
         print(f"raycollect: run failed: {e}", file=sys.stderr)
         return 2
-    print(f"raycollect: {summary_line(run.summary)}")
+    print(f"raycollect: {run.summary.line()}")
     if run.summary.get("out"):
         print(f"raycollect: output in {run.summary['out']} (manifest.jsonl, frames/, "
               f"contact_sheet.png, failures.jsonl)")

@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import RaycollectError
 from .files import load
-from .writer import MANIFEST, passes
+from .writer import MANIFEST, passes, read_manifest
 
 
 def _row(root: str, kinds: list[str]):
@@ -52,7 +52,7 @@ def read(out: str | Path, **read_text_options):
     manifest = root / MANIFEST
     if not manifest.is_file():
         raise RaycollectError(f"{out} is not a raycollect output: it has no {MANIFEST}")
-    kinds = passes(root)
+    kinds = passes(read_manifest(root))
     ds = ray.data.read_text(str(manifest), **read_text_options)
     ds = ds.filter(lambda row: bool(row["text"].strip()))
     return ds.map(_row(str(root), kinds))

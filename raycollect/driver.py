@@ -379,10 +379,6 @@ class Run:
         self.summary.by_node = metrics.per_node(self.summary.by_worker)
 
 
-def summary_line(s: Summary) -> str:
-    return s.line()
-
-
 def render(jobs: Iterable[Any], scene=None, workers: int | str = C.DEFAULT_WORKERS,
            out: str | Path | None = None, address: str | None = None,
            keys: Sequence[str] | None = None, **options) -> Run:

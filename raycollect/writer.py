@@ -52,10 +52,9 @@ def output_status(root: str | os.PathLike) -> dict:
     if not (root / MANIFEST).is_file() and not journal.is_file():
         raise RaycollectError(f"{root} is not a raycollect output (no {MANIFEST} and no "
                               f"{STATE_DIR}/queue.sqlite in it)")
-    failures = root / FAILURES
-    out = {"out": str(root), "done": len(read_manifest(root)),
-           "failed": len(read_manifest(root, FAILURES)) if failures.exists() else 0,
-           "passes": [PASS_NAMES[k] for k in passes(root)]}
+    lines = read_manifest(root)
+    out = {"out": str(root), "done": len(lines), "failed": len(read_manifest(root, FAILURES)),
+           "passes": [PASS_NAMES[k] for k in passes(lines)]}
     if journal.is_file():
         j = Journal(journal)
         try:
@@ -65,10 +64,10 @@ def output_status(root: str | os.PathLike) -> dict:
     return out
 
 
-def passes(root: str | os.PathLike) -> list[str]:
-    """The passes (file kinds) the frames of an output hold, in a fixed order."""
+def passes(lines: list[dict]) -> list[str]:
+    """The passes (file kinds) that manifest lines hold, in a fixed order."""
     seen = set()
-    for line in read_manifest(root):
+    for line in lines:
         seen.update(line.get("files", {}))
     return [k for k in SUFFIXES if k in seen]
 
