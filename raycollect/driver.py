@@ -256,11 +256,7 @@ class Run:
             if now - last_browsers >= C.BROWSER_STATUS_PERIOD:
                 # A call to every browser host: rarer than the queue's stats, which end the run.
                 last_browsers = now
-                browsers = pool.browser_status()
-                self.summary.browsers_restarted = browsers["restarts"]
-                self.summary.browsers_recycled = browsers["recycles"]
-                if browsers["errors"] and len(browsers["errors"]) >= len(pool.members):
-                    raise RunFailed("; ".join(browsers["errors"]))
+                self._read_browsers(pool)
             # The queue's stats tell when the run is over; while frames stream in it is not,
             # so they are read rarely then (each read is a call to the queue actor).
             period = C.STATS_POLL_BUSY if frames else C.STATS_POLL_PERIOD
@@ -276,7 +272,17 @@ class Run:
                     bar.total = feeder.submitted
                     bar.refresh()
                 if feeder.done.is_set() and s["pending"] == 0 and s["leased"] == 0:
+                    # The summary's browser counts are read every few seconds: a restart
+                    # since the last read still belongs to this run.
+                    self._read_browsers(pool)
                     return
+
+    def _read_browsers(self, pool: WorkerPool) -> None:
+        browsers = pool.browser_status()
+        self.summary.browsers_restarted = browsers["restarts"]
+        self.summary.browsers_recycled = browsers["recycles"]
+        if browsers["errors"] and len(browsers["errors"]) >= len(pool.members):
+            raise RunFailed("; ".join(browsers["errors"]))
 
     @staticmethod
     def _take_events(pool: WorkerPool) -> tuple[list, list]:
