@@ -116,12 +116,15 @@ CONTACT_SHEET_MAX_FRAMES = 64
 CONTACT_SHEET_THUMB_WIDTH = 160
 CONTACT_SHEET_GAP = 4
 CONTACT_SHEET_TITLE_HEIGHT = 18
+# The driver reads the queue's stats this often while no frames arrive (recording frames
+# reads them in the same call).
 STATS_POLL_PERIOD = 0.5
-STATS_POLL_BUSY = 2.0  # ... and this often while frames keep arriving
-FEEDER_STOP_GRACE = 30.0
-DRAIN_STOP_GRACE = 5.0  # and this long for each worker's drain thread after its worker ends  # a run's end waits this long for the job feeder's last chunk
-# The driver asks its browser hosts for crashes and errors this often.
-BROWSER_STATUS_PERIOD = 2.0
-# Frames the driver records per queue call (one complete_many for all of them).
+FEEDER_STOP_GRACE = 30.0  # a run's end waits this long for the job feeder's last chunk
+DRAIN_STOP_GRACE = 5.0  # and this long for each worker's drain thread after its worker ends
+# The driver asks its browser hosts for crashes and errors this often, and once at the end:
+# each read is a call to every host, and only the summary and a run whose browsers all gave
+# up need it.
+BROWSER_STATUS_PERIOD = 5.0
+# Frames the driver records per queue call (one complete_and_count for all of them).
 RECORD_BATCH = 64
 WORKER_REPLACE_LIMIT = 20

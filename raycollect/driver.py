@@ -243,7 +243,8 @@ class Run:
         last_stats = last_browsers = 0.0
         while True:
             frames, deaths = self._take_events(pool)
-            for result in self._record(q, writer, frames):
+            results, s = self._record(q, writer, frames)
+            for result in results:
                 bar.update(1)
                 self.summary.rendered += 1
                 yield result
@@ -257,12 +258,12 @@ class Run:
                 # A call to every browser host: rarer than the queue's stats, which end the run.
                 last_browsers = now
                 self._read_browsers(pool)
-            # The queue's stats tell when the run is over; while frames stream in it is not,
-            # so they are read rarely then (each read is a call to the queue actor).
-            period = C.STATS_POLL_BUSY if frames else C.STATS_POLL_PERIOD
-            if now - last_stats >= period:
-                last_stats = now
+            # The queue's stats tell when the run is over. Recording frames reads them in the
+            # same call; without frames they are polled (each read is a call to the actor).
+            if s is None and now - last_stats >= C.STATS_POLL_PERIOD:
                 s = q.stats()
+            if s is not None:
+                last_stats = now
                 bar.set_postfix(failed=s["failed"], stale=s["stale_refused"],
                                 workers=len(pool.members), refresh=False)
                 feeder = self._feeder
@@ -302,11 +303,13 @@ class Run:
                 event = None
         return [e.item for e in frames], deaths
 
-    def _record(self, q: JobQueue, writer: OutputWriter | None, frames: list) -> list[Result]:
+    def _record(self, q: JobQueue, writer: OutputWriter | None,
+                frames: list) -> tuple[list[Result], dict | None]:
         """Stage the frames' files, complete their leases in one call, and commit the ones
-        the queue accepted. A refused lease is a stale attempt: its frame never lands."""
+        the queue accepted. A refused lease is a stale attempt: its frame never lands.
+        Returns the recorded results and the queue's stats as of that call."""
         if not frames:
-            return []
+            return [], None
         t0 = time.perf_counter()
         staged = []
         for frame in frames:
@@ -319,9 +322,9 @@ class Run:
             duplicate = writer is not None and lease.job_id in writer.done
             pairs = writer.stage(result, lease.token) if writer and not duplicate else []
             staged.append((result, pairs, duplicate))
-        accepted = q.complete_many([f.lease for f in frames],
-                                   [{"worker": f.worker} for f in frames])
-        out = []
+        accepted, stats = q.complete_and_count([f.lease for f in frames],
+                                               [{"worker": f.worker} for f in frames])
+        out, commits = [], []
         write_s = (time.perf_counter() - t0) / len(frames)
         for (result, pairs, duplicate), ok in zip(staged, accepted):
             if not ok or duplicate:
@@ -330,9 +333,11 @@ class Run:
                 continue
             if writer is not None:
                 result.timings["write_s"] = write_s
-                writer.commit(result, pairs)
+                commits.append((result, pairs))
             out.append(result)
-        return out
+        if commits:
+            writer.commit_many(commits)
+        return out, stats
 
     def _finish(self, writer: OutputWriter | None, invalid: list[Failure], t_start: float) -> None:
         failures = list(invalid)

@@ -300,8 +300,16 @@ class _QueueActor:
     async def states(self, job_ids: list[str]) -> list[str | None]:
         return [None if (j := self._jobs.get(i)) is None else j.state.value for i in job_ids]
 
+    async def complete_and_count(self, items: list[tuple[str, str, Any]]) -> tuple[list[bool], dict]:
+        """complete() and stats() in one call: the driver's one call per recorded batch,
+        which also tells it whether the run is over."""
+        return await self.complete(items), self._stats()
+
     async def stats(self) -> dict:
         self._tick(reap=False)  # a read: expiry is the reaper's (and state changes') business
+        return self._stats()
+
+    def _stats(self) -> dict:
         return {
             **{s.value: n for s, n in self._counts.items()},
             "pending": self._counts[JobState.PENDING] - self._parked,
@@ -450,6 +458,13 @@ class JobQueue:
 
     def complete_many(self, leases: Sequence[Lease], results: Sequence[Any] | None = None) -> list[bool]:
         return _get(self._actor.complete.remote(self._complete_items(leases, results)))
+
+    def complete_and_count(self, leases: Sequence[Lease],
+                           results: Sequence[Any] | None = None) -> tuple[list[bool], dict]:
+        """complete_many, and the queue's stats() right after it, in one call."""
+        accepted, stats = _get(self._actor.complete_and_count.remote(
+            self._complete_items(leases, results)))
+        return accepted, stats
 
     def fail(self, lease: Lease, error: str = "failed", final: bool = False) -> bool:
         """Retry later, or dead-letter at max_attempts; final=True dead-letters now."""

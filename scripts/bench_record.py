@@ -57,7 +57,7 @@ def main() -> None:
         cpu0, t0 = time.process_time(), time.perf_counter()
         recorded = 0
         for i in range(0, len(frames), C.RECORD_BATCH):
-            recorded += len(run._record(q, writer, frames[i:i + C.RECORD_BATCH]))
+            recorded += len(run._record(q, writer, frames[i:i + C.RECORD_BATCH])[0])
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         writer.close()
         q.kill()

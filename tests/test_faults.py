@@ -136,32 +136,44 @@ def test_queue_actor_killed_mid_run_recovers_from_its_journal(ray_local, chromiu
     assert run.summary["failed"] == 0
 
 
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:  # the run ended and took the process with it
+        pass
+
+
 def test_late_worker_completion_is_refused_and_never_lands(ray_local, chromium, tmp_out):
     """A worker frozen past its lease TTL (presumed dead) comes back: the queue refuses its
     frames by token, the jobs were rendered elsewhere, and the output has each once."""
     # Enough work that w1 is still rendering when w0 wakes up with its stale batch.
-    jobs = rc.orbit(240, 160, 120)
-    freezes = []
+    jobs = rc.orbit(400, 160, 120)
+    freezes, thawed = [], threading.Event()
+    thawed.set()
+
+    def thaw(pid):
+        _signal(pid, signal.SIGCONT)
+        thawed.set()
 
     def freeze_w0(run):
-        # A frozen worker sometimes wakes to find its page gone instead (the batch is then
-        # given back, which the queue refuses too, but no late frame is sent): freeze again,
-        # up to three times, until a late frame has been refused.
-        if freezes and run.queue.stats()["stale_refused"]:
-            return
+        # A frozen worker can wake to find its batch failed instead of finished (a settle
+        # or grab that timed out while it was stopped: the batch is given back, which the
+        # queue refuses too, but no late frame is sent). Freeze it again, once it has been
+        # running a while since, until a late frame has been refused.
         member = run.pool.members.get("w0")
-        if member is None:
+        if member is None or not thawed.is_set() or (freezes and run.queue.stats()["stale_refused"]):
             return
-        pid = member.info["pid"]
-        freezes.append(pid)
-        os.kill(pid, signal.SIGSTOP)
-        threading.Timer(4.0, os.kill, (pid, signal.SIGCONT)).start()
+        freezes.append(member.info["pid"])
+        thawed.clear()
+        os.kill(member.info["pid"], signal.SIGSTOP)
+        threading.Timer(4.0, thaw, (member.info["pid"],)).start()
 
-    run = _run_with(jobs, tmp_out, {4: freeze_w0, 90: freeze_w0, 170: freeze_w0}, workers=2,
+    run = _run_with(jobs, tmp_out, {4: freeze_w0, 150: freeze_w0, 300: freeze_w0}, workers=2,
                     lease_ttl=2.0, views_per_update=4)
     check_output(tmp_out, _ids(jobs))
     # The late frames reached the driver and were refused: none of them is in the output.
-    assert run.summary["stale_refused"] >= 1, f"no late frame in {len(freezes)} freezes"
+    assert run.summary["stale_refused"] >= 1, (f"no late frame in {len(freezes)} freezes; "
+                                               f"{run.summary['by_worker']}")
     assert run.summary["failed"] == 0
 
 

@@ -75,6 +75,14 @@ def test_expired_lease_is_leased_again_and_its_token_is_refused(ray_local):
     assert q.complete(new, {"frame": "ok"}) is True
     assert q.complete(new) is False  # accepted once
     assert q.stats()["done"] == 1
+    # The driver's per-batch call: the counts it returns already include its completions.
+    [other] = q.lease("fast") or [None]
+    assert other is None
+    [job2] = q.submit([{"pose": 2}])
+    [l2] = q.lease("fast")
+    accepted, counts = q.complete_and_count([l2, old])
+    assert accepted == [True, False] and l2.job_id == job2
+    assert (counts["done"], counts["leased"], counts["pending"], counts["stale_refused"]) == (2, 0, 0, 3)
 
 
 def test_dead_letter_after_max_attempts_keeps_the_error(ray_local):
