@@ -147,6 +147,9 @@ class _RenderWorker:
                     continue
                 idle = C.IDLE_POLL_MIN
                 frames = await self._render_batch(session, batch, key[0])
+                # Frames rendered (a failed batch has none), counted before the yield, which
+                # can wait on the driver: the browser's host recycles by this count.
+                self.frames += len(frames)
                 # The leases stay held, and heartbeated, after the yield: the driver may keep
                 # the frames a while (a slow caller) before it records them and completes
                 # the leases; the heartbeat lets each go once the queue says it has ended.
@@ -155,7 +158,6 @@ class _RenderWorker:
                     # One object per batch: serialising and sending is paid once per update.
                     yield frames
                     self.driver_wait_s += time.perf_counter() - t0
-                self.frames += len(batch)
         finally:
             heartbeat.cancel()
             announce.cancel()

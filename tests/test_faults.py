@@ -114,7 +114,10 @@ def test_browser_that_keeps_crashing_is_given_up(ray_local):
 
 
 def test_browsers_are_recycled_after_a_number_of_frames(ray_local, chromium, tmp_out):
-    jobs = rc.orbit(80, 96, 72)
+    # The host recycles by the frame count in the registry (refreshed every second), so the
+    # run must outlast a few refreshes after the first 16 frames: 80 small frames can all be
+    # rendered between two of them.
+    jobs = rc.orbit(240, 96, 72)
     with rc.render(jobs, out=tmp_out, workers=1, recycle_frames=16, progress=False,
                    max_attempts=5) as run:
         for _ in run:
