@@ -60,6 +60,9 @@ SESSION_WAIT_TIMEOUT = 60.0
 # First marker polls use a short ttl: a view mounted by a new scene answers only after the
 # browser has painted once, and an unanswered grab costs its whole ttl.
 SETTLE_GRAB_TTL = 0.25
+# After a grab's deadline, this long for an answer that is already in the socket (the
+# deadline passed while the worker process was stopped): raycollect/server.py.
+RPC_LATE_GRACE = 0.2
 # An idle worker (queue empty for now) polls with backoff between these.
 IDLE_POLL_MIN = 0.02
 IDLE_POLL_MAX = 0.5

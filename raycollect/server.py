@@ -22,7 +22,7 @@ from aiohttp import web
 from vuer import Vuer, VuerSession
 from vuer.base import websocket_handler
 
-from .constants import ASSETS_MAX_AGE, LOOPBACK
+from .constants import ASSETS_MAX_AGE, LOOPBACK, RPC_LATE_GRACE
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,35 @@ class _Session(VuerSession):
     def send(self, event) -> None:
         super().send(event)
         self.wakeup.set()
+
+    async def rpc(self, event, ttl: float = 2.0):
+        """Vuer's rpc, except for a deadline that passes while this process is stopped (a GC
+        pause, an overloaded host, SIGSTOP): the answer may be waiting in the socket already,
+        and on waking the timer fires before the socket is read. It gets RPC_LATE_GRACE to
+        be read before the call gives up; and a handler that has already run is never
+        removed twice (vuer's rpc raised KeyError there, which read as a lost page)."""
+        answered = asyncio.Event()
+        response = None
+
+        async def on_response(reply, _session) -> None:
+            nonlocal response
+            response = reply
+            answered.set()
+
+        remove = self.vuer.add_handler(event.rtype, on_response, once=True)
+        self.send(event)
+        try:
+            try:
+                await asyncio.wait_for(answered.wait(), ttl)
+            except asyncio.TimeoutError:
+                await asyncio.wait_for(answered.wait(), RPC_LATE_GRACE)
+        finally:
+            if not answered.is_set():
+                try:
+                    remove()
+                except KeyError:  # it ran in the meantime and removed itself
+                    pass
+        return response
 
 
 class LockedVuer(Vuer):
