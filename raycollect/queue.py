@@ -462,9 +462,8 @@ class JobQueue:
     def complete_and_count(self, leases: Sequence[Lease],
                            results: Sequence[Any] | None = None) -> tuple[list[bool], dict]:
         """complete_many, and the queue's stats() right after it, in one call."""
-        accepted, stats = _get(self._actor.complete_and_count.remote(
-            self._complete_items(leases, results)))
-        return accepted, stats
+        return tuple(_get(self._actor.complete_and_count.remote(
+            self._complete_items(leases, results))))
 
     def fail(self, lease: Lease, error: str = "failed", final: bool = False) -> bool:
         """Retry later, or dead-letter at max_attempts; final=True dead-letters now."""

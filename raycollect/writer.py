@@ -95,16 +95,6 @@ def _thumbnail(kind: str, array: np.ndarray, width: int) -> Image.Image:
     return im.resize((width, max(1, round(im.height * width / im.width))), Image.NEAREST)
 
 
-def _write_all(path: str, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
 class OutputWriter:
     def __init__(self, out: str | os.PathLike):
         self.root = Path(out)
@@ -137,8 +127,8 @@ class OutputWriter:
             if f.name.endswith(TMP_SUFFIX) or f.name.startswith(".") or job_id not in self.done:
                 f.unlink()
 
-    # The per-frame path runs for every frame a cluster renders, on one driver: plain strings
-    # and one manifest write per batch keep it well under a millisecond (scripts/bench.py D1).
+    # The per-frame path runs for every frame a cluster renders, on one driver: plain-string
+    # paths and one manifest write per batch (scripts/bench.py D1 measures it).
     def stage(self, r: Result, token: str) -> list[tuple[str, str, str]]:
         """Write the frame's encoded files under temporary names: (kind, tmp, final)."""
         staged = []
@@ -146,7 +136,8 @@ class OutputWriter:
         for kind, data in r.files.items():
             name = f"{r.job_id}{SUFFIXES[kind]}"
             tmp = f"{folder}/.{name}.{token}{TMP_SUFFIX}"
-            _write_all(tmp, data)
+            with open(tmp, "wb") as f:
+                f.write(data)
             staged.append((kind, tmp, f"{folder}/{name}"))
         return staged
 
