@@ -22,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive(kind=int, name: str = "value"):
+def _positive(kind=int, name: str = "value", most=None):
     def parse(text: str):
         try:
             value = kind(text)
@@ -30,6 +30,8 @@ def _positive(kind=int, name: str = "value"):
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
         if value <= 0:
             raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {most}, got {text}")
         return value
     return parse
 
@@ -69,9 +71,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-attempts", type=_positive(int, "--max-attempts"),
                    default=C.DEFAULT_MAX_ATTEMPTS)
     p.add_argument("--lease-ttl", type=_positive(float, "--lease-ttl"), default=C.DEFAULT_LEASE_TTL)
-    p.add_argument("--views-per-update", type=_positive(int, "--views-per-update"),
+    p.add_argument("--views-per-update",
+                   type=_positive(int, "--views-per-update", C.MAX_VIEWS_PER_UPDATE),
                    default=C.VIEWS_PER_UPDATE,
-                   help="camera views sent in one scene update [%(default)s]")
+                   help=f"camera views sent in one scene update, at most "
+                        f"{C.MAX_VIEWS_PER_UPDATE} [%(default)s]")
     p.add_argument("--depth", action="store_true",
                    help="also write metric z-depth: frames/<job_id>.depth.npy (float32 metres)")
     p.add_argument("--masks", action="store_true",

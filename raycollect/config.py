@@ -50,6 +50,10 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.views_per_update > C.MAX_VIEWS_PER_UPDATE:
+            raise ValueError(f"views_per_update must be at most {C.MAX_VIEWS_PER_UPDATE} (each "
+                             f"view is a WebGL context, and Chromium keeps 16 per page), got "
+                             f"{self.views_per_update}")
 
     def replace(self, **changes) -> "Config":
         names = {f.name for f in dataclasses.fields(self)}

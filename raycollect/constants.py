@@ -48,6 +48,11 @@ LOOPBACK = "127.0.0.1"
 # Camera views per scene update for jobs that differ only in their camera (measured: one
 # update per 8 views gave 2.7x the jobs/s of one update per view).
 VIEWS_PER_UPDATE = 8
+# At most this many: every view owns a WebGL context, and so does the revision marker's view.
+# Chromium keeps 16 contexts per page and drops the oldest past that, which is the marker's
+# view (it is created before the job views): with 16 views no revision is ever seen as shown
+# and every job fails after its settle timeouts (measured: 15 renders, 16 fails every job).
+MAX_VIEWS_PER_UPDATE = 15
 # Scene digests (what a job's scene is, for batching) a worker remembers, by params.
 SCENE_DIGEST_CACHE = 4096
 # Leases a worker keeps in hand beyond the batch it renders, hiding the actor round trip.

@@ -228,6 +228,19 @@ def _capture(fn, argv) -> str:
     return buf.getvalue()
 
 
+def test_the_most_views_per_update_render(ray_local, chromium):
+    """MAX_VIEWS_PER_UPDATE views and the marker's view all keep their WebGL contexts (one
+    view more and the page drops the marker's, and every job fails)."""
+    from raycollect import constants as C
+
+    k = C.MAX_VIEWS_PER_UPDATE
+    results, run = render_all(rc.orbit(2 * k, 64, 48), workers=1, views_per_update=k,
+                              max_attempts=1)
+    assert run.summary["failed"] == 0 and len(results) == 2 * k
+    [w] = run.summary["by_worker"].values()
+    assert w["scene_updates"] == 1, w  # 2 batches of k views: one scene, one camera update
+
+
 def test_labels_the_scene_ignores_do_not_cost_a_new_scene(ray_local, chromium):
     """Batches are keyed by what the scene function returns: a label in the params that the
     scene does not read leaves the jobs camera-only (one whole scene, then moved cameras)."""
