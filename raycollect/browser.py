@@ -1,9 +1,12 @@
 """Headless Chromium, launched as a plain subprocess: finding it, one page per render worker,
 and a manager that keeps one browser attached to every worker of its node.
 
-Each browser gets a fresh profile directory (removed on exit), its own process group (so the
-whole Chromium tree is stopped together) and PR_SET_PDEATHSIG, so that even a SIGKILLed parent
-leaves no orphan Chromium behind.
+Each browser gets a fresh profile directory (removed on exit, and also its TMPDIR: Chromium
+leaves a directory for its singleton socket in TMPDIR each time it is killed), its own process
+group (so the whole Chromium tree is stopped together) and PR_SET_PDEATHSIG, so that even a
+SIGKILLed parent leaves no orphan Chromium behind. A profile is named after the process that
+made it; the profiles of a process that was killed before it could remove them (about 10 MB
+each) are removed by the next browser manager on that machine.
 """
 
 from __future__ import annotations
@@ -88,17 +91,50 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass  # not Linux: the process group kill in stop() still applies
 
 
+PROFILE_PREFIX = "raycollect-chromium-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_orphan_profiles(folder: str | None = None) -> int:
+    """Remove the browser profiles whose owner process is gone (a browser host or worker that
+    was SIGKILLed, or lost with Ray, could not remove them). Returns how many."""
+    folder = folder or tempfile.gettempdir()
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        owner = name[len(PROFILE_PREFIX):].split("-", 1)[0]
+        if name.startswith(PROFILE_PREFIX) and owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+            removed += 1
+    if removed:
+        log.info("removed %d browser profile(s) left by processes that are gone", removed)
+    return removed
+
+
 class Browser:
     """One headless Chromium with one page open at `url`."""
 
     def __init__(self, url: str, binary: str | None = None):
         self.url = url
         self.binary = binary or find_chromium()
-        self.profile = tempfile.mkdtemp(prefix="raycollect-chromium-")
+        self.profile = tempfile.mkdtemp(prefix=f"{PROFILE_PREFIX}{os.getpid()}-")
         self.started = time.time()
         self.proc = subprocess.Popen(
             [self.binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", url],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "TMPDIR": self.profile},
             start_new_session=True, preexec_fn=_die_with_parent)
         log.debug("chromium pid %d -> %s", self.proc.pid, url)
 
@@ -174,6 +210,7 @@ class BrowserManager:
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> "BrowserManager":
+        remove_orphan_profiles()
         self._thread = threading.Thread(target=self._loop, name="raycollect-browsers", daemon=True)
         self._thread.start()
         return self
@@ -196,6 +233,7 @@ class BrowserManager:
 
     def run_forever(self) -> None:
         """For `raycollect browsers`: follow the registry until interrupted."""
+        remove_orphan_profiles()
         try:
             self._loop()
         finally:

@@ -179,6 +179,63 @@ def test_worker_serves_only_the_client_on_loopback_to_one_session(ray_local, chr
         ray.kill(w)
 
 
+def _started(profile: str, timeout: float = 30.0) -> None:
+    """Wait until Chromium has claimed its profile (it makes its singleton lock first)."""
+    import os
+    import time
+
+    end = time.time() + timeout
+    while not os.path.lexists(os.path.join(profile, "SingletonLock")):
+        assert time.time() < end, "Chromium never started"
+        time.sleep(0.1)
+
+
+def test_a_stopped_browser_leaves_nothing_in_the_temp_folder(chromium):
+    """Chromium makes a directory for its singleton socket in TMPDIR and leaves it when it is
+    killed: one per browser launch (recycles, crashes, every run) piled up in /tmp."""
+    import os
+    import tempfile
+
+    from raycollect.browser import Browser
+
+    folder = tempfile.gettempdir()
+    before = set(os.listdir(folder))
+    browser = Browser("about:blank", chromium)
+    try:
+        _started(browser.profile)
+    finally:
+        browser.stop()
+    assert set(os.listdir(folder)) - before == set()
+
+
+def test_profiles_of_a_killed_process_are_removed_by_the_next_manager(chromium):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from raycollect.browser import PROFILE_PREFIX, remove_orphan_profiles
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (f"import sys, time; sys.path.insert(0, {root!r}); "
+            f"from raycollect.browser import Browser; "
+            f"b = Browser('about:blank', {chromium!r}); print(b.profile, flush=True); time.sleep(600)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    mine = tempfile.mkdtemp(prefix=f"{PROFILE_PREFIX}{os.getpid()}-")  # a live owner's
+    try:
+        profile = proc.stdout.readline().strip()
+        _started(profile)
+        proc.kill()  # SIGKILL: it cannot remove its browser's profile (its browser dies too)
+        proc.wait()
+        assert os.path.isdir(profile)
+        assert remove_orphan_profiles() >= 1
+        assert not os.path.exists(profile)
+        assert os.path.isdir(mine)
+    finally:
+        proc.kill()
+        os.rmdir(mine)
+
+
 async def _wait_session(w, timeout: float = 60.0) -> bool:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
