@@ -52,7 +52,8 @@ class Config:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if self.views_per_update > C.MAX_VIEWS_PER_UPDATE:
             raise ValueError(f"views_per_update must be at most {C.MAX_VIEWS_PER_UPDATE} (each "
-                             f"view is a WebGL context, and Chromium keeps 16 per page), got "
+                             f"view is a WebGL context, and Chromium keeps 16 per page, the "
+                             f"revision marker's view and the page's canvas included), got "
                              f"{self.views_per_update}")
 
     def replace(self, **changes) -> "Config":

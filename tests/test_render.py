@@ -286,8 +286,8 @@ def _capture(fn, argv) -> str:
 
 
 def test_the_most_views_per_update_render(ray_local, chromium):
-    """MAX_VIEWS_PER_UPDATE views and the marker's view all keep their WebGL contexts (one
-    view more and the page drops the marker's, and every job fails)."""
+    """MAX_VIEWS_PER_UPDATE views, the marker's view and the page's canvas all keep their
+    WebGL contexts (two views more and the page drops the marker view's: every job fails)."""
     from raycollect import constants as C
 
     k = C.MAX_VIEWS_PER_UPDATE

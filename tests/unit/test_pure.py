@@ -58,15 +58,15 @@ def test_views_per_update_is_bounded_by_the_pages_webgl_contexts(capsys):
     from raycollect.cli import main
     from raycollect.config import Config
 
-    assert Config(views_per_update=C.MAX_VIEWS_PER_UPDATE).views_per_update == 15
-    with pytest.raises(ValueError, match=r"views_per_update must be at most 15.*got 16"):
-        Config(views_per_update=16)
+    assert Config(views_per_update=C.MAX_VIEWS_PER_UPDATE).views_per_update == 14
+    with pytest.raises(ValueError, match=r"views_per_update must be at most 14.*got 15"):
+        Config(views_per_update=15)
     with pytest.raises(ValueError, match="views_per_update"):
         rc.render(rc.orbit(2, 32, 24), views_per_update=16)  # before Ray or a browser starts
     with pytest.raises(SystemExit) as e:
-        main(["run", "--views-per-update", "16", "--no-progress"])
+        main(["run", "--views-per-update", "15", "--no-progress"])
     assert e.value.code == 2
-    assert "--views-per-update must be at most 15, got 16" in capsys.readouterr().err
+    assert "--views-per-update must be at most 14, got 15" in capsys.readouterr().err
 
 
 # --- errors: one place decides ------------------------------------------------------------
