@@ -54,8 +54,8 @@ VIEWS_PER_UPDATE = 14
 # At most this many. Every view owns a WebGL context, and so do the revision marker's view and
 # the page's own canvas; Chromium keeps 16 per page and drops the oldest past that. 14 views
 # keep every context: at 15 (17 contexts, one past the limit) a worker's page stopped showing
-# updates in 3 of 4 runs of tests/test_faults.py's browser-kill test (14: 0
-# of 4); at 16 the marker view's is dropped and every job fails after its settle timeouts.
+# updates in 3 of 4 runs of tests/test_faults.py's browser-kill test (at 14: 0 of 4); at 16
+# the marker view's is dropped and every job fails after its settle timeouts.
 MAX_VIEWS_PER_UPDATE = 14
 # Scene digests (what a job's scene is, for batching) a worker remembers, by params.
 SCENE_DIGEST_CACHE = 4096
