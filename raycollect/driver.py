@@ -290,7 +290,7 @@ class Run:
         """Whatever has arrived (waiting a little if nothing has), frames apart from deaths."""
         frames, deaths = [], []
         try:
-            event = pool.inbox.get(timeout=C.STATS_POLL_PERIOD)
+            event = pool.inbox.get(timeout=C.INBOX_WAIT)
         except stdqueue.Empty:
             return frames, deaths
         while event is not None:
