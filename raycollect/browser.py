@@ -207,10 +207,10 @@ class BrowserManager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        remove_orphan_profiles()  # before this manager launches any browser of its own
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> "BrowserManager":
-        remove_orphan_profiles()
         self._thread = threading.Thread(target=self._loop, name="raycollect-browsers", daemon=True)
         self._thread.start()
         return self
@@ -233,7 +233,6 @@ class BrowserManager:
 
     def run_forever(self) -> None:
         """For `raycollect browsers`: follow the registry until interrupted."""
-        remove_orphan_profiles()
         try:
             self._loop()
         finally:

@@ -45,18 +45,19 @@ PNG_COMPRESS_LEVEL = 1
 
 # --- render workers ----------------------------------------------------------------------
 LOOPBACK = "127.0.0.1"
-# Camera views per scene update for jobs that differ only in their camera: the most the page
-# can hold (below). Each update costs a settle, so more views per update is faster, for the
-# browser and for the driver, which records a worker's frames one update at a time (measured
-# with 15 against 8: 160x120, 1 worker, 59-74 against 53-58 frames/s; 640x480, 2 workers, 16-20
-# against 13-15 frames/s and 0.70-0.72 against 1.07-1.17 ms of driver CPU per frame).
-VIEWS_PER_UPDATE = 14
-# At most this many. Every view owns a WebGL context, and so do the revision marker's view and
-# the page's own canvas; Chromium keeps 16 per page and drops the oldest past that. 14 views
-# keep every context: at 15 (17 contexts, one past the limit) a worker's page stopped showing
-# updates in 3 of 4 runs of tests/test_faults.py's browser-kill test (at 14: 0 of 4); at 16
-# the marker view's is dropped and every job fails after its settle timeouts.
+# Camera views per scene update, at most. Every view owns a WebGL context, and so do the
+# revision marker's view and the page's own canvas; Chromium keeps 16 per page and drops the
+# oldest past that. 14 views keep every context: at 15 (17 contexts, one past the limit) a
+# worker's page stopped showing updates in 3 of 4 runs of tests/test_faults.py's browser-kill
+# test (at 14: 0 of 4); at 16 the marker view's is dropped and every job fails after its
+# settle timeouts.
 MAX_VIEWS_PER_UPDATE = 14
+# By default, for jobs that differ only in their camera, the most the page can hold. Each
+# update costs a settle, so more views per update is faster, for the browser and for the
+# driver, which records a worker's frames one update at a time (measured with 15 against 8:
+# 160x120, 1 worker, 59-74 against 53-58 frames/s; 640x480, 2 workers, 16-20 against 13-15
+# frames/s and 0.70-0.72 against 1.07-1.17 ms of driver CPU per frame).
+VIEWS_PER_UPDATE = MAX_VIEWS_PER_UPDATE
 # Scene digests (what a job's scene is, for batching) a worker remembers, by params.
 SCENE_DIGEST_CACHE = 4096
 # Leases a worker keeps in hand beyond the batch it renders, hiding the actor round trip.

@@ -141,9 +141,6 @@ class OutputWriter:
             staged.append((kind, tmp, f"{folder}/{name}"))
         return staged
 
-    def commit(self, r: Result, staged: list[tuple[str, str, str]]) -> None:
-        self.commit_many([(r, staged)])
-
     def commit_many(self, items: list[tuple[Result, list[tuple[str, str, str]]]]) -> None:
         """Rename each frame's staged files into place, then record the frames in the
         manifest with one write: a job is done once its line is there (a crash before that

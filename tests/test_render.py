@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import subprocess
+import sys
+import tempfile
+import time
 import urllib.error
 import urllib.request
 
@@ -181,9 +186,6 @@ def test_worker_serves_only_the_client_on_loopback_to_one_session(ray_local, chr
 
 def _started(profile: str, timeout: float = 30.0) -> None:
     """Wait until Chromium has claimed its profile (it makes its singleton lock first)."""
-    import os
-    import time
-
     end = time.time() + timeout
     while not os.path.lexists(os.path.join(profile, "SingletonLock")):
         assert time.time() < end, "Chromium never started"
@@ -193,9 +195,6 @@ def _started(profile: str, timeout: float = 30.0) -> None:
 def test_a_stopped_browser_leaves_nothing_in_the_temp_folder(chromium):
     """Chromium makes a directory for its singleton socket in TMPDIR and leaves it when it is
     killed: one per browser launch (recycles, crashes, every run) piled up in /tmp."""
-    import os
-    import tempfile
-
     from raycollect.browser import Browser
 
     folder = tempfile.gettempdir()
@@ -209,11 +208,6 @@ def test_a_stopped_browser_leaves_nothing_in_the_temp_folder(chromium):
 
 
 def test_profiles_of_a_killed_process_are_removed_by_the_next_manager(chromium):
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
     from raycollect.browser import PROFILE_PREFIX, remove_orphan_profiles
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -190,7 +190,7 @@ def test_nerfstudio_export_lists_per_frame_intrinsics_when_they_differ(tmp_path)
         r = Result(f"j{i}", {}, camera=cam, files={
             "image": files.encode_image(np.zeros((size[1], size[0], 3), np.uint8)),
             "depth": files.encode_depth(np.full((size[1], size[0]), 1.2345, np.float32))})
-        w.commit(r, w.stage(r, "t"))
+        w.commit_many([(r, w.stage(r, "t"))])
     w.close()
     doc = json.loads(nerfstudio(tmp_path).read_text())
     assert "fl_x" not in doc and [f["w"] for f in doc["frames"]] == [32, 48]
