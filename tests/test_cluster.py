@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,11 @@ def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset
                     victim = next(node for node in nodes if node.node_id == r.node)
                     removed.append(victim.node_id)
                     cluster.remove_node(victim, allow_graceful=False)
+                elif removed and run.pool.replaced == 0:
+                    # The survivor alone can finish the run before the lost worker's death
+                    # reaches the driver (its processes run on a little): a slower caller
+                    # pauses the survivor until the driver has seen and replaced it.
+                    time.sleep(0.1)
         manifest = check_output(tmp_out, _ids(jobs))
         by_node = {m["node"] for m in manifest}
         assert len(by_node) == 2, "frames came from both worker nodes"
