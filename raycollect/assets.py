@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import constants as C
+from . import urdf
 from .errors import AssetsError, InvalidJob
 
 log = logging.getLogger(__name__)
@@ -141,16 +142,60 @@ def is_model(element) -> bool:
     return any(is_model(c) for c in getattr(element, "children", None) or [])
 
 
-def check_sources(job_id: str, elements: list, root: Path | None) -> None:
-    """Fail a job whose scene names an asset that is not in the folder, before any browser
-    time is spent on it."""
+def check_sources(job_id: str, elements: list, root: Path | None,
+                  aliases: tuple[Path, ...] = ()) -> dict:
+    """Fail a job whose scene names an asset that is not in the folder, or a URDF or OBJ that
+    references a file the folder lacks, before any browser time is spent on it. Returns the
+    robots of the scene's URDFs by element key (raycollect/urdf.py)."""
+    robots = {}
     for i, el in enumerate(elements):
         for url in sources(el):
             if root is None:
                 raise InvalidJob(job_id, f"scene[{i}].src", f"{url} needs an assets folder "
                                  f"(rc.render(..., assets=DIR), raycollect run --assets DIR)")
-            rel = url[len(URL_PREFIX):].split("?", 1)[0]
-            path = (root / rel).resolve()
-            if not path.is_relative_to(root.resolve()) or not path.is_file():
-                raise InvalidJob(job_id, f"scene[{i}].src", f"{url}: no file {rel!r} in the "
-                                 f"assets folder")
+            path = local_path(url, root)
+            if path is None:
+                raise InvalidJob(job_id, f"scene[{i}].src", f"{url}: no file "
+                                 f"{url[len(URL_PREFIX):].split('?', 1)[0]!r} in the assets folder")
+            suffix = path.suffix.lower()
+            if suffix == ".urdf" and getattr(el, "tag", "") == "Urdf" and url == getattr(el, "src", None):
+                robots[str(el.key)] = urdf.check(job_id, f"scene[{i}].src", path, root, aliases)
+            elif suffix == ".mtl":
+                _check_mtl(job_id, f"scene[{i}].mtl", path, root)
+    return robots
+
+
+def local_path(url: str, root: Path) -> Path | None:
+    """The file of the assets folder that a /workspace/ URL names, or None."""
+    rel = url[len(URL_PREFIX):].split("?", 1)[0]
+    path = (root / rel).resolve()
+    return path if path.is_relative_to(root.resolve()) and path.is_file() else None
+
+
+# MTL statements that name a texture file (its last token; options may come before it).
+_MTL_MAPS = ("map_ka", "map_kd", "map_ks", "map_ke", "map_ns", "map_d", "map_bump", "bump",
+             "disp", "decal", "norm", "map_pr", "map_pm", "map_ps", "refl")
+
+
+def mtl_textures(path: Path) -> list[str]:
+    """The texture files an MTL names, as written (relative to the MTL)."""
+    refs = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            head, _, rest = line.strip().partition(" ")
+            if head.lower() in _MTL_MAPS and rest.split():
+                refs.append(rest.split()[-1])
+    return refs
+
+
+def _check_mtl(job_id: str, field: str, path: Path, root: Path) -> None:
+    """Every texture of an MTL the page loads (an Obj's `mtl`) must be in the folder. An
+    OBJ's own `mtllib` lines are not checked: three.js's OBJLoader, which the client uses
+    for Obj elements and URDF meshes alike, never reads them (pybullet_data's Panda ships
+    OBJs whose mtllib names files it does not ship, and renders)."""
+    path, root = path.resolve(), root.resolve()
+    for ref in mtl_textures(path):
+        target = (path.parent / ref.replace("\\", "/")).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            raise InvalidJob(job_id, field, f"{path.relative_to(root)} references {ref!r}, which "
+                             f"is not a file in the assets folder")

@@ -15,6 +15,18 @@ from . import constants as C
 from .errors import InvalidJob
 from .jobs import is_finite_number
 
+# up="z" (ROS, pybullet, MuJoCo): the user's Z-up world is shown as three.js's Y-up one by a
+# rotation of -90 degrees about X, (x, y, z) -> (x, z, -y): applied to the whole scene as one
+# group and to every camera matrix, so cameras, placements and poses stay in the user's world.
+UP_AXES = ("y", "z")
+Z_UP_TO_Y_UP = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]])
+Z_UP_EULER = (-math.pi / 2, 0.0, 0.0)  # the same rotation as three.js Euler angles (XYZ)
+
+
+def to_page(matrix: np.ndarray, up: str) -> np.ndarray:
+    """A camera-to-world matrix of the user's world as one of the page's Y-up world."""
+    return Z_UP_TO_Y_UP @ matrix if up == "z" else matrix
+
 
 def look_at(eye: Sequence[float], target: Sequence[float],
             up: Sequence[float] = (0, 1, 0)) -> np.ndarray:

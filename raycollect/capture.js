@@ -122,10 +122,15 @@
   // three.js loaders catch a parser's exception and hand it to console.error when the
   // caller gave no onError (as the client's model components do): a corrupt file shows up
   // only there.
+  // While one of raycollect's own passes renders, what three.js reports (a pass shader that
+  // does not compile) is the page's error, never the scene's: it fails that grab, which is
+  // retried, instead of being read later as a model that did not load.
+  let passErrors = null;
   const consoleError0 = console.error;
   console.error = function (...args) {
     const first = args[0];
-    noteError(first && first.stack ? first.stack.split("\n")[0] : args.map(String).join(" "));
+    const text = first && first.stack ? first.stack.split("\n")[0] : args.map(String).join(" ");
+    if (passErrors) passErrors.push(String(text).slice(0, 500)); else noteError(text);
     return consoleError0.apply(this, args);
   };
   window.addEventListener("unhandledrejection", (e) => {
@@ -175,13 +180,30 @@
   // that moves or discards geometry (skinning, morphs, point size, alpha test, sides), and
   // write exactly: no blending, no tone mapping, no colour conversion (the value is written
   // after all of that), and the view's context has no antialiasing.
-  const VERTEX_TAIL = "\n  vRcW = gl_Position.w;\n}";
-  const DEPTH_TAIL = `
+  // The tails are written for every kind of material: three.js's own (GLSL ES 3.00 behind
+  // its defines), a ShaderMaterial with glslVersion GLSL3 (which declares its own output and
+  // has no gl_FragColor) and a RawShaderMaterial in either version (no defines at all). The
+  // depth code uses float arithmetic only, exact for integers below 2^24, so it also compiles
+  // as GLSL ES 1.00.
+  const DEPTH_TAIL = (out) => `
   highp float rcZ = clamp(vRcW / rcFar, 0.0, 1.0);
-  highp uint rcQ = uint(rcZ * 16777215.0 + 0.5);
-  gl_FragColor = vec4(float(rcQ >> 16u), float((rcQ >> 8u) & 255u), float(rcQ & 255u), 255.0) / 255.0;
+  highp float rcQ = floor(rcZ * 16777215.0 + 0.5);
+  highp float rcR = floor(rcQ / 65536.0);
+  highp float rcG = floor((rcQ - rcR * 65536.0) / 256.0);
+  highp float rcB = rcQ - rcR * 65536.0 - rcG * 256.0;
+  ${out} = vec4(rcR, rcG, rcB, 255.0) / 255.0;
 }`;
-  const MASK_TAIL = "\n  gl_FragColor = vec4(rcId, 1.0);\n}";
+  const MASK_TAIL = (out) => `\n  ${out} = vec4(rcId, 1.0);\n}`;
+  const OUT_DECL = /(?:layout\s*\([^)]*\)\s*)?\bout\s+(?:(?:highp|mediump|lowp)\s+)?vec4\s+(\w+)\s*;/;
+
+  // How a material's shaders declare a varying and name the colour output.
+  function dialect(shader) {
+    const glsl3 = shader.glslVersion === "300 es";
+    const raw = shader.isRawShaderMaterial === true;
+    const declared = glsl3 ? OUT_DECL.exec(shader.fragmentShader) : null;
+    return {vout: raw && glsl3 ? "out" : "varying", vin: raw && glsl3 ? "in" : "varying",
+            out: declared ? declared[1] : "gl_FragColor"};
+  }
 
   function passMaterial(orig, pass, id) {
     let entry = passMaterials.get(orig);
@@ -204,18 +226,24 @@
     m.colorWrite = true;
     const rgb = [id & 255, (id >> 8) & 255, (id >> 16) & 255].map((v) => v / 255);
     const own = Object.prototype.hasOwnProperty.call(orig, "onBeforeCompile") ? orig.onBeforeCompile : null;
+    if (orig.isShaderMaterial) {
+      // A shader material's program reads material.uniforms itself: share the user's uniform
+      // objects (so values set later reach the pass) in an object of the clone's own.
+      m.uniforms = Object.assign({}, orig.uniforms);
+    }
     m.onBeforeCompile = (shader, renderer) => {
       if (own) own.call(m, shader, renderer);
-      shader.vertexShader = "varying highp float vRcW;\n" +
-        shader.vertexShader.replace(/\}\s*$/, VERTEX_TAIL);
+      const d = dialect(shader);
+      shader.vertexShader = `${d.vout} highp float vRcW;\n` +
+        shader.vertexShader.replace(/\}\s*$/, "\n  vRcW = gl_Position.w;\n}");
       if (pass === "depth") {
         shader.uniforms.rcFar = depthUniforms.rcFar;
-        shader.fragmentShader = "varying highp float vRcW;\nuniform highp float rcFar;\n" +
-          shader.fragmentShader.replace(/\}\s*$/, DEPTH_TAIL);
+        shader.fragmentShader = `${d.vin} highp float vRcW;\nuniform highp float rcFar;\n` +
+          shader.fragmentShader.replace(/\}\s*$/, DEPTH_TAIL(d.out));
       } else {
         shader.uniforms.rcId = {value: rgb};
-        shader.fragmentShader = "varying highp float vRcW;\nuniform vec3 rcId;\n" +
-          shader.fragmentShader.replace(/\}\s*$/, MASK_TAIL);
+        shader.fragmentShader = `${d.vin} highp float vRcW;\nuniform highp vec3 rcId;\n` +
+          shader.fragmentShader.replace(/\}\s*$/, MASK_TAIL(d.out));
       }
     };
     const key0 = orig.customProgramCacheKey.bind(orig);
@@ -226,16 +254,20 @@
 
   function swapMaterials(scene, pass) {
     const swapped = [];
-    (function visit(obj, id) {
-      if (obj.userData && obj.userData.rcId !== undefined) id = obj.userData.rcId;
+    (function visit(obj, id, links) {
+      const ud = obj.userData;
+      if (ud && ud.rcId !== undefined) { id = ud.rcId; links = ud.rcLinks || null; }
+      // masks="links": a URDF link's meshes (its visuals, below it up to the next link)
+      // carry the link's own id.
+      if (links && obj.isURDFLink && links[obj.name] !== undefined) id = links[obj.name];
       if (obj.material && obj.visible) {
         const orig = obj.material;
         obj.material = Array.isArray(orig) ? orig.map((m) => passMaterial(m, pass, id))
           : passMaterial(orig, pass, id);
         swapped.push([obj, orig]);
       }
-      for (const child of obj.children) visit(child, id);
-    })(scene, 0);
+      for (const child of obj.children) visit(child, id, links);
+    })(scene, 0, null);
     return swapped;
   }
 
@@ -252,13 +284,16 @@
     r.shadowMap.enabled = false;
     if (pass === "depth") depthUniforms.rcFar.value = camera.far;
     const swapped = swapMaterials(scene, pass);
+    passErrors = [];
     try {
       r.setRenderTarget(null);
       r.setClearColor(0x000000, 1);
       r.clear(true, true, true);
       r.render(scene, camera);
+      if (passErrors.length) throw new Error(`the ${pass} pass: ${passErrors.join(" | ")}`);
       return readRGBA(r, w, h);
     } finally {
+      passErrors = null;
       for (const [obj, orig] of swapped) obj.material = orig;
       scene.background = saved.background;
       scene.fog = saved.fog;
@@ -273,6 +308,41 @@
     const px = new Uint8Array(w * h * 4);
     gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, px);
     return px;
+  }
+
+  // --- labels ----------------------------------------------------------------------------
+  // What the page rendered, read from three.js after the render: for every element that has
+  // an instance id (its group's userData.rcId), the world matrix of the element's own object
+  // (the group's first child) and, for a URDF robot, the world matrix of every link frame.
+  // Matrices are column-major (three.js order) and in the user's world: relative to the group
+  // that holds the scene (userData.rcWorld), which turns a Z-up world into three.js's Y-up.
+  function labels(scene) {
+    let world = null;
+    const found = [];
+    (function visit(obj) {
+      const ud = obj.userData;
+      if (ud && ud.rcWorld) world = obj;
+      if (ud && ud.rcId) { found.push(obj); return; }
+      for (const child of obj.children) visit(child);
+    })(scene);
+    const inv = world ? world.matrixWorld.clone().invert() : null;
+    const rel = (obj) => {
+      const m = obj.matrixWorld.clone();
+      return Array.from((inv ? m.premultiply(inv) : m).elements);
+    };
+    const out = {};
+    for (const group of found) {
+      const el = group.children[0];
+      const rec = {pose: el ? rel(el) : null};
+      let robot = null;
+      if (el) el.traverse((o) => { if (!robot && o.isURDFRobot) robot = o; });
+      if (robot) {
+        rec.links = {};
+        for (const name in robot.links) rec.links[name] = rel(robot.links[name]);
+      }
+      out[group.userData.rcKey] = rec;
+    }
+    return out;
   }
 
   function payload(header, buffers) {
@@ -301,6 +371,7 @@
           buffers.push(renderPass(r, last.scene, last.camera, pass, w, h));
           header.passes.push(pass);
         }
+        if (PASSES.includes("mask")) header.objects = labels(last.scene);
       }
     } catch (e) {
       header.error = `capture failed: ${e && e.stack ? e.stack.split("\n").slice(0, 3).join(" | ") : e}`;

@@ -14,8 +14,11 @@ their rows run bottom-up.
 - depth: z-depth (distance to the image plane along the viewing axis) as 24-bit fixed point
   of z / far in R, G, B (most significant first); 0 where nothing was drawn. Resolution is
   far / 2^24: 1.2 um for far = 20 m, 6 um for far = 100 m.
-- mask: the instance id of the top-level scene element each pixel shows, as 24 bits in
-  R, G, B (least significant first); 0 where none.
+- mask: the instance id of the top-level scene element (or, with masks="links", the URDF
+  link) each pixel shows, as 24 bits in R, G, B (least significant first); 0 where none.
+
+With the mask pass the header also has `objects`: the world matrix of every element with an
+id, and of every link of a URDF robot, as the page rendered them.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ class Capture:
     depth: np.ndarray | None = None  # H x W float32, metres; needs `far` to decode
     mask: np.ndarray | None = None  # H x W uint32 instance ids
     status: dict = field(default_factory=dict)
+    # What the page rendered, by element key: {"pose": 16 numbers column-major, "links":
+    # {name: 16 numbers}} in the user's world (with the mask pass; raycollect/labels.py).
+    objects: dict | None = None
 
 
 def decode(data: bytes, far: float | None = None) -> Capture:
@@ -58,7 +64,7 @@ def decode(data: bytes, far: float | None = None) -> Capture:
     if len(body) != size * len(passes):
         raise RenderError(f"capture payload has {len(body)} bytes for {len(passes)} passes "
                           f"of {w}x{h}")
-    cap = Capture(w, h, status=header.get("status") or {})
+    cap = Capture(w, h, status=header.get("status") or {}, objects=header.get("objects"))
     for i, name in enumerate(passes):
         rgba = np.frombuffer(body[i * size:(i + 1) * size], dtype=np.uint8).reshape(h, w, 4)[::-1]
         if name == "rgb":

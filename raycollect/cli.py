@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 
 from . import constants as C
+from .camera import UP_AXES
+from .config import MASKS_LINKS
+from .export import FORMATS
 
 log = logging.getLogger("raycollect")
 
@@ -78,8 +81,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         f"{C.MAX_VIEWS_PER_UPDATE} [%(default)s]")
     p.add_argument("--depth", action="store_true",
                    help="also write metric z-depth: frames/<job_id>.depth.npy (float32 metres)")
-    p.add_argument("--masks", action="store_true",
-                   help="also write instance masks: frames/<job_id>.mask.png (16-bit ids)")
+    p.add_argument("--masks", nargs="?", const=True, default=False, metavar="links",
+                   help="also write instance masks (frames/<job_id>.mask.png, 16-bit ids) and "
+                        "labels (objects in the manifest); --masks links: one id per URDF link")
+    p.add_argument("--up", choices=UP_AXES, default="y",
+                   help="the world's up axis: z for ROS, pybullet and MuJoCo worlds [y]")
     p.add_argument("--assets", metavar="DIR",
                    help="folder of meshes and textures every worker serves at /workspace/")
     p.add_argument("--queue", default=C.DEFAULT_QUEUE_NAME, help="queue name [%(default)s]")
@@ -98,6 +104,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .scene import load_scene, orbit
 
     # Everything a command line can get wrong is checked here, before Ray starts.
+    if args.masks not in (True, False, MASKS_LINKS):
+        return _fail(f"--masks takes no value or {MASKS_LINKS!r}, got {args.masks!r}")
     if args.jobs and not Path(args.jobs).is_file():
         return _fail(f"--jobs {args.jobs}: no such file")
     if args.assets and not Path(args.assets).is_dir():
@@ -111,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                  address=args.address, browsers=args.browsers, queue_name=args.queue,
                  lease_ttl=args.lease_ttl, max_attempts=args.max_attempts,
                  views_per_update=args.views_per_update, depth=args.depth, masks=args.masks,
-                 assets=args.assets, progress=not args.no_progress)
+                 up=args.up, assets=args.assets, progress=not args.no_progress)
     try:
         for _ in run:
             pass
@@ -204,7 +212,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import export
 
     try:
-        path = export(args.out, args.format)
+        path = export(args.out, args.format, categories=args.categories)
     except RaycollectError as e:
         print(f"raycollect: {e}", file=sys.stderr)
         return 2
@@ -230,8 +238,12 @@ def main(argv: list[str] | None = None) -> int:
                           help="restart a browser after this many frames [%(default)s]")
     export = sub.add_parser("export", help="write a finished output in another tool's format")
     export.add_argument("out", help="the output directory of a run")
-    export.add_argument("--format", required=True, choices=("nerfstudio",),
-                        help="nerfstudio: OUT/transforms.json (also read by instant-ngp)")
+    export.add_argument("--format", required=True, choices=FORMATS,
+                        help="nerfstudio: OUT/transforms.json (also read by instant-ngp); coco: "
+                             "OUT/coco.json (instances, RLE masks); bop: OUT/bop/000000/ "
+                             "(BOP scenewise); coco and bop need a run with --masks")
+    export.add_argument("--categories", help="coco: a JSON file of {element key: category name} "
+                                             "[each key its own category]")
     argv = list(sys.argv[1:] if argv is None else argv)
     if not any(a in sub.choices or a in ("-h", "--help") for a in argv):
         argv = ["run", *argv]  # plain `raycollect [options]` is `raycollect run`

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import constants as C
+from .camera import UP_AXES
+
+MASKS_LINKS = "links"  # masks="links": part segmentation of URDF robots
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,10 @@ class Config:
     queue_name: str = C.DEFAULT_QUEUE_NAME
     # --- what each frame holds
     depth: bool = False  # metric z-depth, frames/<id>.depth.npy
-    masks: bool = False  # instance ids, frames/<id>.mask.png
+    # instance ids, frames/<id>.mask.png, and labels (`objects`) in the manifest; "links":
+    # every URDF link its own id (part segmentation)
+    masks: bool | str = False
+    up: str = "y"  # "z": cameras, placements and poses in a Z-up world (ROS, pybullet)
     assets: Any = None  # a folder served at /workspace/ (a path, or assets.Assets)
     # --- the queue
     lease_ttl: float = C.DEFAULT_LEASE_TTL
@@ -50,6 +56,10 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.masks not in (True, False, MASKS_LINKS):
+            raise ValueError(f"masks must be True, False or {MASKS_LINKS!r}, got {self.masks!r}")
+        if self.up not in UP_AXES:
+            raise ValueError(f"up must be one of {', '.join(map(repr, UP_AXES))}, got {self.up!r}")
         if self.views_per_update > C.MAX_VIEWS_PER_UPDATE:
             raise ValueError(f"views_per_update must be at most {C.MAX_VIEWS_PER_UPDATE} (each "
                              f"view is a WebGL context, and Chromium keeps 16 per page, the "

@@ -9,7 +9,8 @@ Each row: job_id (str), image (H x W x 3 uint8), depth (H x W float32 metres, wh
 has the depth pass), mask (H x W uint16 instance ids, with the mask pass), K (3 x 3), matrix
 (4 x 4 camera-to-world), width, height, params (the job's params as a JSON string: params
 differ from job to job, which a columnar schema cannot hold as a struct), instances (JSON
-string of {key: id}, with the mask pass).
+string of {key: id}, with the mask pass), objects (JSON string of the frame's labels: per
+element key its id, 4x4 pose, bbox, pixel count and URDF link poses; raycollect/labels.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def _row(root: str, kinds: list[str]):
             out[kind] = load(Path(root) / line["files"][kind], kind)
         if "mask" in kinds:
             out["instances"] = json.dumps(line.get("instances", {}), sort_keys=True)
+            out["objects"] = json.dumps(line.get("objects", {}), sort_keys=True)
         return out
     return load_row
 

@@ -316,7 +316,8 @@ class Run:
             lease = frame.lease
             result = Result(lease.job_id, lease.params, camera=frame.camera, worker=frame.worker,
                             attempt=lease.attempt, timings=dict(frame.timings), node=frame.node,
-                            instances=frame.instances, files=frame.files)
+                            instances=frame.instances, objects=frame.objects,
+                            files=frame.files)
             # Already in the output (a rerun over a journal that lost the completion): the
             # lease is completed below, the frame is not written again.
             duplicate = writer is not None and lease.job_id in writer.done

@@ -1,4 +1,5 @@
-"""Export a finished output for other tools: `raycollect export OUT --format nerfstudio`.
+"""Export a finished output for other tools: `raycollect export OUT --format nerfstudio`
+(below), `--format coco` (raycollect/coco.py) and `--format bop` (raycollect/bop.py).
 
 nerfstudio / instant-ngp read `transforms.json`: per frame `file_path` (relative to the file),
 `transform_matrix` (camera-to-world in the OpenGL convention, which is raycollect's own),
@@ -22,7 +23,7 @@ from .errors import RaycollectError
 from .files import load
 from .writer import MANIFEST, read_manifest
 
-FORMATS = ("nerfstudio",)
+FORMATS = ("nerfstudio", "coco", "bop")
 NERFSTUDIO_DIR = "nerfstudio"
 MM_PER_M = 1000.0
 MAX_DEPTH_MM = 65535
@@ -74,7 +75,25 @@ def _write(root: Path, job_id: str, kind: str, array: np.ndarray) -> str:
     return rel.as_posix()
 
 
-def export(out: str | Path, fmt: str) -> Path:
+def export(out: str | Path, fmt: str, categories: str | dict | None = None) -> Path:
+    """Write OUT in `fmt` (nerfstudio, coco: raycollect/coco.py, bop: raycollect/bop.py).
+    `categories` (coco): {element key: category name}, or the path of a JSON file of it."""
+    from .bop import bop
+    from .coco import coco
+
     if fmt not in FORMATS:
         raise RaycollectError(f"unknown export format {fmt!r} (one of: {', '.join(FORMATS)})")
+    if not Path(out).is_dir():
+        raise RaycollectError(f"{out}: no such output directory")
+    if isinstance(categories, (str, os.PathLike)):
+        try:
+            categories = json.loads(Path(categories).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise RaycollectError(f"--categories {categories}: {e}") from None
+        if not isinstance(categories, dict):
+            raise RaycollectError("--categories must hold a JSON object {element key: name}")
+    if fmt == "coco":
+        return coco(out, categories)
+    if fmt == "bop":
+        return bop(out)
     return nerfstudio(out)

@@ -140,7 +140,9 @@ class Result(Job):
     instance ids (see `instances`), or None without the mask pass. The arrays are decoded
     from the encoded files on first use, so code that only writes files never pays for it.
     camera: {"matrix" (4x4 camera-to-world), "K" (3x3, pixels), "width", "height", "fov",
-    "near", "far"}. instances: {scene element key: id} of the frame's elements.
+    "near", "far"}. instances: {scene element key: id} of the frame's drawn elements (and
+    "robot/link" keys with masks="links"). objects: the frame's labels by element key (id,
+    pose, bbox, px, links; raycollect/labels.py), with the mask pass.
     path: the PNG written, when rendering to an output directory."""
 
     camera: dict | None = None
@@ -150,6 +152,7 @@ class Result(Job):
     path: str | None = None
     node: str = ""
     instances: dict | None = None
+    objects: dict | None = None
     files: dict = field(default_factory=dict, repr=False)  # kind -> encoded bytes
     _arrays: dict = field(default_factory=dict, repr=False)
 

@@ -29,7 +29,7 @@ class SessionLost(Exception):
 class Page:
     def __init__(self, server, config: Config, worker_id: str):
         self.server, self.opt, self.id = server, config, worker_id
-        self.stage = stages.Stage(config.views_per_update)
+        self.stage = stages.Stage(config.views_per_update, config.up)
         self.session = None
         self.sessions = 0
         self._lost = asyncio.Event()

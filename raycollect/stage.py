@@ -18,6 +18,7 @@ from vuer.schemas import Box, CameraView, Scene, group
 
 from . import constants as C
 from .assets import is_model
+from .camera import Z_UP_EULER, to_page
 from .scene import RESERVED_KEY_PREFIX
 
 # Marker colours: every mix of 0/128/255 per channel except black (the background) and
@@ -56,8 +57,10 @@ def marker_revision_matches(image: np.ndarray, revision: int) -> bool:
     return nearest == revision % len(PALETTE)
 
 
-# Props that place a model rather than say what it is: changing them moves the loaded model.
-_PLACEMENT_PROPS = ("position", "rotation", "quaternion", "scale", "matrix", "key")
+# Props that place or pose a model rather than say what it is: changing them moves the loaded
+# model (a URDF's joint values are set on the loaded robot, raycollect/urdf.py).
+_PLACEMENT_PROPS = ("position", "rotation", "quaternion", "scale", "matrix", "key", "jointValues")
+WORLD_KEY = f"{RESERVED_KEY_PREFIX}world"
 
 
 def _identity(el) -> str:
@@ -66,18 +69,30 @@ def _identity(el) -> str:
                            digest_size=6).hexdigest()
 
 
-def instance_groups(elements: list, ids: list[int]) -> list:
+def instance_groups(elements: list, ids: list[int], links: dict | None = None) -> list:
     """Each top-level element inside a group that carries its instance id (the page's mask
     pass gives every mesh below it that id, raycollect/capture.js) and whether it loads a
     model. A model's group is keyed by what the model is (src, materials, ...), so a job that
     loads another model remounts it from scratch and can never show the previous one while
-    the new one loads; a model that only moves keeps its group and is not loaded again."""
+    the new one loads; a model that only moves keeps its group and is not loaded again.
+    `links` ({element key: {link name: id}}, masks="links") gives a robot's links ids of
+    their own."""
     out = []
     for el, i in zip(elements, ids):
         model = is_model(el)
         key = f"{RESERVED_KEY_PREFIX}inst-{el.key}" + (f"-{_identity(el)}" if model else "")
-        out.append(group(el, key=key, userData={"rcId": i, "rcKey": str(el.key), "rcModel": model}))
+        data = {"rcId": i, "rcKey": str(el.key), "rcModel": model}
+        if links and str(el.key) in links:
+            data["rcLinks"] = links[str(el.key)]
+        out.append(group(el, key=key, userData=data))
     return out
+
+
+def structure(groups: list) -> tuple:
+    """What a scene is made of as far as the page is concerned: its groups' keys (a model's
+    key says which model it is). Two scenes of one structure differ only in placements and
+    joint values, which the page applies to what it has loaded."""
+    return tuple(g.key for g in groups)
 
 
 def _view(key: str, matrix: np.ndarray, fov: float, width: int, height: int, near: float,
@@ -114,8 +129,10 @@ class Optics:
 class Stage:
     """The worker's model of its page: which scene and optics it shows, and the revision."""
 
-    def __init__(self, views_per_update: int):
+    def __init__(self, views_per_update: int, up: str = "y"):
         self.k = views_per_update
+        self.up = up
+        self.structure: tuple | None = None
         self.revision = 0
         self.scene_key: str | None = None
         self.optics: Optics | None = None
@@ -123,7 +140,7 @@ class Stage:
 
     def reset(self) -> None:
         """A new page is empty: the next batch must send everything."""
-        self.scene_key, self.optics, self.n_views = None, None, 0
+        self.scene_key, self.optics, self.n_views, self.structure = None, None, 0, None
 
     def view_key(self, i: int) -> str:
         return f"{RESERVED_KEY_PREFIX}view-{i}-{self.optics.tag}"
@@ -140,23 +157,27 @@ class Stage:
 
     def _views(self, matrices: list[np.ndarray]) -> list[CameraView]:
         o = self.optics
-        return [_view(self.view_key(i), m, o.fov, o.width, o.height, o.near, o.far)
-                for i, m in enumerate(matrices)]
+        return [_view(self.view_key(i), to_page(m, self.up), o.fov, o.width, o.height, o.near,
+                      o.far) for i, m in enumerate(matrices)]
 
-    def full_scene(self, scene_key: str, optics: Optics, elements: list,
+    def full_scene(self, scene_key: str, optics: Optics, groups: list,
                    matrices: list[np.ndarray]) -> Scene:
         """The whole page for a new scene or new optics, with the marker at a new revision.
         A full batch gets all K views, which later batches of the same scene only move; a
         short one (optics that change from job to job) only the views it needs, since each
         view costs a WebGL context."""
         kept = self.n_views if optics == self.optics else 0
-        self.scene_key, self.optics = scene_key, optics
+        self.scene_key, self.optics, self.structure = scene_key, optics, structure(groups)
         self.n_views = max(len(matrices), kept)
         self.revision += 1
         padded = list(matrices) + [matrices[0]] * (self.n_views - len(matrices))
         # A non-empty bgChildren replaces the page's default staging (grid, lights, orbit
         # camera), which would otherwise show in every frame.
-        return Scene(*elements, marker(self.revision), marker_view(self.marker_view_key),
+        # The user's world, as one group: turned Y-up for up="z", and the frame of reference
+        # of every pose the page reports (raycollect/capture.js).
+        world = group(*groups, key=WORLD_KEY, userData={"rcWorld": True},
+                      rotation=list(Z_UP_EULER) if self.up == "z" else [0, 0, 0])
+        return Scene(world, marker(self.revision), marker_view(self.marker_view_key),
                      *self._views(padded),
                      bgChildren=[group(key=f"{RESERVED_KEY_PREFIX}staging")],
                      up=[0, 1, 0], frameloop=FRAMELOOP)

@@ -25,15 +25,16 @@ import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import ray
 
 from . import assets as asset_folder, camera, capture, constants as C, files, scene as scenes
-from . import stage as stages
+from . import labels, stage as stages, urdf
 from .browser import undo_ray_niceness
-from .config import Config
+from .config import MASKS_LINKS, Config
 from .errors import InvalidJob, RaycollectError, RenderError, disposition
 from .jobs import Lease
 from .leases import LeaseBook
@@ -57,6 +58,7 @@ class Frame:
     timings: dict = field(default_factory=dict)
     node: str = ""
     instances: dict | None = None
+    objects: dict | None = None  # labels of the frame (raycollect/labels.py), masks on
 
 
 class _RenderWorker:
@@ -203,22 +205,21 @@ class _RenderWorker:
         try:
             if stage.needs_scene(skey, optics, len(good)):
                 elements = scenes.build(self.scene, leases[0].job_id, leases[0].params)
-                asset_folder.check_sources(leases[0].job_id, elements, self._assets_root)
-                keys = [str(el.key) for el in elements]
-                ids = [0] * len(keys)
-                if self.opt.masks:
-                    ids = await self.queue.ainstance_ids(keys)
-                self._instances = dict(zip(keys, ids))
-                models = [k for k, el in zip(keys, elements) if asset_folder.is_model(el)]
+                groups = await self._groups(leases[0].job_id, elements)
+                models = [str(el.key) for el in elements if asset_folder.is_model(el)]
+                same = (stages.structure(groups) == stage.structure and optics == stage.optics
+                        and len(good) <= stage.n_views)
                 baseline = page.seen_failures
-                session.set @ stage.full_scene(skey, optics,
-                                               stages.instance_groups(elements, ids), matrices)
+                session.set @ stage.full_scene(skey, optics, groups, matrices)
                 self.scene_updates += 1
-                await page.settle(session)
-                if models:
+                if models and not same:
+                    await page.settle(session)
                     await page.wait_models(session, models, elements, baseline)
-                # Effects that React runs after paint (some props are applied there) are
-                # flushed before it renders the next update: a second revision proves it.
+                # Effects that React runs after paint (joint values and some other props are
+                # applied there) are flushed before it renders the next update: a second
+                # revision proves it. Sent at once: React flushes them before that render.
+                # A scene of the same structure (only placements and joint values changed)
+                # has its models loaded already: nothing to wait for but this.
                 session.update @ stage.marker_update()
             else:
                 session.update @ stage.camera_update(matrices)
@@ -252,6 +253,37 @@ class _RenderWorker:
             await self.leases.fail(leases, f"{e} (worker {self.id}){trace}", mode)
         return []
 
+    async def _groups(self, job_id: str, elements: list) -> list:
+        """Check the scene's files, complete its URDFs (paths resolved, every joint valued;
+        raycollect/urdf.py), give what it draws instance ids, and wrap each element in its
+        instance group (raycollect/stage.py)."""
+        aliases = (Path(self.opt.assets.path),) if self.opt.assets is not None else ()
+        robots = asset_folder.check_sources(job_id, elements, self._assets_root, aliases)
+        for i, el in enumerate(elements):
+            robot = robots.get(str(el.key))
+            if robot is None:
+                continue
+            el.jointValues = urdf.joint_values(job_id, f"scene[{i}].jointValues", robot,
+                                               getattr(el, "jointValues", None))
+            if not getattr(el, "packages", None):  # Vuer's own mapping, when given, wins
+                path = asset_folder.local_path(el.src, self._assets_root)
+                el.text = urdf.resolved_text(path, self._assets_root, aliases)
+        keys = [str(el.key) for el in elements]
+        links: dict = {}
+        if not self.opt.masks:
+            self._instances = {k: 0 for k in keys}
+            return stages.instance_groups(elements, [0] * len(keys))
+        drawn = [k for k, el in zip(keys, elements) if labels.draws(el)]
+        parts = []
+        if self.opt.masks == MASKS_LINKS:
+            parts = [labels.link_key(k, l) for k, r in robots.items() if k in drawn for l in r.links]
+        got = dict(zip(drawn + parts, await self.queue.ainstance_ids(drawn + parts)))
+        if parts:
+            links = {k: {l: got[labels.link_key(k, l)] for l in r.links}
+                     for k, r in robots.items() if k in drawn}
+        self._instances = got
+        return stages.instance_groups(elements, [got.get(k, 0) for k in keys], links)
+
     def _frame(self, lease: Lease, cam: dict, value: dict, timings: dict) -> Frame:
         """Decode a grab's payload, check it, and encode the job's files."""
         cap = capture.decode(value["frame"], far=cam["far"])
@@ -266,8 +298,13 @@ class _RenderWorker:
             if array is None:
                 raise RenderError(f"job {lease.job_id}: the page returned no {kind} pass")
             out[kind] = encode(array)
+        objects = None
+        if self.opt.masks:
+            if cap.objects is None:
+                raise RenderError(f"job {lease.job_id}: the page returned no labels")
+            objects = labels.objects(cap.objects, cap.mask, self._instances)
         return Frame(lease, out, camera.camera_record(cam), self.id, timings,
-                     self.info["node_id"], self._instances if self.opt.masks else None)
+                     self.info["node_id"], self._instances if self.opt.masks else None, objects)
 
     async def _announce(self) -> None:
         """Keep this worker's registry entry fresh: a restarted queue starts with an empty

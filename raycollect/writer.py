@@ -158,6 +158,8 @@ class OutputWriter:
                     "timings": r.timings, "finished": time.time()}
             if r.instances is not None:
                 line["instances"] = r.instances
+            if r.objects is not None:
+                line["objects"] = r.objects
             lines.append(json.dumps(line) + "\n")
         self._manifest.write("".join(lines))
         self._manifest.flush()
