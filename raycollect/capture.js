@@ -259,7 +259,12 @@
       if (ud && ud.rcId !== undefined) { id = ud.rcId; links = ud.rcLinks || null; }
       // masks="links": a URDF link's meshes (its visuals, below it up to the next link)
       // carry the link's own id.
-      if (links && obj.isURDFLink && links[obj.name] !== undefined) id = links[obj.name];
+      if (links && obj.isURDFLink) {
+        // The robot object is its root link too, but named after the robot.
+        let name = obj.name;
+        if (obj.isURDFRobot) for (const n in obj.links) if (obj.links[n] === obj) name = n;
+        if (links[name] !== undefined) id = links[name];
+      }
       if (obj.material && obj.visible) {
         const orig = obj.material;
         obj.material = Array.isArray(orig) ? orig.map((m) => passMaterial(m, pass, id))

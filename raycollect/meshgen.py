@@ -198,6 +198,61 @@ def write_arm_urdf(folder) -> Path:
     return urdf
 
 
+def write_dae(path, verts, faces, up: str = "Z_UP") -> Path:
+    """A COLLADA 1.4.1 triangle mesh (one geometry, one node), as ROS descriptions ship them.
+    Vertices are written as given; `up` is the asset's declared up axis."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    v = " ".join(f"{x:.6f}" for x in np.asarray(verts, dtype=float).ravel())
+    f = " ".join(str(int(i)) for i in np.asarray(faces).ravel())
+    path.write_text(f"""<?xml version="1.0" encoding="utf-8"?>
+<COLLADA xmlns="http://www.collada.org/2005/11/COLLADASchema" version="1.4.1">
+  <asset><unit name="meter" meter="1"/><up_axis>{up}</up_axis></asset>
+  <library_geometries>
+    <geometry id="mesh" name="mesh"><mesh>
+      <source id="mesh-pos"><float_array id="mesh-pos-array" count="{len(verts) * 3}">{v}</float_array>
+        <technique_common><accessor source="#mesh-pos-array" count="{len(verts)}" stride="3">
+          <param name="X" type="float"/><param name="Y" type="float"/><param name="Z" type="float"/>
+        </accessor></technique_common></source>
+      <vertices id="mesh-vtx"><input semantic="POSITION" source="#mesh-pos"/></vertices>
+      <triangles count="{len(faces)}"><input semantic="VERTEX" source="#mesh-vtx" offset="0"/><p>{f}</p></triangles>
+    </mesh></geometry>
+  </library_geometries>
+  <library_visual_scenes>
+    <visual_scene id="scene"><node id="node" name="node">
+      <instance_geometry url="#mesh"/></node></visual_scene>
+  </library_visual_scenes>
+  <scene><instance_visual_scene url="#scene"/></scene>
+</COLLADA>
+""")
+    return path
+
+
+def write_ros_package(folder, abs_root: str | None = None) -> Path:
+    """A ROS-style description package, `my_robot_description/urdf/bot.urdf`, whose links
+    load COLLADA meshes by `package://my_robot_description/meshes/...` and, for the second
+    link, by a xacro-style absolute `file://` path (under `abs_root`, the folder as the
+    user's driver sees it; default: `folder` itself)."""
+    folder = Path(folder)
+    pkg = folder / "my_robot_description"
+    write_dae(pkg / "meshes" / "base.dae", *box((0.3, 0.3, 0.1)))
+    write_dae(pkg / "meshes" / "arm.dae", *box((0.08, 0.08, 0.5)))
+    arm_abs = Path(abs_root or folder.resolve()) / "my_robot_description" / "meshes" / "arm.dae"
+    urdf = pkg / "urdf" / "bot.urdf"
+    urdf.parent.mkdir(parents=True, exist_ok=True)
+    urdf.write_text(f"""<?xml version="1.0"?>
+<robot name="bot">
+  <link name="base"><visual><origin xyz="0 0 0.05"/>
+    <geometry><mesh filename="package://my_robot_description/meshes/base.dae"/></geometry></visual></link>
+  <link name="arm"><visual><origin xyz="0 0 0.25"/>
+    <geometry><mesh filename="file://{arm_abs}"/></geometry></visual></link>
+  <joint name="swing" type="revolute"><parent link="base"/><child link="arm"/>
+    <origin xyz="0 0 0.1"/><axis xyz="1 0 0"/><limit lower="-2" upper="2" effort="1" velocity="1"/></joint>
+</robot>
+""")
+    return urdf
+
+
 def write_example(folder, sphere_rings: int = 160) -> list[Path]:
     """The example scene's assets: a dense sphere OBJ (a few MB), a PLY knot-like ring, and
     the two-link arm URDF."""
