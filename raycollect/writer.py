@@ -95,6 +95,19 @@ def _thumbnail(kind: str, array: np.ndarray, width: int) -> Image.Image:
     return im.resize((width, max(1, round(im.height * width / im.width))), Image.NEAREST)
 
 
+def _draw_labels(im: Image.Image, objects: dict, scale: float) -> None:
+    """Each labelled object's box and id on the RGB thumbnail (what a detector trains on)."""
+    draw = ImageDraw.Draw(im)
+    for obj in objects.values():
+        if not obj.get("bbox"):
+            continue
+        x, y, w, h = (v * scale for v in obj["bbox"])
+        i = obj["id"]
+        colour = ((i * 97) % 256, (i * 181 + 60) % 256, (i * 47 + 120) % 256)
+        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=colour)
+        draw.text((x + 1, y + 1), str(i), fill=colour)
+
+
 class OutputWriter:
     def __init__(self, out: str | os.PathLike):
         self.root = Path(out)
@@ -184,7 +197,7 @@ class OutputWriter:
     def contact_sheet(self, max_frames: int = C.CONTACT_SHEET_MAX_FRAMES) -> Path | None:
         """A grid of an evenly spaced sample of the frames, in manifest order. Each cell shows
         every pass the dataset holds side by side (RGB, depth, instance mask), under a title
-        line that names them."""
+        line that names them; with labels, the RGB shows each object's box and id."""
         lines = read_manifest(self.root)
         if not lines:
             return None
@@ -196,6 +209,8 @@ class OutputWriter:
         for line in sample:
             parts = [_thumbnail(kind, load(self.root / line["files"][kind], kind), tw)
                      for kind in kinds if kind in line["files"]]
+            if line.get("objects"):
+                _draw_labels(parts[0], line["objects"], tw / line["camera"]["width"])
             cell = Image.new("RGB", (tw * len(kinds), max(p.height for p in parts)), (24, 24, 24))
             for i, part in enumerate(parts):
                 cell.paste(part, (i * tw, 0))

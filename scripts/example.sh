@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# The example with real mesh files: set up what is missing, write the example assets (a
-# dense sphere OBJ, a PLY disc, a two-link URDF arm with STL meshes) into ./example_assets,
-# then render an orbit of them with RGB, depth and instance masks into ./renders-example.
-# Extra arguments go to `raycollect run`.
+# The real example: set up what is missing, copy pybullet_data's Franka Panda (its package://
+# meshes as shipped), a table, a tray, a duck, a brick and a cube into ./robot_assets, render
+# 48 frames of the moving arm in its Z-up world with RGB, depth, masks and labels into
+# ./renders-robot, then export COCO (renders-robot/coco.json) and BOP (renders-robot/bop/).
+# Extra arguments go to scripts/example_robot.py (--frames N, --out DIR, --workers N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python -m raycollect.meshgen example_assets
-exec .venv/bin/raycollect run --scene raycollect.scene:example_scene --assets example_assets \
-    --views 16 --size 320x240 --depth --masks --out renders-example "$@"
+exec .venv/bin/python scripts/example_robot.py "$@"
