@@ -41,9 +41,64 @@
       // with a quad: the render into a target is the one that shows the job.
       if (scene && scene.isScene && camera && this.getRenderTarget() !== null) {
         lastScene.set(this, {scene, camera});
+        // Only a view's own renderer (on an OffscreenCanvas) counts: the page's main
+        // renderer may render into the same target first, for marker grabs too.
+        const c = this.domElement;
+        if (c instanceof OffscreenCanvas && c.width * c.height > MARKER_PIXELS) {
+          applyViewState(this, scene);
+        }
       }
       return render.call(this, scene, camera);
     };
+  }
+
+  // --- per-view state ---------------------------------------------------------------------
+  // Jobs that differ only in joint values share one scene update: the worker sends each
+  // job's joint values in an update, in the userData of a group of its own
+  // ({rcStates: {rev, jobs: [{robot key: {joint: value}}, ...]}}), and grabs the views in
+  // order. Before the n-th job view of that update renders, its joints are set; once the
+  // frame, its passes and its labels are taken they are set back to what React gave the
+  // robot. The header names the state a frame shows (`state`), which the worker checks.
+  let stateRev = null;
+  let stateNext = 0;
+  const applied = new Map(); // renderer -> {index, restore}
+
+  function applyViewState(r, scene) {
+    try {
+      setViewState(r, scene);
+    } catch (e) {  // reported with the frame (header.error), which the worker retries
+      applied.set(r, {index: -1, error: String(e && e.message ? e.message : e), restore() {}});
+    }
+  }
+
+  function setViewState(r, scene) {
+    let carrier = null;
+    const groups = {};
+    scene.traverse((o) => {
+      const ud = o.userData;
+      if (!ud) return;
+      if (ud.rcStates) carrier = ud.rcStates;
+      if (ud.rcKey !== undefined && ud.rcId !== undefined) groups[ud.rcKey] = o;
+    });
+    if (!carrier) return;
+    if (carrier.rev !== stateRev) { stateRev = carrier.rev; stateNext = 0; }
+    const index = stateNext++;
+    const job = carrier.jobs[index];
+    const undo = [];
+    if (job) {
+      for (const key in job) {
+        let robot = null;
+        if (groups[key]) groups[key].traverse((o) => { if (!robot && o.isURDFRobot) robot = o; });
+        if (!robot) throw new Error(`no robot ${key} on the page for view state ${index}`);
+        for (const name in job[key]) {
+          const joint = robot.joints[name];
+          if (!joint) continue;
+          undo.push([joint, joint.jointValue.slice()]);
+          joint.setJointValue(job[key][name]);
+        }
+      }
+    }
+    applied.set(r, {index, restore() { for (const [j, v] of undo.reverse()) j.setJointValue(...v); }});
   }
 
   // --- asset loads and errors ---------------------------------------------------------------
@@ -382,6 +437,14 @@
       header.error = `capture failed: ${e && e.stack ? e.stack.split("\n").slice(0, 3).join(" | ") : e}`;
       buffers.length = 0;
       header.passes = [];
+    } finally {
+      const state = applied.get(r);
+      if (state) {
+        applied.delete(r);
+        header.state = state.index;
+        if (state.error) header.error = `view state: ${state.error}`;
+        state.restore();
+      }
     }
     return Promise.resolve(payload(header, buffers));
   };

@@ -46,6 +46,9 @@ class Capture:
     # What the page rendered, by element key: {"pose": 16 numbers column-major, "links":
     # {name: 16 numbers}} in the user's world (with the mask pass; raycollect/labels.py).
     objects: dict | None = None
+    # Which job of its update the frame shows, when the update carried per-job joint values
+    # (capture.js, "per-view state"); None otherwise.
+    state: int | None = None
 
 
 def decode(data: bytes, far: float | None = None) -> Capture:
@@ -64,7 +67,8 @@ def decode(data: bytes, far: float | None = None) -> Capture:
     if len(body) != size * len(passes):
         raise RenderError(f"capture payload has {len(body)} bytes for {len(passes)} passes "
                           f"of {w}x{h}")
-    cap = Capture(w, h, status=header.get("status") or {}, objects=header.get("objects"))
+    cap = Capture(w, h, status=header.get("status") or {}, objects=header.get("objects"),
+                  state=header.get("state"))
     for i, name in enumerate(passes):
         rgba = np.frombuffer(body[i * size:(i + 1) * size], dtype=np.uint8).reshape(h, w, 4)[::-1]
         if name == "rgb":

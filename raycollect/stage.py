@@ -61,6 +61,13 @@ def marker_revision_matches(image: np.ndarray, revision: int) -> bool:
 # model (a URDF's joint values are set on the loaded robot, raycollect/urdf.py).
 _PLACEMENT_PROPS = ("position", "rotation", "quaternion", "scale", "matrix", "key", "jointValues")
 WORLD_KEY = f"{RESERVED_KEY_PREFIX}world"
+STATES_KEY = f"{RESERVED_KEY_PREFIX}states"
+
+
+def states(revision: int, jobs: list[dict]):
+    """The per-job joint values of one update, in order of the views (raycollect/capture.js
+    sets them before each view renders): [{robot key: {joint: value}}, ...]."""
+    return group(key=STATES_KEY, userData={"rcStates": {"rev": revision, "jobs": jobs}})
 
 
 def _identity(el) -> str:
@@ -161,7 +168,7 @@ class Stage:
                       o.far) for i, m in enumerate(matrices)]
 
     def full_scene(self, scene_key: str, optics: Optics, groups: list,
-                   matrices: list[np.ndarray]) -> Scene:
+                   matrices: list[np.ndarray], jobs: list[dict] | None = None) -> Scene:
         """The whole page for a new scene or new optics, with the marker at a new revision.
         A full batch gets all K views, which later batches of the same scene only move; a
         short one (optics that change from job to job) only the views it needs, since each
@@ -177,15 +184,16 @@ class Stage:
         # of every pose the page reports (raycollect/capture.js).
         world = group(*groups, key=WORLD_KEY, userData={"rcWorld": True},
                       rotation=list(Z_UP_EULER) if self.up == "z" else [0, 0, 0])
-        return Scene(world, marker(self.revision), marker_view(self.marker_view_key),
+        return Scene(world, states(self.revision, jobs or []), marker(self.revision), marker_view(self.marker_view_key),
                      *self._views(padded),
                      bgChildren=[group(key=f"{RESERVED_KEY_PREFIX}staging")],
                      up=[0, 1, 0], frameloop=FRAMELOOP)
 
-    def camera_update(self, matrices: list[np.ndarray]) -> list:
-        """Only the moved views, and the marker at a new revision, as one update event."""
+    def camera_update(self, matrices: list[np.ndarray], jobs: list[dict] | None = None) -> list:
+        """Only the moved views, the jobs' joint values and the marker at a new revision, as
+        one update event."""
         self.revision += 1
-        return [*self._views(matrices), marker(self.revision)]
+        return [*self._views(matrices), states(self.revision, jobs or []), marker(self.revision)]
 
     def marker_update(self) -> list:
         self.revision += 1

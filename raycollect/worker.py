@@ -82,6 +82,8 @@ class _RenderWorker:
         self._stopping = False
         self._instances: dict | None = None  # key -> instance id of the scene on the page
         self._assets_root = None
+        self._aliases: tuple = ()  # the assets folder as the driver saw it (file:// paths)
+        self._robots: dict = {}  # key -> urdf.Robot of the scene on the page
         self._scene_digests: OrderedDict[str, str] = OrderedDict()
         self._started = time.monotonic()
         self.driver_wait_s = 0.0  # time blocked handing frames over (driver backpressure)
@@ -96,6 +98,7 @@ class _RenderWorker:
         if self.opt.assets is not None:
             self._assets_root = await asset_folder.materialize(
                 self.opt.assets, f"{node_ip} ({ctx.get_node_id()[:8]})")
+            self._aliases = (Path(self.opt.assets.path),)
         self.server = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}")
         self.server.assets_root = self._assets_root
         self.server.passes = self.opt.passes
@@ -167,8 +170,9 @@ class _RenderWorker:
 
     def _batch_key(self, lease: Lease) -> tuple:
         """(what the scene is, the optics): jobs with equal keys share a batch and only move
-        cameras. The scene part is a digest of the elements the scene function returns for
-        the job's params, computed once per distinct params."""
+        cameras and joints. The scene part is a digest of the elements the scene function
+        returns for the job's params, but their joint values (which the page sets per view,
+        raycollect/capture.js), computed once per distinct params."""
         cam = lease.params.get("camera")
         optics = None
         if isinstance(cam, dict):
@@ -178,7 +182,8 @@ class _RenderWorker:
         if digest is None:
             try:
                 elements = scenes.build(self.scene, lease.job_id, lease.params)
-                digest = hashlib.blake2b(repr([el._serialize() for el in elements]).encode(),
+                digest = hashlib.blake2b(repr([_without_joints(el._serialize())
+                                               for el in elements]).encode(),
                                          digest_size=16).hexdigest()
             except RaycollectError:  # it fails again, with its error, when it renders alone
                 digest = f"unbuildable:{lease.job_id}"
@@ -197,20 +202,39 @@ class _RenderWorker:
                 await self.leases.fail([lease], str(e), "final")
         if not good:
             return []
-        leases = [l for l, _ in good]
-        cams = [c for _, c in good]
-        optics = stages.Optics.of(cams[0])
-        matrices = [np.asarray(c["matrix"]) for c in cams]
         page, stage = self.page, self.page.stage
         try:
-            if stage.needs_scene(skey, optics, len(good)):
-                elements = scenes.build(self.scene, leases[0].job_id, leases[0].params)
-                groups = await self._groups(leases[0].job_id, elements)
+            new_scene = stage.needs_scene(skey, stages.Optics.of(good[0][1]), len(good))
+            elements = None
+            if new_scene:
+                elements = scenes.build(self.scene, good[0][0].job_id, good[0][0].params)
+                self._robots = asset_folder.check_sources(
+                    good[0][0].job_id, elements, self._assets_root, self._aliases)
+            # Each job's joint values, checked against its robots: a job that names a joint
+            # its robot lacks fails alone, the batch goes on without it.
+            joints, kept = [], []
+            for lease, cam in good:
+                try:
+                    joints.append(self._joints(lease))
+                    kept.append((lease, cam))
+                except InvalidJob as e:
+                    await self.leases.fail([lease], str(e), "final")
+            good = kept
+            if not good:
+                return []
+            cams = [c for _, c in good]
+            optics = stages.Optics.of(cams[0])
+            matrices = [np.asarray(c["matrix"]) for c in cams]
+        except RaycollectError as e:
+            return await self._failed(good, e)
+        try:
+            if new_scene:
+                groups = await self._groups(elements, joints[0])
                 models = [str(el.key) for el in elements if asset_folder.is_model(el)]
                 same = (stages.structure(groups) == stage.structure and optics == stage.optics
                         and len(good) <= stage.n_views)
                 baseline = page.seen_failures
-                session.set @ stage.full_scene(skey, optics, groups, matrices)
+                session.set @ stage.full_scene(skey, optics, groups, matrices, joints)
                 self.scene_updates += 1
                 if models and not same:
                     await page.settle(session)
@@ -222,7 +246,7 @@ class _RenderWorker:
                 # has its models loaded already: nothing to wait for but this.
                 session.update @ stage.marker_update()
             else:
-                session.update @ stage.camera_update(matrices)
+                session.update @ stage.camera_update(matrices, joints)
             await page.settle(session)
             t1 = time.perf_counter()
             frames = []
@@ -231,7 +255,7 @@ class _RenderWorker:
                 value = await page.grab(session, stage.view_key(i))
                 g1 = time.perf_counter()
                 frames.append(self._frame(lease, cam, value, {
-                    "settle_s": t1 - t0, "grab_s": g1 - g0, "batch": len(good)}))
+                    "settle_s": t1 - t0, "grab_s": g1 - g0, "batch": len(good)}, i))
                 frames[-1].timings["encode_s"] = time.perf_counter() - g1
                 self.encode_s += frames[-1].timings["encode_s"]
             if self.metrics:
@@ -239,35 +263,49 @@ class _RenderWorker:
             return frames
         except SessionLost:
             stage.reset()
-            await self.leases.fail(leases, f"browser disconnected from worker {self.id}", "retry")
+            await self.leases.fail([l for l, _ in good], f"browser disconnected from worker "
+                                   f"{self.id}", "retry")
         except asyncio.TimeoutError as e:
             stage.reset()  # the page is in an unknown state: resend everything
-            await self.leases.fail(leases, f"render failed on worker {self.id}: grab timed "
-                                   f"out {e!r}", "retry")
+            await self.leases.fail([l for l, _ in good], f"render failed on worker {self.id}: "
+                                   f"grab timed out {e!r}", "retry")
         except RaycollectError as e:
-            mode = disposition(e)
-            if mode == "abort":
-                raise
-            stage.reset()  # the page is in an unknown state: resend everything
-            trace = f"\n{traceback.format_exc()}" if mode == "retry" else ""
-            await self.leases.fail(leases, f"{e} (worker {self.id}){trace}", mode)
+            return await self._failed(good, e)
         return []
 
-    async def _groups(self, job_id: str, elements: list) -> list:
-        """Check the scene's files, complete its URDFs (paths resolved, every joint valued;
-        raycollect/urdf.py), give what it draws instance ids, and wrap each element in its
-        instance group (raycollect/stage.py)."""
-        aliases = (Path(self.opt.assets.path),) if self.opt.assets is not None else ()
-        robots = asset_folder.check_sources(job_id, elements, self._assets_root, aliases)
-        for i, el in enumerate(elements):
+    async def _failed(self, good: list, error: RaycollectError) -> list:
+        """A batch that failed with one of our errors: each of its jobs as the error says."""
+        mode = disposition(error)
+        if mode == "abort":
+            raise error
+        self.page.stage.reset()  # the page is in an unknown state: resend everything
+        trace = f"\n{traceback.format_exc()}" if mode == "retry" else ""
+        await self.leases.fail([l for l, _ in good], f"{error} (worker {self.id}){trace}", mode)
+        return []
+
+    def _joints(self, lease: Lease) -> dict:
+        """{robot key: complete joint values} of one job (raycollect/urdf.py)."""
+        if not self._robots:
+            return {}
+        elements = scenes.build(self.scene, lease.job_id, lease.params)
+        return {str(el.key): urdf.joint_values(lease.job_id, f"scene[{i}].jointValues",
+                                               self._robots[str(el.key)],
+                                               getattr(el, "jointValues", None))
+                for i, el in enumerate(elements) if str(el.key) in self._robots}
+
+    async def _groups(self, elements: list, joints: dict) -> list:
+        """Complete the scene's URDFs (paths resolved, the first job's joint values as the
+        robots' own; raycollect/urdf.py), give what it draws instance ids, and wrap each
+        element in its instance group (raycollect/stage.py)."""
+        robots = self._robots
+        for el in elements:
             robot = robots.get(str(el.key))
             if robot is None:
                 continue
-            el.jointValues = urdf.joint_values(job_id, f"scene[{i}].jointValues", robot,
-                                               getattr(el, "jointValues", None))
+            el.jointValues = joints[str(el.key)]
             if not getattr(el, "packages", None):  # Vuer's own mapping, when given, wins
                 path = asset_folder.local_path(el.src, self._assets_root)
-                el.text = urdf.resolved_text(path, self._assets_root, aliases)
+                el.text = urdf.resolved_text(path, self._assets_root, self._aliases)
         keys = [str(el.key) for el in elements]
         links: dict = {}
         if not self.opt.masks:
@@ -284,9 +322,12 @@ class _RenderWorker:
         self._instances = got
         return stages.instance_groups(elements, [got.get(k, 0) for k in keys], links)
 
-    def _frame(self, lease: Lease, cam: dict, value: dict, timings: dict) -> Frame:
+    def _frame(self, lease: Lease, cam: dict, value: dict, timings: dict, view: int) -> Frame:
         """Decode a grab's payload, check it, and encode the job's files."""
         cap = capture.decode(value["frame"], far=cam["far"])
+        if cap.state != view:  # the page set another job's joints for this view
+            raise RenderError(f"job {lease.job_id}: view {view} showed the state of job "
+                              f"{cap.state} of its update")
         if (cap.height, cap.width) != (cam["height"], cam["width"]):
             raise RenderError(f"job {lease.job_id}: browser returned {cap.width}x{cap.height}, "
                               f"asked for {cam['width']}x{cam['height']}")
@@ -319,6 +360,15 @@ class _RenderWorker:
                 await self.queue.aregister_worker(self.id, self.info)
             except RaycollectError as e:
                 log.warning("worker %s: cannot refresh its registry entry: %s", self.id, e)
+
+
+def _without_joints(node):
+    """A serialised element with every jointValues left out, children included."""
+    if isinstance(node, dict):
+        return {k: _without_joints(v) for k, v in node.items() if k != "jointValues"}
+    if isinstance(node, list):
+        return [_without_joints(v) for v in node]
+    return node
 
 
 RenderWorker = ray.remote(_RenderWorker)

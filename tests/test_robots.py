@@ -80,6 +80,9 @@ def robots_out(robot_assets, tmp_path_factory):
     finally:
         ray.shutdown()
     assert run.summary["failed"] == 0, run.failures
+    # Jobs that differ only in joint values and cameras share one scene update: the page sets
+    # each view's joints (raycollect/capture.js) and loads every mesh once.
+    assert [w["scene_updates"] for w in run.summary["by_worker"].values()] == [1]
     return out, results
 
 
