@@ -1,7 +1,7 @@
 """Small mesh files for examples and tests: OBJ, PLY, binary STL and a two-link URDF.
 
 Generated rather than shipped, so the repository holds no binary assets and the example
-scene (`python -m raycollect.meshgen DIR`, used by scripts/example_assets.sh) can be made
+scene (`python -m raycollect.meshgen DIR`) can be made
 at any size.
 """
 

@@ -14,7 +14,9 @@ resolves every path itself, the way ROS's package lookup and pybullet do:
 
 and hands the page the URDF's text with every mesh and texture path rewritten relative to
 the URDF (the page fetches nothing it could not fetch before, from the same folder). When the
-scene gives Vuer's own `packages` prop, the URDF is left as it is: the user's mapping wins.
+scene gives Vuer's own `packages` prop, the paths are left as they are: the user's mapping
+wins. Either way an XML declaration the browser refuses (pybullet_data's `version="0.0"`)
+is made 1.0.
 """
 
 from __future__ import annotations
@@ -114,10 +116,21 @@ def references(urdf: Path, root: Path, aliases: tuple[Path, ...] = ()) -> dict[s
     return {ref: resolve(ref, urdf, root, aliases) for ref in parse(urdf).files}
 
 
-def resolved_text(urdf: Path, root: Path, aliases: tuple[Path, ...] = ()) -> str:
-    """The URDF's text with every mesh and texture path made relative to the URDF itself, so
-    the page needs no package mapping. Call after `check` (an unresolved path is kept)."""
+# An XML declaration of a version the browser's parser refuses: pybullet_data ships URDFs
+# that begin `<?xml version="0.0" ?>`, which Python reads and DOMParser does not.
+_BAD_DECLARATION = re.compile(r"^\s*<\?xml\s+version\s*=\s*([\"'])(?!1\.[01]\1)[^\"']*\1")
+
+
+def page_text(urdf: Path) -> str:
+    """The URDF's text as the page can parse it (a bad XML version made 1.0)."""
     text = urdf.read_text(encoding="utf-8")
+    return _BAD_DECLARATION.sub('<?xml version="1.0"', text, count=1)
+
+
+def resolved_text(urdf: Path, root: Path, aliases: tuple[Path, ...] = ()) -> str:
+    """`page_text` with every mesh and texture path made relative to the URDF itself, so the
+    page needs no package mapping. Call after `check` (an unresolved path is kept)."""
+    text = page_text(urdf)
     here = urdf.parent.resolve()
 
     def sub(m: re.Match) -> str:

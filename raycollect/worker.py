@@ -303,8 +303,10 @@ class _RenderWorker:
             if robot is None:
                 continue
             el.jointValues = joints[str(el.key)]
-            if not getattr(el, "packages", None):  # Vuer's own mapping, when given, wins
-                path = asset_folder.local_path(el.src, self._assets_root)
+            path = asset_folder.local_path(el.src, self._assets_root)
+            if getattr(el, "packages", None):  # Vuer's own mapping, when given, wins
+                el.text = urdf.page_text(path)
+            else:
                 el.text = urdf.resolved_text(path, self._assets_root, self._aliases)
         keys = [str(el.key) for el in elements]
         links: dict = {}

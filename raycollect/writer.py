@@ -104,7 +104,7 @@ def _draw_labels(im: Image.Image, objects: dict, scale: float) -> None:
         x, y, w, h = (v * scale for v in obj["bbox"])
         i = obj["id"]
         colour = ((i * 97) % 256, (i * 181 + 60) % 256, (i * 47 + 120) % 256)
-        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=colour)
+        draw.rectangle([x, y, x + max(w - 1, 0), y + max(h - 1, 0)], outline=colour)
         draw.text((x + 1, y + 1), str(i), fill=colour)
 
 

@@ -22,7 +22,7 @@ from raycollect.export import export
 PD = Path(pybullet_data.getDataPath())
 # What the scene loads, copied from pybullet_data unchanged.
 FILES = ["franka_panda", "table", "tray", "lego", "duck_vhacd.urdf", "duck.obj",
-         "duckCM.png", "duck.mtl", "cube_small.urdf", "cube.obj", "cube.mtl", "cube.png"]
+         "duckCM.png", "duck.mtl", "cube_small.urdf", "cube.obj", "cube.png"]
 TABLE_TOP = 0.625  # table.urdf's top, metres above the floor
 
 
@@ -32,14 +32,14 @@ def scene(params: dict) -> list:
     return [
         AmbientLight(key="ambient", intensity=0.7),
         DirectionalLight(key="sun", position=[1.5, -2.0, 4.0], intensity=2.0),
-        Urdf(key="panda", src=rc.asset("franka_panda/panda.urdf"), position=[-0.55, 0, 0],
+        Urdf(key="panda", src=rc.asset("franka_panda/panda.urdf"), position=[-0.45, 0, 0],
              jointValues=params["joints"]),
-        Urdf(key="table", src=rc.asset("table/table.urdf"), position=[0.5, 0, 0]),
-        Urdf(key="tray", src=rc.asset("tray/traybox.urdf"), position=[0.45, 0.05, top]),
-        Urdf(key="duck", src=rc.asset("duck_vhacd.urdf"), position=[0.35, -0.25, top],
+        Urdf(key="table", src=rc.asset("table/table.urdf"), position=[0.55, 0, 0]),
+        Urdf(key="tray", src=rc.asset("tray/traybox.urdf"), position=[0.6, 0.15, top]),
+        Urdf(key="duck", src=rc.asset("duck_vhacd.urdf"), position=[0.3, -0.25, top],
              rotation=[0, 0, 0.6]),
-        Urdf(key="brick", src=rc.asset("lego/lego.urdf"), position=[0.7, 0.3, top + 0.01]),
-        Urdf(key="cube", src=rc.asset("cube_small.urdf"), position=[0.3, 0.3, top + 0.025]),
+        Urdf(key="brick", src=rc.asset("lego/lego.urdf"), position=[0.35, 0.3, top + 0.01]),
+        Urdf(key="cube", src=rc.asset("cube_small.urdf"), position=[0.25, 0.05, top + 0.025]),
     ]
 
 
@@ -51,10 +51,10 @@ def jobs(frames: int) -> list[dict]:
         joints = {"panda_joint1": 1.2 * math.sin(2 * math.pi * t), "panda_joint2": 0.3 + 0.4 * t,
                   "panda_joint4": -2.2 + 0.8 * math.sin(math.pi * t), "panda_joint6": 1.8,
                   "panda_finger_joint1": 0.04, "panda_finger_joint2": 0.04}
-        a = -0.9 + 0.9 * t
-        eye = [2.3 * math.cos(a), 2.3 * math.sin(a), 1.6]
+        a = -2.3 + 1.0 * t
+        eye = [0.1 + 2.2 * math.cos(a), 2.2 * math.sin(a), 1.5]
         out.append({"frame": i, "joints": joints,
-                    "camera": {"matrix": rc.look_at(eye, [0.1, 0, 0.5], up=(0, 0, 1)).tolist(),
+                    "camera": {"matrix": rc.look_at(eye, [0.1, 0, 0.45], up=(0, 0, 1)).tolist(),
                                "fov": 50, "width": 320, "height": 240}})
     return out
 

@@ -84,3 +84,11 @@ def test_bop_rotation_takes_out_scale_and_axes():
     w2c = bop.world_to_camera(c2w)
     assert np.allclose(w2c[:3, :3], np.diag([1, -1, -1])) and np.allclose(w2c[:3, 3], [0, 0, 2])
     assert bop.depth_scale(np.array([1.0, 6.0])) == 0.1 and bop.depth_scale(np.array([7.0])) == 1.0
+
+
+def test_a_bad_xml_version_is_made_one_for_the_page(tmp_path):
+    u = tmp_path / "t.urdf"
+    u.write_text('<?xml version="0.0" ?>\n<robot name="t"><link name="a"/></robot>')
+    assert urdf.page_text(u).startswith('<?xml version="1.0" ?>')
+    u.write_text("<?xml version='1.0'?><robot name='t'/>")
+    assert urdf.page_text(u) == "<?xml version='1.0'?><robot name='t'/>"
