@@ -280,36 +280,58 @@ def test_robot_files_and_joints_are_checked_before_rendering(ray_local, chromium
 
 
 @pytest.mark.parametrize("glsl", ["300 es", None])
-def test_passes_work_for_shader_materials(ray_local, chromium, glsl):
-    """A ShaderMaterial (GLSL ES 3.00 with its own output, or the default) and a
-    RawShaderMaterial in the same version: the mask and depth passes compile for them and
-    put each box where it is, at its distance."""
-    from vuer.schemas import Box, RawShaderMaterial, ShaderMaterial
+def test_passes_work_for_shader_materials(ray_local, chromium, tmp_path, glsl):
+    """A RawShaderMaterial (what a robot gets with materialType="rawShader"), in GLSL ES 3.00
+    (no varying, no gl_FragColor: its own output) and in GLSL ES 1.00 (no uint): the mask and
+    depth passes compile for it and put the robot where it is, at its distance, while the
+    frame shows the user's own shader."""
+    from vuer.schemas import Box, Urdf
 
+    assets = tmp_path / "assets"
+    # Primitive visuals: urdf-loader makes them while it parses, so Vuer's materialType
+    # reaches them (it replaces the materials of the meshes the robot has when it mounts).
+    (assets / "robot").mkdir(parents=True)
+    (assets / "robot" / "blocks.urdf").write_text(
+        '<robot name="blocks"><link name="base"><visual><geometry><box size="0.4 0.2 0.4"/>'
+        '</geometry></visual></link><link name="top"><visual><geometry><box size="0.12 0.6 '
+        '0.12"/></geometry></visual></link><joint name="j" type="revolute"><parent link="base"/>'
+        '<child link="top"/><origin xyz="0 0.4 0"/><axis xyz="0 0 1"/></joint></robot>')
+    # A second job loads another robot: the page's errors of the first job's passes (before
+    # they compiled) must not be read as that robot failing to load.
+    (assets / "robot" / "blocks2.urdf").write_text((assets / "robot" / "blocks.urdf").read_text())
     v3 = glsl == "300 es"
-    frag = ("out highp vec4 outColor;\nvoid main() { outColor = vec4(0.2, 0.8, 0.3, 1.0); }"
-            if v3 else "void main() { gl_FragColor = vec4(0.2, 0.8, 0.3, 1.0); }")
-    vert = "void main() { gl_Position = projectionMatrix * modelViewMatrix * vec4(position, 1.0); }"
-    raw_v = (("in vec3 position;\n" if v3 else "attribute vec3 position;\n") +
-             "uniform mat4 modelViewMatrix;\nuniform mat4 projectionMatrix;\n" + vert)
-    raw_f = ("precision highp float;\n" + frag)
-    extra = {"glslVersion": glsl} if glsl else {}
+    vert = (("in vec3 position;\n" if v3 else "attribute vec3 position;\n") +
+            "uniform mat4 modelViewMatrix;\nuniform mat4 projectionMatrix;\n"
+            "void main() { gl_Position = projectionMatrix * modelViewMatrix * vec4(position, 1.0); }")
+    frag = "precision highp float;\n" + (
+        "out highp vec4 outColor;\nvoid main() { outColor = vec4(0.2, 0.8, 0.3, 1.0); }" if v3
+        else "void main() { gl_FragColor = vec4(0.2, 0.8, 0.3, 1.0); }")
+    shader = {"vertexShader": vert, "fragmentShader": frag, **({"glslVersion": glsl} if glsl else {})}
 
     def scene(p):
-        return [Box(key="shader", args=[0.6, 0.6, 0.6], position=[-0.6, 0, 0],
-                    children=[ShaderMaterial(attach="material", vertexShader=vert,
-                                             fragmentShader=frag, **extra)]),
-                Box(key="raw", args=[0.6, 0.6, 0.6], position=[0.6, 0, 0],
-                    children=[RawShaderMaterial(attach="material", vertexShader=raw_v,
-                                                fragmentShader=raw_f, **extra)])]
+        return [Urdf(key="arm", src=rc.asset(f"robot/{p['urdf']}"), position=[-0.6, 0, 0],
+                     materialType="rawShader", material=shader),
+                Box(key="box", args=[0.4, 0.4, 0.4], position=[0.6, 0, 0])]
 
     cam = {"matrix": rc.look_at([0, 0, 3], [0, 0, 0]).tolist(), "fov": 50, "width": 160,
            "height": 120}
-    results, run = render_all([{"camera": cam}], scene=scene, workers=1, depth=True, masks=True)
+    results, run = render_all([{"urdf": u, "camera": cam} for u in ("blocks.urdf", "blocks2.urdf")],
+                              scene=scene, assets=str(assets), workers=1, depth=True, masks=True)
     assert run.summary["failed"] == 0, run.failures
-    [r] = results.values()
+    assert len(results) == 2
+    for r in results.values():
+        _shader_frame_checks(r)
+
+
+def _shader_frame_checks(r):
     K, M = np.asarray(r.camera["K"]), np.asarray(r.camera["matrix"])
-    for key, x in (("shader", -0.6), ("raw", 0.6)):
-        u, v = rc.project(np.array([[x, 0, 0.3]]), M, K)[0]
-        assert r.mask[int(v), int(u)] == r.instances[key], key
-        assert abs(float(r.depth[int(v), int(u)]) - 2.7) < 1e-3, (key, r.depth[int(v), int(u)])
+    # The arm's base is a 0.4 x 0.2 x 0.4 box around the robot's origin: its front face is
+    # 2.8 m from the camera.
+    u, v = (int(c) for c in rc.project(np.array([[-0.6, 0, 0.2]]), M, K)[0])
+    assert r.mask[v, u] == r.instances["arm"]
+    assert abs(float(r.depth[v, u]) - 2.8) < 1e-3, r.depth[v, u]
+    arm = r.mask == r.instances["arm"]
+    # (0.2, 0.8, 0.3) as the view writes it to its canvas: sRGB-encoded.
+    assert arm.sum() > 200 and (r.image[arm] == (124, 231, 149)).all(axis=1).mean() > 0.95
+    u, v = (int(c) for c in rc.project(np.array([[0.6, 0, 0.2]]), M, K)[0])
+    assert r.mask[v, u] == r.instances["box"]
