@@ -202,6 +202,9 @@
     (function visit(obj, key) {
       const ud = obj.userData;
       if (ud && ud.rcModel) { key = ud.rcKey; models[key] = 0; }
+      // A URDF robot is loaded once it is parsed (its meshes' loads are tracked): one whose
+      // links have no visual draws nothing, and must not be waited for.
+      if (key !== null && obj.isURDFRobot) models[key] += 1;
       const pos = obj.geometry && obj.geometry.attributes && obj.geometry.attributes.position;
       if (key !== null && (obj.isMesh || obj.isPoints || obj.isLine) && pos && pos.count > 0) {
         models[key] += 1;

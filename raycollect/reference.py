@@ -136,10 +136,24 @@ def _obj(path) -> tuple[np.ndarray, list]:
     return np.asarray(verts), faces
 
 
+def _stl(path) -> tuple[np.ndarray, list]:
+    data = open(path, "rb").read()
+    n = int.from_bytes(data[80:84], "little") if len(data) >= 84 else 0
+    if len(data) == 84 + 50 * n:  # binary: 80-byte header, count, 50 bytes per triangle
+        tri = np.frombuffer(data, dtype=np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)),
+                                                 ("a", "<u2")]), count=n, offset=84)
+        verts = tri["v"].reshape(-1, 3).astype(np.float64)
+    else:
+        verts = np.array([[float(x) for x in line.split()[1:4]]
+                          for line in data.decode(errors="replace").splitlines()
+                          if line.strip().startswith("vertex")])
+    return verts, [[3 * i, 3 * i + 1, 3 * i + 2] for i in range(len(verts) // 3)]
+
+
 def project_visuals(urdf: str, links: dict, c2w: np.ndarray, K: np.ndarray, width: int,
                     height: int) -> np.ndarray:
     """A third, independent computation of where a robot is in a frame: the URDF's own OBJ
-    visual meshes, placed by the given link frames and visual origins, projected with the
+    and STL visual meshes (scaled as the URDF says), placed by the given link frames and visual origins, projected with the
     pinhole camera and filled triangle by triangle (PIL). Pixels touched by a triangle's edge
     count too, so it covers a little more than either renderer."""
     import xml.etree.ElementTree as ET
@@ -159,9 +173,10 @@ def project_visuals(urdf: str, links: dict, c2w: np.ndarray, K: np.ndarray, widt
             if mesh is None:
                 continue
             f = resolve(mesh.get("filename"), path, path.parent)
-            if f is None or f.suffix.lower() != ".obj":
+            if f is None or f.suffix.lower() not in (".obj", ".stl"):
                 continue
-            verts, faces = _obj(f)
+            verts, faces = (_obj if f.suffix.lower() == ".obj" else _stl)(f)
+            verts = verts * np.asarray([float(x) for x in mesh.get("scale", "1 1 1").split()])
             origin = np.eye(4)
             o = vis.find("origin")
             if o is not None:

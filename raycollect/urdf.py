@@ -10,7 +10,8 @@ resolves every path itself, the way ROS's package lookup and pybullet do:
   own package).
 - `file:///abs/path`: a path inside the assets folder (as the driver saw it, or the copy a
   worker serves); anything else is outside the folder and refused.
-- a relative path: next to the URDF.
+- a relative path: next to the URDF, or else in the first folder above it (up to the assets
+  root) that holds it, as pybullet looks.
 
 and hands the page the URDF's text with every mesh and texture path rewritten relative to
 the URDF (the page fetches nothing it could not fetch before, from the same folder). When the
@@ -55,7 +56,7 @@ class Robot:
 
 @lru_cache(maxsize=64)
 def _parse(path: str, mtime: float) -> Robot:
-    root = ET.parse(path).getroot()
+    root = ET.fromstring(_clean(Path(path).read_text(encoding="utf-8", errors="replace")))
     if root.tag != "robot":
         raise ValueError(f"{path}: the root element is <{root.tag}>, not <robot>")
     links = tuple(l.get("name") for l in root.findall("link"))
@@ -75,6 +76,8 @@ def parse(path: Path) -> Robot:
         return _parse(str(path), path.stat().st_mtime)
     except ET.ParseError as e:
         raise ValueError(f"{path.name} is not valid XML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path.name} is not text: {e}") from None
 
 
 def resolve(ref: str, urdf: Path, root: Path, aliases: tuple[Path, ...] = ()) -> Path | None:
@@ -85,14 +88,7 @@ def resolve(ref: str, urdf: Path, root: Path, aliases: tuple[Path, ...] = ()) ->
     here = urdf.parent
     if ref.startswith(PACKAGE):
         name, _, rest = ref[len(PACKAGE):].partition("/")
-        folder = here.resolve()
-        while True:
-            for candidate in (folder / name / rest, folder / rest if folder.name == name else None):
-                if candidate is not None and candidate.is_file() and _inside(candidate, root):
-                    return candidate
-            if folder == root or root not in folder.parents:
-                return None
-            folder = folder.parent
+        return _upwards(here, root, lambda f: (f / name / rest, f / rest if f.name == name else None))
     if ref.startswith(FILE):
         path = Path(ref[len(FILE):])
         for base in (root, *aliases):
@@ -103,8 +99,23 @@ def resolve(ref: str, urdf: Path, root: Path, aliases: tuple[Path, ...] = ()) ->
             candidate = root / rel
             return candidate if candidate.is_file() and _inside(candidate, root) else None
         return None
-    candidate = here / ref
-    return candidate if candidate.is_file() and _inside(candidate, root) else None
+    # A relative path: next to the URDF, or, as pybullet looks, in a folder above it (up to
+    # the root): pybullet_data's racecar_differential.urdf names differential/*.stl, a folder
+    # beside its own.
+    return _upwards(here, root, lambda f: (f / ref,))
+
+
+def _upwards(here: Path, root: Path, candidates) -> Path | None:
+    """The first file of `candidates(folder)` that exists, for `here` and each folder above it
+    up to `root` (never outside it)."""
+    folder = here.resolve()
+    while True:
+        for candidate in candidates(folder):
+            if candidate is not None and candidate.is_file() and _inside(candidate, root):
+                return candidate
+        if folder == root or root not in folder.parents:
+            return None
+        folder = folder.parent
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -116,15 +127,24 @@ def references(urdf: Path, root: Path, aliases: tuple[Path, ...] = ()) -> dict[s
     return {ref: resolve(ref, urdf, root, aliases) for ref in parse(urdf).files}
 
 
-# An XML declaration of a version the browser's parser refuses: pybullet_data ships URDFs
-# that begin `<?xml version="0.0" ?>`, which Python reads and DOMParser does not.
-_BAD_DECLARATION = re.compile(r"^\s*<\?xml\s+version\s*=\s*([\"'])(?!1\.[01]\1)[^\"']*\1")
+# What pybullet reads and a browser's XML parser (or three's URDF loader) does not, all seen
+# in pybullet_data: an XML declaration of version "0.0", blank lines before the declaration,
+# a NUL byte after </robot>, and commas between the numbers of an xyz ("0.07, 0, -0.69",
+# which the page would read as 0 0 -0.69).
+_BAD_DECLARATION = re.compile(r"^<\?xml\s+version\s*=\s*([\"'])(?!1\.[01]\1)[^\"']*\1")
+_TUPLE = re.compile(r"\b(xyz|rpy|scale|size)\s*=\s*([\"'])([^\"']*,[^\"']*)\2")
+
+
+def _clean(text: str) -> str:
+    text = text.strip().strip("\x00").strip()
+    text = _BAD_DECLARATION.sub('<?xml version="1.0"', text, count=1)
+    return _TUPLE.sub(lambda m: f"{m.group(1)}={m.group(2)}{m.group(3).replace(',', ' ')}"
+                                f"{m.group(2)}", text)
 
 
 def page_text(urdf: Path) -> str:
-    """The URDF's text as the page can parse it (a bad XML version made 1.0)."""
-    text = urdf.read_text(encoding="utf-8")
-    return _BAD_DECLARATION.sub('<?xml version="1.0"', text, count=1)
+    """The URDF's text as pybullet reads it and the page can parse it (see _clean)."""
+    return _clean(urdf.read_text(encoding="utf-8", errors="replace"))
 
 
 def resolved_text(urdf: Path, root: Path, aliases: tuple[Path, ...] = ()) -> str:

@@ -92,3 +92,25 @@ def test_a_bad_xml_version_is_made_one_for_the_page(tmp_path):
     assert urdf.page_text(u).startswith('<?xml version="1.0" ?>')
     u.write_text("<?xml version='1.0'?><robot name='t'/>")
     assert urdf.page_text(u) == "<?xml version='1.0'?><robot name='t'/>"
+
+
+def test_urdfs_as_pybullet_reads_them(tmp_path):
+    """pybullet_data ships URDFs with blank lines before the XML declaration, a NUL after
+    </robot> and commas in an xyz: read as pybullet reads them, for the checks and the page."""
+    u = tmp_path / "t.urdf"
+    u.write_text('\n\n<?xml version="1.0"?>\n<robot name="t"><link name="a"/><link name="b"/>'
+                 '<joint name="j" type="continuous"><parent link="a"/><child link="b"/>'
+                 '<origin rpy=" 0 0 0 " xyz="-0.69, 0, -0.42"/></joint></robot>\x00')
+    assert urdf.parse(u).movable == ["j"]
+    text = urdf.page_text(u)
+    assert text.startswith("<?xml") and text.endswith("</robot>")
+    assert 'xyz="-0.69  0  -0.42"' in text
+
+
+def test_relative_paths_are_found_above_the_urdf_as_pybullet_finds_them(tmp_path):
+    (tmp_path / "differential").mkdir()
+    (tmp_path / "differential" / "ring.stl").write_bytes(b"x")
+    u = _urdf(tmp_path / "racecar" / "car.urdf", ["differential/ring.stl"])
+    assert urdf.resolve("differential/ring.stl", u, tmp_path).resolve() == \
+        (tmp_path / "differential" / "ring.stl").resolve()
+    assert 'filename="../differential/ring.stl"' in urdf.resolved_text(u, tmp_path)
