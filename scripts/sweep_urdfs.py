@@ -65,9 +65,12 @@ def scene(p):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--only", nargs="*", help="URDFs (paths under pybullet_data) to sweep")
     ap.add_argument("--cameras", type=int, default=2)
     args = ap.parse_args()
     urdfs = loadable()
+    if args.only:
+        urdfs = [u for u in urdfs if u[0] in args.only]
     if args.limit:
         urdfs = urdfs[:args.limit]
     jobs = [{"urdf": u, "view": k, "camera": c}
