@@ -99,7 +99,7 @@ def _fail(message: str) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .driver import render
-    from .errors import RaycollectError
+    from .errors import JournalDamaged, OutputBusy, RaycollectError
     from .jobs import read_jsonl
     from .scene import load_scene, orbit
 
@@ -123,6 +123,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         for _ in run:
             pass
+    except (OutputBusy, JournalDamaged) as e:  # refused before anything started: one line
+        print(f"raycollect: {e}", file=sys.stderr)
+        return 2
     except RaycollectError as e:
         log.error("raycollect: %s", e)
         print(f"raycollect: run failed: {e}", file=sys.stderr)
@@ -220,6 +223,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    from .errors import RaycollectError
+    from .repair import repair
+
+    try:
+        done = repair(args.out)
+    except RaycollectError as e:
+        print(f"raycollect: {e}", file=sys.stderr)
+        return 2
+    print(f"raycollect: rebuilt {done['journal']} from the manifest: {done['done']} jobs done, "
+          f"{done['instances']} instance ids" + (f"; the damaged journal is {done['moved']}"
+                                                 if done["moved"] else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="raycollect", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -244,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(BOP scenewise); coco and bop need a run with --masks")
     export.add_argument("--categories", help="coco: a JSON file of {element key: category name} "
                                              "[each key its own category]")
+    repair = sub.add_parser("repair", help="rebuild an output's damaged queue journal from its "
+                                           "manifest")
+    repair.add_argument("out", help="the output directory of a run")
     argv = list(sys.argv[1:] if argv is None else argv)
     if not any(a in sub.choices or a in ("-h", "--help") for a in argv):
         argv = ["run", *argv]  # plain `raycollect [options]` is `raycollect run`
@@ -251,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return {"run": cmd_run, "status": cmd_status, "browsers": cmd_browsers,
-            "export": cmd_export}[args.command](args)
+            "export": cmd_export, "repair": cmd_repair}[args.command](args)
 
 
 if __name__ == "__main__":

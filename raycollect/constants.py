@@ -146,3 +146,9 @@ BROWSER_STATUS_PERIOD = 5.0
 # Frames the driver records per queue call (one complete_and_count for all of them).
 RECORD_BATCH = 64
 WORKER_REPLACE_LIMIT = 20
+
+# One writer per output (raycollect/lock.py): the holder touches its lock this often, and a
+# lock untouched this long is stale (its run died, on this host or another).
+LOCK_HEARTBEAT = 5.0
+LOCK_STALE = 60.0
+LOCK_ATTEMPTS = 5  # takeovers raced and lost before giving up

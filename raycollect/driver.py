@@ -27,12 +27,14 @@ from . import assets as asset_folder, camera, cluster, constants as C, metrics
 from . import scene as scenes
 from .browser import find_chromium
 from .config import Config
-from .errors import InvalidJob, RaycollectError, RunFailed
+from .errors import InvalidJob, RaycollectError, RunFailed, OutputError
 from .jobs import MalformedJob, Result, prepare
 from .pool import WorkerPool
 from .queue import JobQueue
 from .records import Failure, Summary
-from .writer import OutputWriter
+from .lock import OutputLock
+from .repair import check_journal
+from .writer import STATE_DIR, OutputWriter, output_error
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +176,25 @@ class Run:
         self.close()
 
     def _run(self) -> Iterator[Result]:
+        """The run, holding its output (one writer per output, raycollect/lock.py) and with
+        its journal checked, both before Ray starts."""
+        lock = None
+        if self.config.out is not None:
+            state = Path(self.config.out) / STATE_DIR
+            try:
+                lock = OutputLock(state)
+                lock.acquire()
+            except OSError as e:
+                raise output_error(self.config.out, e) from e
+        try:
+            if lock is not None:
+                check_journal(state / "queue.sqlite", self.config.out)
+            yield from self._render()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _render(self) -> Iterator[Result]:
         t_start = time.time()
         # Fail in a second, not after starting a cluster of workers; browser hosts on other
         # nodes look for their own.
@@ -362,9 +383,17 @@ class Run:
                 pass
         self.summary.failed = len(failures)
         if writer is not None:
-            writer.write_failures([f.to_json() for f in failures])
-            sheet = writer.contact_sheet()
-            writer.close()
+            sheet = None
+            try:
+                writer.write_failures([f.to_json() for f in failures])
+                sheet = writer.contact_sheet()
+            except OutputError as e:  # a full disk: what stopped the run says it already
+                log.error("raycollect: %s", e)
+            finally:
+                try:
+                    writer.close()
+                except OutputError as e:
+                    log.error("raycollect: %s", e)
             self.summary.frames_on_disk = len(writer.done)
             self.summary.contact_sheet = str(sheet) if sheet else None
             self.summary.out = str(writer.root)

@@ -80,6 +80,18 @@ class AssetsError(FatalFault, RuntimeError):
     """The assets folder is missing, or cannot be shipped to or found on a node."""
 
 
+class OutputBusy(FatalFault, RuntimeError):
+    """Another live run is writing the output (raycollect/lock.py)."""
+
+
+class OutputError(FatalFault, OSError):
+    """The output cannot be written: a full disk, a read-only or failing filesystem."""
+
+
+class JournalDamaged(FatalFault, RuntimeError):
+    """The output's queue journal cannot be read; `raycollect repair OUT` rebuilds it."""
+
+
 class ClusterUnreachable(FatalFault, ConnectionError):
     """The Ray cluster named (or recorded by an earlier `ray start`) does not answer."""
 

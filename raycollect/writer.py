@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from . import constants as C
 from .files import PASS_NAMES, SUFFIXES, load
+from .errors import OutputError
 from .jobs import Result
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,34 @@ CONTACT_SHEET = "contact_sheet.png"
 FRAMES = "frames"
 STATE_DIR = ".raycollect"  # the queue journal lives here
 TMP_SUFFIX = ".tmp"
+
+
+def output_error(root: str | os.PathLike, error: OSError) -> OutputError:
+    """What a failed write to the output says: which output, what the system said, and how
+    much room its filesystem has left."""
+    try:
+        st = os.statvfs(root if os.path.exists(root) else os.path.dirname(os.path.abspath(root)))
+        free = f"{st.f_bavail * st.f_frsize:,} bytes free on its filesystem"
+    except OSError:
+        free = "its free space unknown"
+    return OutputError(f"output {root}: cannot write ({error.strerror or error}; {free}): make "
+                       f"room or fix the filesystem, then run again: every job that did not "
+                       f"land is rendered then, once")
+
+
+def _guarded(method):
+    """Turn an OSError of the output into OutputError (raycollect/errors.py)."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OutputError:
+            raise
+        except OSError as e:
+            raise output_error(self.root, e) from e
+    return wrapper
 
 
 def read_manifest(root: str | os.PathLike, name: str = MANIFEST) -> list[dict]:
@@ -109,6 +138,7 @@ def _draw_labels(im: Image.Image, objects: dict, scale: float) -> None:
 
 
 class OutputWriter:
+    @_guarded
     def __init__(self, out: str | os.PathLike):
         self.root = Path(out)
         self.frames = self.root / FRAMES
@@ -116,7 +146,10 @@ class OutputWriter:
         self._root_dir, self._frames_dir = str(self.root), str(self.frames)
         self.done: set[str] = set()
         self._repair()
-        self._manifest = open(self.root / MANIFEST, "a", encoding="utf-8")
+        # Raw appends: a batch's lines go in one write, and a write the disk cut short is
+        # undone (truncated back), so the manifest never holds part of a line.
+        self._manifest = os.open(self.root / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                                 0o644)
 
     @property
     def journal_path(self) -> Path:
@@ -142,6 +175,7 @@ class OutputWriter:
 
     # The per-frame path runs for every frame a cluster renders, on one driver: plain-string
     # paths and one manifest write per batch (scripts/bench.py D1 measures it).
+    @_guarded
     def stage(self, r: Result, token: str) -> list[tuple[str, str, str]]:
         """Write the frame's encoded files under temporary names: (kind, tmp, final)."""
         staged = []
@@ -154,6 +188,7 @@ class OutputWriter:
             staged.append((kind, tmp, f"{folder}/{name}"))
         return staged
 
+    @_guarded
     def commit_many(self, items: list[tuple[Result, list[tuple[str, str, str]]]]) -> None:
         """Rename each frame's staged files into place, then record the frames in the
         manifest with one write: a job is done once its line is there (a crash before that
@@ -174,9 +209,18 @@ class OutputWriter:
             if r.objects is not None:
                 line["objects"] = r.objects
             lines.append(json.dumps(line) + "\n")
-        self._manifest.write("".join(lines))
-        self._manifest.flush()
+        self._append("".join(lines).encode("utf-8"))
         self.done.update(r.job_id for r, _ in items)
+
+    def _append(self, data: bytes) -> None:
+        end = os.lseek(self._manifest, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._manifest, view):]
+        except OSError:
+            os.ftruncate(self._manifest, end)
+            raise
 
     @staticmethod
     def discard(staged: list[tuple[str, str, str]]) -> None:
@@ -186,6 +230,7 @@ class OutputWriter:
             except FileNotFoundError:
                 pass
 
+    @_guarded
     def write_failures(self, failures: list[dict]) -> None:
         path = self.root / FAILURES
         tmp = path.with_name(path.name + TMP_SUFFIX)
@@ -194,6 +239,7 @@ class OutputWriter:
                 f.write(json.dumps(rec, default=str) + "\n")
         os.replace(tmp, path)
 
+    @_guarded
     def contact_sheet(self, max_frames: int = C.CONTACT_SHEET_MAX_FRAMES) -> Path | None:
         """A grid of an evenly spaced sample of the frames, in manifest order. Each cell shows
         every pass the dataset holds side by side (RGB, depth, instance mask), under a title
@@ -230,7 +276,11 @@ class OutputWriter:
         sheet.save(path)
         return path
 
+    @_guarded
     def close(self) -> None:
-        self._manifest.flush()
-        os.fsync(self._manifest.fileno())
-        self._manifest.close()
+        fd, self._manifest = self._manifest, None
+        if fd is not None:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)

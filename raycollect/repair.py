@@ -1,0 +1,100 @@
+"""A damaged queue journal: found before a run starts, rebuilt from the manifest.
+
+The journal (OUT/.raycollect/queue.sqlite) is the queue's memory across runs; the manifest is
+the record of what is done. A journal cut short (a power loss, a full disk, a copy that
+stopped half-way) or overwritten is refused before Ray starts, with the file named and the
+way out: `raycollect repair OUT` moves it aside and writes a new one from the manifest: every
+job with a line is done (its params, attempt and instance ids as recorded), everything else is
+simply not there, so the next run submits it again and renders exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+from .errors import JournalDamaged, RaycollectError
+from .jobs import JobState
+
+log = logging.getLogger(__name__)
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_journal(path: Path, out: str | Path) -> None:
+    """JournalDamaged naming the file and `raycollect repair` if SQLite cannot read it."""
+    if not path.exists():
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+        if path.stat().st_size and head != SQLITE_MAGIC:
+            raise sqlite3.DatabaseError("file is not a database")
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+            db.execute("SELECT COUNT(*) FROM jobs").fetchone()
+        finally:
+            db.close()
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("; ".join(problems[:3]))
+    except sqlite3.DatabaseError as e:
+        raise JournalDamaged(
+            f"the queue journal {path} is damaged ({e}): run `raycollect repair {out}` to "
+            f"rebuild it from {Path(out) / 'manifest.jsonl'} (done jobs stay done; the next "
+            f"run renders the rest)") from None
+
+
+def _manifest_lines(path: Path) -> list[dict]:
+    """Every whole line of a manifest (a last line cut short by a crash is left out)."""
+    if not path.is_file():
+        return []
+    lines = []
+    for n, text in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        if not text.strip():
+            continue
+        try:
+            lines.append(json.loads(text))
+        except ValueError:
+            log.warning("%s: line %d is not whole JSON; left out", path, n + 1)
+    return lines
+
+
+def repair(out: str | Path) -> dict:
+    """Rebuild OUT's queue journal from its manifest; returns what was done."""
+    from .journal import Journal
+    from .writer import MANIFEST, STATE_DIR
+
+    root = Path(out)
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        raise RaycollectError(f"{out} is not a raycollect output: it has no {MANIFEST}")
+    path = root / STATE_DIR / "queue.sqlite"
+    moved = None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            target = part.with_name(f"{part.name}.damaged-{stamp}")
+            part.rename(target)
+            moved = moved or target
+    lines = _manifest_lines(manifest)
+    instances: dict[str, int] = {}
+    for line in lines:
+        instances.update(line.get("instances") or {})
+    journal = Journal(path)
+    try:
+        journal.write(((m["job_id"], json.dumps(m["params"])) for m in lines),
+                      ((m["job_id"], JobState.DONE, int(m.get("attempt", 1)), None, None, None)
+                       for m in lines))
+        journal.add_instances(sorted(((k, int(i)) for k, i in instances.items() if i),
+                                     key=lambda kv: kv[1]))
+    finally:
+        journal.close()
+    log.info("rebuilt %s from %d manifest lines (%d instance ids)%s", path, len(lines),
+             len(instances), f"; the old journal is {moved}" if moved else "")
+    return {"journal": str(path), "done": len(lines), "instances": len(instances),
+            "moved": str(moved) if moved else None}

@@ -1,0 +1,55 @@
+"""One writer per output (raycollect/lock.py): pure, no Ray, no browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from raycollect.errors import OutputBusy
+from raycollect.lock import OutputLock
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
+    with OutputLock(tmp_path):
+        with pytest.raises(OutputBusy) as e:
+            OutputLock(tmp_path).acquire()
+    text = str(e.value)
+    assert socket.gethostname() in text and f"pid {os.getpid()}" in text and "since" in text
+    # Released: the next run takes it.
+    with OutputLock(tmp_path):
+        pass
+    assert not (tmp_path / "lock").exists()
+
+
+def test_a_dead_holders_lock_is_taken_over(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "lock").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid,
+                                               "token": "x", "since": "earlier"}))
+    with OutputLock(tmp_path) as lock:
+        assert json.loads((tmp_path / "lock").read_text())["token"] == lock.token
+
+
+def test_another_hosts_lock_is_stale_only_without_a_heartbeat(tmp_path):
+    (tmp_path / "lock").write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "x",
+                                               "since": "earlier"}))
+    with pytest.raises(OutputBusy, match="host elsewhere, pid 1"):
+        OutputLock(tmp_path, stale_after=60).acquire()
+    old = time.time() - 120
+    os.utime(tmp_path / "lock", (old, old))
+    with OutputLock(tmp_path, stale_after=60):
+        pass
+
+
+def test_the_holder_keeps_its_lock_fresh(tmp_path):
+    with OutputLock(tmp_path, heartbeat=0.05):
+        old = time.time() - 120
+        os.utime(tmp_path / "lock", (old, old))
+        time.sleep(0.3)
+        assert time.time() - (tmp_path / "lock").stat().st_mtime < 5
