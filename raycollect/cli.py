@@ -110,6 +110,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail(f"--jobs {args.jobs}: no such file")
     if args.assets and not Path(args.assets).is_dir():
         return _fail(f"--assets {args.assets}: no such directory")
+    if args.out and "://" in args.out:
+        return _fail(f"--out {args.out}: takes a local directory (or one on a shared "
+                     f"filesystem); a URL is not an output raycollect can write")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        return _fail(f"--out {args.out}: is a file, not a directory")
     try:
         load_scene(args.scene)
     except ValueError as e:
