@@ -46,6 +46,8 @@ class Config:
     # measuring what the barrier costs and for the test that proves it is needed.
     barrier: bool = True
     recycle_frames: int = C.BROWSER_RECYCLE_JOBS
+    # seconds with no render worker (all lost, none placeable) before the run fails
+    no_worker_timeout: float = C.NO_WORKER_TIMEOUT
     # --- the driver
     progress: bool = True
 

@@ -93,6 +93,9 @@ DRIVER_BACKLOG = 64
 # A replacement worker that could not be placed (no free CPU slot after a node loss) is tried
 # again in the background this often; the run goes on with the workers it has.
 WORKER_REPLACE_RETRY = 10.0
+# With no render worker left, replacements are tried this long before the run fails (a node
+# may come back, or an autoscaler add one); the run never waits forever on none.
+NO_WORKER_TIMEOUT = 120.0
 
 # --- assets ------------------------------------------------------------------------------
 # Folders up to this size are shipped to every node through the object store; larger ones

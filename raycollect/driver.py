@@ -262,6 +262,7 @@ class Run:
     def _consume(self, q: JobQueue, writer: OutputWriter | None, bar: tqdm) -> Iterator[Result]:
         pool = self.pool
         last_stats = last_browsers = 0.0
+        no_worker_since = None
         while True:
             frames, deaths = self._take_events(pool)
             results, s = self._record(q, writer, frames)
@@ -272,8 +273,16 @@ class Run:
             for event in deaths:  # "dead", or "finished" unasked: either way it is gone
                 pool.replace(event.worker, event.item)
                 self.summary.workers_restarted = pool.replaced
-            if not pool.members and not pool.replacing:
+            if pool.members:
+                no_worker_since = None
+            elif not pool.replacing:
                 raise RunFailed("no render worker is left and none could be started")
+            else:
+                no_worker_since = no_worker_since or time.monotonic()
+                if time.monotonic() - no_worker_since > self.config.no_worker_timeout:
+                    raise RunFailed(f"no render worker has been left for "
+                                    f"{self.config.no_worker_timeout:.0f} s and none could be "
+                                    f"placed (every node lost?); rerun to render the rest")
             now = time.time()
             if now - last_browsers >= C.BROWSER_STATUS_PERIOD:
                 # A call to every browser host: rarer than the queue's stats, which end the run.

@@ -124,9 +124,38 @@ def render_all(jobs, **kwargs):
     return results, run
 
 
-def check_output(out, expected_ids) -> list[dict]:
+def check_renders(run, faults: int = 0) -> None:
+    """Renders counted where they happen: the frames the workers produced (their own
+    counters), against the frames this run recorded. The writer drops a second frame of a
+    done job before the manifest, so the manifest alone cannot show a job rendered twice.
+    With no fault in the run, every frame produced was recorded, once; with faults, at most
+    the batches the faults cut short (each up to two updates of views: in hand and
+    prefetched) were rendered again. `faults`: those the test made that the summary does not
+    count (a queue killed)."""
+    s = run.summary
+    produced = sum(w["frames"] for w in s["by_worker"].values())
+    faults += s["workers_restarted"] + s["browsers_restarted"] + s["stale_refused"]
+    if faults == 0:
+        assert produced == s["rendered"], (f"workers produced {produced} frames for "
+                                           f"{s['rendered']} recorded: a job rendered twice")
+    else:
+        # A lost worker's count is its last registry entry (up to a few seconds old), so it
+        # may undercount: the bound is only an upper one.
+        bound = s["rendered"] + faults * 2 * run.config.views_per_update
+        assert produced <= bound, f"{produced} frames produced for {s['rendered']} recorded"
+
+
+def replacements_rendered(run, first: int) -> int:
+    """Frames rendered by workers started after the first `first` (w0..w{first-1}): a
+    replacement that rendered, not only a death seen."""
+    return sum(w["frames"] for name, w in run.summary["by_worker"].items()
+               if int(name[1:]) >= first)
+
+
+def check_output(out, expected_ids, run=None, faults: int = 0) -> list[dict]:
     """The output invariants after any run: one manifest line per job, its files whole and
-    all there, no temporary files, nothing else in frames/."""
+    all there, no temporary files, nothing else in frames/; with `run`, its renders counted
+    where they happen (check_renders)."""
     from pathlib import Path
 
     from raycollect.files import load
@@ -144,4 +173,6 @@ def check_output(out, expected_ids) -> list[dict]:
     for m in manifest:
         for kind, name in m["files"].items():
             load(out / name, kind)  # a truncated file raises here
+    if run is not None:
+        check_renders(run, faults)
     return manifest

@@ -48,7 +48,7 @@ def test_obj_and_ply_show_where_they_are_in_every_frame(ray_local, chromium, ass
     results, run = render_all(jobs, scene=model_scene, assets=str(assets), out=tmp_out,
                               workers=2, masks=True)
     assert run.summary["failed"] == 0 and len(results) == 6
-    for m in check_output(tmp_out, results):
+    for m in check_output(tmp_out, results, run):
         ids, x = m["instances"], m["params"]["x"]
         mask = results[m["job_id"]].mask
         assert _id_at(mask, (x - 0.5, 0, 0), m["camera"]["matrix"], m["camera"]["K"]) == ids["cube"]
@@ -98,7 +98,7 @@ def test_missing_and_corrupt_models_fail_their_jobs_only(ray_local, chromium, as
     results, run = render_all(good + [missing, corrupt], scene=model_scene,
                               assets=str(assets), out=tmp_out, workers=1)
     assert len(results) == 3
-    check_output(tmp_out, results)
+    check_output(tmp_out, results, run)
     failures = {f["params"].get("obj", f["params"].get("ply")): f
                 for f in read_jsonl(tmp_out / "failures.jsonl")}
     assert set(failures) == {"meshes/nope.obj", "meshes/broken.ply"}

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import raycollect as rc
-from conftest import TAG_VAR, check_output, read_jsonl, tagged_chromiums, worker_nodes
+from conftest import TAG_VAR, check_output, read_jsonl, tagged_chromiums, worker_nodes, replacements_rendered
 from raycollect.jobs import content_id, to_plain
 
 pytestmark = pytest.mark.browser
@@ -45,17 +45,22 @@ def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset
                     # Both workers have produced frames by now; take the node of the first.
                     victim = next(node for node in nodes if node.node_id == r.node)
                     removed.append(victim.node_id)
+                    t_removed = time.monotonic()
                     cluster.remove_node(victim, allow_graceful=False)
                 elif removed and run.pool.replaced == 0:
                     # The survivor alone can finish the run before the lost worker's death
                     # reaches the driver (its processes run on a little): a slower caller
                     # pauses the survivor until the driver has seen and replaced it.
                     time.sleep(0.1)
-        manifest = check_output(tmp_out, _ids(jobs))
+        manifest = check_output(tmp_out, _ids(jobs), run)
         by_node = {m["node"] for m in manifest}
         assert len(by_node) == 2, "frames came from both worker nodes"
         assert removed and removed[0] in by_node
         assert run.summary["workers_restarted"] >= 1
+        assert replacements_rendered(run, first=2) > 0, run.summary["by_worker"]
+        # The lost worker's leases came back through its death (or its replacement), not
+        # by expiring: the whole rest of the run took well under the 60 s TTL.
+        assert time.monotonic() - t_removed < 30
         assert run.summary["failed"] == 0
 
 
@@ -85,7 +90,7 @@ def test_assets_reach_workers_on_every_node(ray_cluster_reset, chromium, tmp_pat
         with rc.render(jobs, scene=model_scene, assets=shipped, out=tmp_out, workers=2,
                        masks=True, progress=False, views_per_update=2) as run:
             results = {r.job_id: r for r in run}
-        manifest = check_output(tmp_out, _ids(jobs))
+        manifest = check_output(tmp_out, _ids(jobs), run)
         assert len({m["node"] for m in manifest}) == 2, "frames came from both worker nodes"
         for m in manifest:
             x, ids = m["params"]["x"], m["instances"]

@@ -18,7 +18,7 @@ import ray
 
 import raycollect as rc
 from raycollect import constants as C
-from conftest import TAG_VAR, check_output, read_jsonl, tagged_chromiums
+from conftest import TAG_VAR, check_output, read_jsonl, tagged_chromiums, replacements_rendered
 from raycollect.jobs import content_id, to_plain
 from scenes import broken_scene
 
@@ -48,6 +48,7 @@ def test_worker_killed_by_ray_and_by_sigkill_is_replaced(ray_local, chromium, tm
     def ray_kill(run):
         member = run.pool.members["w0"]
         killed.append(member.id)
+        killed_at.append(time.monotonic())
         ray.kill(member.actor, no_restart=True)
 
     def sigkill(run):
@@ -55,9 +56,14 @@ def test_worker_killed_by_ray_and_by_sigkill_is_replaced(ray_local, chromium, tm
         killed.append(member.id)
         os.kill(member.info["pid"], signal.SIGKILL)
 
-    run = _run_with(jobs, tmp_out, {8: ray_kill, 24: sigkill}, workers=2, lease_ttl=10)
-    check_output(tmp_out, _ids(jobs))
+    killed_at = []
+    # A TTL far longer than the run: the killed workers' leases must come back through their
+    # deaths, at once, not by expiring.
+    run = _run_with(jobs, tmp_out, {8: ray_kill, 24: sigkill}, workers=2, lease_ttl=60)
+    assert time.monotonic() - killed_at[0] < 30
+    check_output(tmp_out, _ids(jobs), run)
     assert run.summary["workers_restarted"] >= 2
+    assert replacements_rendered(run, first=2) > 0, run.summary["by_worker"]
     assert run.summary["failed"] == 0
 
 
@@ -92,7 +98,7 @@ def test_browser_killed_mid_run_is_relaunched(ray_local, chromium, tmp_out, monk
     run = _run_with(jobs, tmp_out, {5: kill_browser, len(jobs): kill_browser}, workers=2,
                     max_attempts=5)
     assert all(pids), "there was a browser to kill"
-    check_output(tmp_out, _ids(jobs))
+    check_output(tmp_out, _ids(jobs), run)
     assert run.summary["browsers_restarted"] == 2
     assert run.summary["failed"] == 0
 
@@ -122,7 +128,7 @@ def test_browsers_are_recycled_after_a_number_of_frames(ray_local, chromium, tmp
                    max_attempts=5) as run:
         for _ in run:
             pass
-    check_output(tmp_out, _ids(jobs))
+    check_output(tmp_out, _ids(jobs), run)
     assert run.summary["browsers_recycled"] >= 1
     assert run.summary["browsers_restarted"] == 0  # a recycle is not a crash
     assert run.summary["failed"] == 0
@@ -135,7 +141,7 @@ def test_queue_actor_killed_mid_run_recovers_from_its_journal(ray_local, chromiu
         ray.kill(run.queue._actor, no_restart=False)  # Ray restarts it; the journal refills it
 
     run = _run_with(jobs, tmp_out, {10: kill_queue}, workers=2)
-    check_output(tmp_out, _ids(jobs))
+    check_output(tmp_out, _ids(jobs), run, faults=1)
     assert run.summary["failed"] == 0
 
 
@@ -176,7 +182,7 @@ def test_late_worker_completion_is_refused_and_never_lands(ray_local, chromium, 
     run = _run_with(jobs, tmp_out, {4: freeze_w0, 100: freeze_w0, 200: freeze_w0,
                                     300: freeze_w0}, workers=2, lease_ttl=2.0,
                     views_per_update=4)
-    check_output(tmp_out, _ids(jobs))
+    check_output(tmp_out, _ids(jobs), run)
     # The late frames reached the driver and were refused: none of them is in the output.
     assert run.summary["stale_refused"] >= 1, (f"no late frame in {len(freezes)} freezes; "
                                                f"{run.summary['by_worker']}")
@@ -218,7 +224,9 @@ def test_driver_sigkilled_then_rerun_renders_only_the_missing(ray_cluster_reset,
     assert second.returncode == 0, text[-3000:]
     jobs = rc.orbit(48, 96, 72)
     check_output(out, _ids(jobs))
-    assert f"{done_before} already done" in text
+    # Only the missing were rendered (the writer would drop any other frame before the
+    # manifest, so its line count alone could not show it).
+    assert f" {48 - done_before} rendered, {done_before} already done" in text, text[-2000:]
     assert tagged_chromiums(tag[TAG_VAR]) == []
 
 

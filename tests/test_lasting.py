@@ -96,7 +96,7 @@ def test_a_full_disk_stops_the_run_and_a_rerun_completes_it(ray_local, chromium,
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     results, run = render_all(jobs, out=out, workers=2)
     assert run.summary["failed"] == 0
-    check_output(out, _ids(jobs))
+    check_output(out, _ids(jobs), run)
     assert len(results) + len(before) >= 120  # only what had not landed, at most
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     with pytest.raises(OutputError, match="Read-only file system"):
@@ -121,6 +121,27 @@ def test_a_damaged_journal_is_named_and_repaired_from_the_manifest(ray_local, ch
     assert done.returncode == 0, done.stderr
     results, run = render_all(jobs, out=tmp_out, masks=True)
     assert sorted(results) == sorted(_ids(jobs[20:]))  # only the missing ten rendered
-    manifest = check_output(tmp_out, _ids(jobs))
+    manifest = check_output(tmp_out, _ids(jobs), run)
     # Instance ids survive the repair: the same keys have the same ids.
     assert all(m["instances"] == next(iter(ids_before.values())) for m in manifest)
+
+
+def _reversed_demo(params):
+    from raycollect.scene import demo_scene
+
+    return list(reversed(demo_scene(params)))
+
+
+def test_instance_ids_are_stable_across_reruns(ray_local, chromium, tmp_out):
+    """An element key keeps its id across runs over one output, whatever order the scene
+    lists its elements in (ids come from the queue's journal, by key)."""
+    jobs = rc.orbit(8, 64, 48)
+    render_all(jobs[:4], out=tmp_out, masks=True)
+    results, run = render_all(jobs[4:], out=tmp_out, masks=True, scene=_reversed_demo)
+    assert len(results) == 4
+    lines = read_jsonl(tmp_out / "manifest.jsonl")
+    assert len(lines) == 8
+    assert all(m["instances"] == lines[0]["instances"] for m in lines), \
+        [m["instances"] for m in lines]
+    # Only elements a mask can show have ids: the demo's two lights have none.
+    assert not {"ambient", "sun"} & set(lines[0]["instances"])

@@ -26,22 +26,31 @@ def _ids(jobs):
 
 
 def test_slow_caller_causes_no_rerender_and_keeps_memory_flat(ray_local, chromium, tmp_out):
-    """0.4 s per frame in the caller's loop, a 3 s lease TTL: far more frames wait than their
-    leases would last, yet every job renders once, on its first attempt, nothing refused."""
-    jobs = rc.orbit(40, 96, 72)
+    """50 ms per frame in the caller's loop, a 3 s lease TTL, three times more jobs than the
+    driver's backlog holds: the backlog fills, the workers pause (they wait on the driver),
+    the frames behind it wait longer than their leases would last, yet every job renders
+    once, on its first attempt, nothing refused, and the driver's memory stays flat."""
+    from raycollect import constants as C
+
+    n = 3 * C.DRIVER_BACKLOG
+    jobs = rc.orbit(n, 96, 72)
     me = psutil.Process()
-    rss = []
+    rss = {}
     with rc.render(jobs, out=tmp_out, workers=2, lease_ttl=3.0, progress=False) as run:
         for i, _ in enumerate(run):
-            time.sleep(0.4)
-            if i in (5, 39):
-                rss.append(me.memory_info().rss)
-    manifest = check_output(tmp_out, _ids(jobs))
-    assert len(manifest) == 40
+            time.sleep(0.05)
+            if i in (C.DRIVER_BACKLOG, n - 1):
+                rss[i] = me.memory_info().rss
+    manifest = check_output(tmp_out, _ids(jobs), run)
+    assert len(manifest) == n
     assert {m["attempt"] for m in manifest} == {1}, "a frame was rendered again"
     assert run.summary["stale_refused"] == 0 and run.summary["failed"] == 0
+    # The backlog bound was reached: the workers waited on the driver.
+    waited = sum(w["wait_s"]["driver"] for w in run.summary["by_worker"].values())
+    assert waited > 1.0, run.summary["by_worker"]
     # The backlog is bounded: waiting frames do not pile up in the driver.
-    assert rss[1] - rss[0] < 40 * 2**20, [r / 2**20 for r in rss]
+    grown = rss[n - 1] - rss[C.DRIVER_BACKLOG]
+    assert grown < 40 * 2**20, grown / 2**20
 
 
 def test_rerun_with_another_job_list_renders_only_that_list(ray_local, chromium, tmp_out):
@@ -58,7 +67,7 @@ def test_rerun_with_another_job_list_renders_only_that_list(ray_local, chromium,
     assert set(results) == set(_ids(other)), "the rerun rendered jobs it was not given"
     assert run.summary["rendered"] == 6 and run.summary["failed"] == 0
     assert run.summary["parked"] == 40 - recorded
-    manifest = check_output(tmp_out, _ids(other))
+    manifest = check_output(tmp_out, _ids(other), run)
     assert len(manifest) == len({m["job_id"] for m in manifest}) < 40
     from raycollect.cli import main
     import contextlib
@@ -72,11 +81,15 @@ def test_rerun_with_another_job_list_renders_only_that_list(ray_local, chromium,
 
 
 def _alive_actors() -> list[str]:
-    """raycollect's actors still running, by their processes' titles (ray::<Class>...)."""
+    """raycollect's actors still running in this test's own Ray (whose processes descend from
+    this one; another Ray on the machine is not ours), by their titles (ray::<Class>...)."""
     names = ("ray::_RenderWorker", "ray::_BrowserHost", "ray::_QueueActor")
     out = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
+    for p in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
         out += [n for n in names if cmd.startswith(n)]
     return out
 
@@ -134,7 +147,7 @@ def test_node_lost_with_workers_auto_finishes_on_the_rest(ray_cluster_reset, chr
                     # reaches the driver (a full-suite run saw it): a slower caller pauses
                     # the survivor until the driver has seen the death.
                     time.sleep(0.1)
-        check_output(tmp_out, _ids(jobs))
+        check_output(tmp_out, _ids(jobs), run)
         assert run.summary["failed"] == 0 and run.summary["workers_restarted"] >= 1
 
 
@@ -165,3 +178,31 @@ def test_a_stale_cluster_record_does_not_hang_a_run(ray_cluster_reset, chromium,
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_the_run_fails_only_when_no_worker_is_left(ray_cluster_reset, chromium, tmp_out):
+    """One node lost: the run goes on with the other's worker. Both lost, and no slot left
+    for a replacement: the run fails (after `no_worker_timeout`) instead of waiting forever,
+    and what it recorded is whole."""
+    from raycollect.errors import RunFailed
+
+    with worker_nodes(2, cpus=1) as (cluster, nodes):
+        jobs = rc.orbit(300, 96, 72)
+        after_first = 0
+        with pytest.raises(RunFailed, match="no render worker"):
+            with rc.render(jobs, out=tmp_out, workers="auto", progress=False, lease_ttl=10,
+                           views_per_update=2, no_worker_timeout=5) as run:
+                for n, r in enumerate(run, 1):
+                    if n == 10:
+                        first = next(node for node in nodes if node.node_id == r.node)
+                        cluster.remove_node(first, allow_graceful=False)
+                    elif n > 10 and run.pool.replaced == 0:
+                        time.sleep(0.1)  # until the driver has seen the first death
+                    elif n > 10:
+                        after_first += 1
+                        if after_first == 20:  # the survivor rendered on alone; now it too
+                            for node in nodes:
+                                if node is not first:
+                                    cluster.remove_node(node, allow_graceful=False)
+        assert after_first >= 20
+        check_output(tmp_out, [])  # what was recorded is whole

@@ -29,7 +29,7 @@ def test_small_orbit_writes_frames_manifest_and_contact_sheet(ray_local, chromiu
     jobs = rc.orbit(12, 160, 120)
     results, run = render_all(jobs, out=tmp_out, workers=2)
     assert len(results) == 12 and run.summary["failed"] == 0
-    manifest = check_output(tmp_out, results)
+    manifest = check_output(tmp_out, results, run)
     assert len(manifest) == 12
     images = []
     for m in manifest:
@@ -197,14 +197,18 @@ def test_a_stopped_browser_leaves_nothing_in_the_temp_folder(chromium):
     killed: one per browser launch (recycles, crashes, every run) piled up in /tmp."""
     from raycollect.browser import Browser
 
-    folder = tempfile.gettempdir()
-    before = set(os.listdir(folder))
+    from raycollect.soak import TEMP_PREFIXES
+
+    def ours() -> set[str]:  # what a browser can leave there; other programs' files are not
+        return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith(TEMP_PREFIXES)}
+
+    before = ours()
     browser = Browser("about:blank", chromium)
     try:
         _started(browser.profile)
     finally:
         browser.stop()
-    assert set(os.listdir(folder)) - before == set()
+    assert ours() - before == set()
 
 
 def test_profiles_of_a_killed_process_are_removed_by_the_next_manager(chromium):
@@ -325,3 +329,23 @@ def test_a_generator_of_jobs_is_consumed_lazily(ray_local, chromium):
         at_first = taken
     assert first.image.shape == (24, 32, 3)
     assert at_first < total, "the whole generator was read before the first frame"
+
+
+def test_frames_are_counted_in_ray_metrics(ray_local, chromium):
+    """`raycollect_frames` (ray.util.metrics) reaches the node's Prometheus endpoint with
+    every frame the workers rendered."""
+    import re
+    import urllib.request
+
+    results, run = render_all(rc.orbit(30, 64, 48), workers=2)
+    node = ray._private.worker._global_node
+    url = f"http://{node.node_ip_address}:{node.metrics_export_port}/metrics"
+    counted, deadline = 0.0, time.time() + 60  # metrics are reported every few seconds
+    while time.time() < deadline:
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        counted = sum(float(v) for v in re.findall(
+            r'^ray_raycollect_frames(?:_total)?\{[^}]*\} ([0-9.e+]+)$', text, re.M))
+        if counted >= 30:
+            break
+        time.sleep(2)
+    assert counted == 30, f"raycollect_frames sums to {counted} at {url}"

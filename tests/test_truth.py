@@ -34,7 +34,7 @@ def test_rgb_is_lossless(ray_local, chromium, tmp_out):
     results, run = render_all(jobs, scene=flat_scene, out=tmp_out, workers=1)
     assert run.summary["failed"] == 0 and len(results) == 4
     allowed = [_hex(c) for c in FLAT_COLORS]
-    for m in check_output(tmp_out, results):
+    for m in check_output(tmp_out, results, run):
         png = load(tmp_out / m["files"]["image"], "image")
         assert np.array_equal(png, results[m["job_id"]].image)  # Result.image is the file
         for c in allowed:  # every colour is on screen, so the check below means something
