@@ -63,7 +63,7 @@ def validate_jobs(jobs: Iterable[Any], keys: Sequence[str] | None = None, start:
             continue
         key = None if keys is None else [keys[i]]
         try:
-            [(job_id, plain)] = prepare([params], key)
+            [(job_id, plain)] = prepare([params], key, start=i)
         except InvalidJob as e:
             name = f"#{i}" if keys is None else repr(keys[i])
             invalid.append(Failure(name, str(e), field=e.field, index=i))

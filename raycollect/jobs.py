@@ -89,17 +89,19 @@ def content_id(params: dict) -> str:
     return "j" + digest[:JOB_ID_HEX_CHARS]
 
 
-def prepare(params_list: Iterable[Any], keys: Iterable[Any] | None = None) -> list[tuple[str, dict]]:
+def prepare(params_list: Iterable[Any], keys: Iterable[Any] | None = None,
+            start: int = 0) -> list[tuple[str, dict]]:
     """Validate and normalise a batch for submission: (job_id, plain params) pairs.
 
-    Raises InvalidJob naming the job (its key or its index) and the field."""
+    Raises InvalidJob naming the job (its key, or its index in the whole job list: `start`
+    is the index of the batch's first job) and the field."""
     params_list = list(params_list)
     keys = None if keys is None else list(keys)
     if keys is not None and len(keys) != len(params_list):
         raise InvalidJob("<batch>", "keys", f"{len(keys)} keys for {len(params_list)} jobs")
     out = []
     for i, params in enumerate(params_list):
-        name = f"#{i}" if keys is None else repr(keys[i])
+        name = f"#{start + i}" if keys is None else repr(keys[i])
         if not isinstance(params, Mapping):
             raise InvalidJob(name, "params", f"a job is a dict, got {type(params).__name__}")
         try:

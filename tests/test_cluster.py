@@ -33,11 +33,13 @@ def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset
     with worker_nodes(2, cpus=2) as (cluster, nodes):
         # Enough work left after the removal for Ray to see the node gone (its processes
         # can run on for a few seconds) while the run still needs the lost worker's leases.
-        jobs = rc.orbit(160, 96, 72)
+        # And enough that jobs are still pending when the replacement is up (Ray took 20 s
+        # to see the node gone here), so the replacement renders too.
+        jobs = rc.orbit(400, 96, 72)
         removed = []
-        # A TTL longer than Ray takes to see the node gone: the dead worker's leases come back
+        # A TTL far longer than Ray takes to see the node gone: the dead worker's leases come back
         # through its death (and its replacement), not by expiring.
-        with rc.render(jobs, out=tmp_out, workers=2, progress=False, lease_ttl=60) as run:
+        with rc.render(jobs, out=tmp_out, workers=2, progress=False, lease_ttl=120) as run:
             n = 0
             for r in run:
                 n += 1
@@ -45,13 +47,15 @@ def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset
                     # Both workers have produced frames by now; take the node of the first.
                     victim = next(node for node in nodes if node.node_id == r.node)
                     removed.append(victim.node_id)
-                    t_removed = time.monotonic()
+                    t_removed = time.time()
                     cluster.remove_node(victim, allow_graceful=False)
-                elif removed and run.pool.replaced == 0:
+                elif removed and r.worker in ("w0", "w1"):
                     # The survivor alone can finish the run before the lost worker's death
-                    # reaches the driver (its processes run on a little): a slower caller
-                    # pauses the survivor until the driver has seen and replaced it.
-                    time.sleep(0.1)
+                    # reaches the driver (its processes run on a little) or before its
+                    # replacement comes up: a slower caller pauses the survivor (the
+                    # driver's backlog fills) until the replacement (started, given a
+                    # browser by its node's host, its page loaded) has rendered.
+                    time.sleep(0.3)
         manifest = check_output(tmp_out, _ids(jobs), run)
         by_node = {m["node"] for m in manifest}
         assert len(by_node) == 2, "frames came from both worker nodes"
@@ -59,8 +63,9 @@ def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset
         assert run.summary["workers_restarted"] >= 1
         assert replacements_rendered(run, first=2) > 0, run.summary["by_worker"]
         # The lost worker's leases came back through its death (or its replacement), not
-        # by expiring: the whole rest of the run took well under the 60 s TTL.
-        assert time.monotonic() - t_removed < 30
+        # by expiring: every job rendered again after the loss landed well before the TTL.
+        again = [m["finished"] - t_removed for m in manifest if m["attempt"] > 1]
+        assert all(t < 90 for t in again), again
         assert run.summary["failed"] == 0
 
 

@@ -331,12 +331,13 @@ def test_a_generator_of_jobs_is_consumed_lazily(ray_local, chromium):
     assert at_first < total, "the whole generator was read before the first frame"
 
 
-def test_frames_are_counted_in_ray_metrics(ray_local, chromium):
+def test_frames_are_counted_in_ray_metrics(ray_cluster_reset, chromium):
     """`raycollect_frames` (ray.util.metrics) reaches the node's Prometheus endpoint with
-    every frame the workers rendered."""
+    every frame the workers rendered. A Ray of its own: counters add up over a session."""
     import re
     import urllib.request
 
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     results, run = render_all(rc.orbit(30, 64, 48), workers=2)
     node = ray._private.worker._global_node
     url = f"http://{node.node_ip_address}:{node.metrics_export_port}/metrics"

@@ -210,3 +210,17 @@ def test_a_folder_too_big_to_ship_must_exist_on_the_node(tmp_path):
         asyncio.run(materialize(shared, "10.0.0.7"))
     (tmp_path / "here").mkdir()
     assert asyncio.run(materialize(Assets(str(tmp_path / "here"), 1), "n")) == tmp_path / "here"
+
+
+def test_a_bad_job_is_named_by_its_index_in_the_whole_list():
+    """validate_jobs checks one job at a time; a non-dict job at index 12 is job #12, not #0
+    (and in a later chunk, its index counts from the start of the whole list)."""
+    from raycollect.driver import validate_jobs
+    from raycollect.scene import orbit
+
+    jobs = orbit(12, 64, 48) + [5]
+    valid, invalid = validate_jobs(jobs)
+    assert len(valid) == 12 and [f.job for f in invalid] == ["#12"]
+    assert "job #12" in invalid[0].error and invalid[0].field == "params"
+    _, invalid = validate_jobs(["not a job"], start=500)
+    assert invalid[0].job == "#500"
