@@ -26,8 +26,9 @@ def _ids(jobs):
 
 
 def test_slow_caller_causes_no_rerender_and_keeps_memory_flat(ray_local, chromium, tmp_out):
-    """50 ms per frame in the caller's loop, a 3 s lease TTL, three times more jobs than the
-    driver's backlog holds: the backlog fills, the workers pause (they wait on the driver),
+    """0.2 s per frame in the caller's loop (slower than two workers render, even on a busy
+    machine), a 3 s lease TTL, three times more jobs than the driver's backlog holds: the
+    backlog fills, the workers pause (they wait on the driver),
     the frames behind it wait longer than their leases would last, yet every job renders
     once, on its first attempt, nothing refused, and the driver's memory stays flat."""
     from raycollect import constants as C
@@ -38,7 +39,7 @@ def test_slow_caller_causes_no_rerender_and_keeps_memory_flat(ray_local, chromiu
     rss = {}
     with rc.render(jobs, out=tmp_out, workers=2, lease_ttl=3.0, progress=False) as run:
         for i, _ in enumerate(run):
-            time.sleep(0.05)
+            time.sleep(0.2)
             if i in (C.DRIVER_BACKLOG, n - 1):
                 rss[i] = me.memory_info().rss
     manifest = check_output(tmp_out, _ids(jobs), run)
