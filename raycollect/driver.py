@@ -380,6 +380,7 @@ class Run:
             try:
                 s = self.queue.stats()
                 self.summary.stale_refused = s["stale_refused"]
+                self.summary.leases_expired = s["expired"]
                 self.summary.parked = s["parked"]
                 self.summary.refused_heartbeats = s["refused_heartbeats"]
                 failures += [Failure(f["job_id"], f["error"], f["attempts"], job_id=f["job_id"],

@@ -39,6 +39,7 @@ class Summary:
     failed: int = 0
     parked: int = 0  # pending jobs of earlier runs over the same output, left alone
     stale_refused: int = 0  # completions refused by token: frames that never landed
+    leases_expired: int = 0  # leases that ran out (a worker gone unseen, or frozen)
     refused_heartbeats: int = 0
     workers_restarted: int = 0
     workers: int = 0  # render workers at the end

@@ -47,7 +47,6 @@ def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset
                     # Both workers have produced frames by now; take the node of the first.
                     victim = next(node for node in nodes if node.node_id == r.node)
                     removed.append(victim.node_id)
-                    t_removed = time.time()
                     cluster.remove_node(victim, allow_graceful=False)
                 elif removed and r.worker in ("w0", "w1"):
                     # The survivor alone can finish the run before the lost worker's death
@@ -62,10 +61,8 @@ def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset
         assert removed and removed[0] in by_node
         assert run.summary["workers_restarted"] >= 1
         assert replacements_rendered(run, first=2) > 0, run.summary["by_worker"]
-        # The lost worker's leases came back through its death (or its replacement), not
-        # by expiring: every job rendered again after the loss landed well before the TTL.
-        again = [m["finished"] - t_removed for m in manifest if m["attempt"] > 1]
-        assert all(t < 90 for t in again), again
+        # The lost worker's leases came back through its death, not by expiring.
+        assert run.summary["leases_expired"] == 0
         assert run.summary["failed"] == 0
 
 

@@ -56,7 +56,6 @@ def test_worker_killed_by_ray_and_by_sigkill_is_replaced(ray_local, chromium, tm
     def ray_kill(run):
         member = run.pool.members["w0"]
         killed.append(member.id)
-        killed_at.append(time.time())
         ray.kill(member.actor, no_restart=True)
 
     def sigkill(run):
@@ -64,16 +63,15 @@ def test_worker_killed_by_ray_and_by_sigkill_is_replaced(ray_local, chromium, tm
         killed.append(member.id)
         os.kill(member.info["pid"], signal.SIGKILL)
 
-    killed_at = []
     # A TTL far longer than the run: the killed workers' leases must come back through their
     # deaths, at once, not by expiring.
     run = _run_with(jobs, tmp_out, {8: ray_kill, 24: sigkill}, workers=2, lease_ttl=60,
                     until_replaced=True)
     manifest = check_output(tmp_out, _ids(jobs), run)
-    # Every job rendered again after a kill landed well before its old lease would have
-    # expired: the leases came back through the deaths.
-    again = [m["finished"] - killed_at[0] for m in manifest if m["attempt"] > 1]
-    assert again and all(t < 45 for t in again), again
+    # The killed workers' leases came back through their deaths, not by expiring: jobs were
+    # rendered again, and no lease ran out.
+    assert any(m["attempt"] > 1 for m in manifest)
+    assert run.summary["leases_expired"] == 0
     assert run.summary["workers_restarted"] >= 2
     assert replacements_rendered(run, first=2) > 0, run.summary["by_worker"]
     assert run.summary["failed"] == 0

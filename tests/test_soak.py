@@ -10,7 +10,10 @@ from raycollect import soak
 pytestmark = pytest.mark.browser
 
 RSS_GROWTH = 0.10  # last quarter against first, per role
-FD_SLACK = 8  # a socket or a log file opened and closed between two samples
+# Flat, give or take what comes and goes between two samples (a socket, a log file, a
+# browser's worker threads around a recycle): 5% and a few.
+FLAT = 0.05
+FD_SLACK = 8
 THREAD_SLACK = 4
 
 
@@ -21,7 +24,7 @@ def test_a_2000_frame_soak_creeps_nowhere(ray_local, chromium, tmp_out):
     for role in ("driver", "queue", "workers", "browser hosts", "chromium"):
         (rss0, rss1, growth) = rep.roles[role]["rss"]
         assert growth <= RSS_GROWTH, (role, rep.lines())
-        assert rep.roles[role]["fds"][1] <= rep.roles[role]["fds"][0] + FD_SLACK, (role, rep.lines())
-        assert rep.roles[role]["threads"][1] <= rep.roles[role]["threads"][0] + THREAD_SLACK, \
-            (role, rep.lines())
+        fds, threads = rep.roles[role]["fds"], rep.roles[role]["threads"]
+        assert fds[1] <= fds[0] * (1 + FLAT) + FD_SLACK, (role, rep.lines())
+        assert threads[1] <= threads[0] * (1 + FLAT) + THREAD_SLACK, (role, rep.lines())
     assert rep.temp_after == rep.temp_before, rep.lines()
