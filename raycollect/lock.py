@@ -27,21 +27,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import constants as C
+from .browser import _alive  # is a process of this host still there
 from .errors import OutputBusy
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "lock"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    return True
 
 
 class OutputLock:
