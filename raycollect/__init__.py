@@ -2,9 +2,9 @@
 
 from .assets import asset
 from .errors import (AssetsError, BrokenModel, BrowserError, ClusterUnreachable, FatalFault,
-                     InvalidJob, JobFault, ModelLoadError, NoBrowser, QueueUnavailable,
-                     RaycollectError, RenderError, RunFailed, SceneError, TransientFault,
-                     UnknownJob, WrongQueue)
+                     InvalidJob, JobFault, JournalDamaged, ModelLoadError, NoBrowser,
+                     OutputBusy, OutputError, QueueUnavailable, RaycollectError, RenderError,
+                     RunFailed, SceneError, TransientFault, UnknownJob, WrongQueue)
 from .camera import intrinsics, look_at, project
 from .config import Config
 from .dataset import read
@@ -20,5 +20,5 @@ __all__ = [
     "RaycollectError", "InvalidJob", "UnknownJob", "WrongQueue", "QueueUnavailable",
     "SceneError", "BrowserError", "NoBrowser", "RenderError", "RunFailed", "AssetsError",
     "ModelLoadError", "BrokenModel", "ClusterUnreachable", "JobFault", "TransientFault",
-    "FatalFault",
+    "FatalFault", "OutputBusy", "OutputError", "JournalDamaged",
 ]

@@ -18,7 +18,7 @@ from .jobs import is_finite_number
 # up="z" (ROS, pybullet, MuJoCo): the user's Z-up world is shown as three.js's Y-up one by a
 # rotation of -90 degrees about X, (x, y, z) -> (x, z, -y): applied to the whole scene as one
 # group and to every camera matrix, so cameras, placements and poses stay in the user's world.
-UP_AXES = ("y", "z")
+UP_AXES = C.UP_AXES
 Z_UP_TO_Y_UP = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]])
 Z_UP_EULER = (-math.pi / 2, 0.0, 0.0)  # the same rotation as three.js Euler angles (XYZ)
 

@@ -11,9 +11,6 @@ import time
 from pathlib import Path
 
 from . import constants as C
-from .camera import UP_AXES
-from .config import MASKS_LINKS
-from .export import FORMATS
 
 log = logging.getLogger("raycollect")
 
@@ -84,7 +81,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masks", nargs="?", const=True, default=False, metavar="links",
                    help="also write instance masks (frames/<job_id>.mask.png, 16-bit ids) and "
                         "labels (objects in the manifest); --masks links: one id per URDF link")
-    p.add_argument("--up", choices=UP_AXES, default="y",
+    p.add_argument("--up", choices=C.UP_AXES, default="y",
                    help="the world's up axis: z for ROS, pybullet and MuJoCo worlds [y]")
     p.add_argument("--assets", metavar="DIR",
                    help="folder of meshes and textures every worker serves at /workspace/")
@@ -104,8 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .scene import load_scene, orbit
 
     # Everything a command line can get wrong is checked here, before Ray starts.
-    if args.masks not in (True, False, MASKS_LINKS):
-        return _fail(f"--masks takes no value or {MASKS_LINKS!r}, got {args.masks!r}")
+    if args.masks not in (True, False, C.MASKS_LINKS):
+        return _fail(f"--masks takes no value or {C.MASKS_LINKS!r}, got {args.masks!r}")
     if args.jobs and not Path(args.jobs).is_file():
         return _fail(f"--jobs {args.jobs}: no such file")
     if args.assets and not Path(args.assets).is_dir():
@@ -261,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                           help="restart a browser after this many frames [%(default)s]")
     export = sub.add_parser("export", help="write a finished output in another tool's format")
     export.add_argument("out", help="the output directory of a run")
-    export.add_argument("--format", required=True, choices=FORMATS,
+    export.add_argument("--format", required=True, choices=C.EXPORT_FORMATS,
                         help="nerfstudio: OUT/transforms.json (also read by instant-ngp); coco: "
                              "OUT/coco.json (instances, RLE masks); bop: OUT/bop/000000/ "
                              "(BOP scenewise); coco and bop need a run with --masks")

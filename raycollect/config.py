@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import constants as C
-from .camera import UP_AXES
 
-MASKS_LINKS = "links"  # masks="links": part segmentation of URDF robots
+UP_AXES, MASKS_LINKS = C.UP_AXES, C.MASKS_LINKS
 
 
 @dataclass(frozen=True)

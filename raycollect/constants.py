@@ -155,3 +155,8 @@ WORKER_REPLACE_LIMIT = 20
 LOCK_HEARTBEAT = 5.0
 LOCK_STALE = 60.0
 LOCK_ATTEMPTS = 5  # takeovers raced and lost before giving up
+
+# Choices the CLI offers, here so that parsing a command line imports nothing heavy.
+UP_AXES = ("y", "z")  # a world's up axis (raycollect/camera.py)
+MASKS_LINKS = "links"  # masks="links": part segmentation of URDF robots
+EXPORT_FORMATS = ("nerfstudio", "coco", "bop")  # raycollect/export.py

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import constants as C
 from .errors import RaycollectError
 from .files import load
 from .writer import MANIFEST, read_manifest
 
-FORMATS = ("nerfstudio", "coco", "bop")
+FORMATS = C.EXPORT_FORMATS
 NERFSTUDIO_DIR = "nerfstudio"
 MM_PER_M = 1000.0
 MAX_DEPTH_MM = 65535

@@ -215,7 +215,9 @@ class _RenderWorker:
             joints, kept = [], []
             for lease, cam in good:
                 try:
-                    joints.append(self._joints(lease))
+                    # The first job's elements were built just above for a new scene.
+                    built = elements if lease is good[0][0] else None
+                    joints.append(self._joints(lease, built))
                     kept.append((lease, cam))
                 except InvalidJob as e:
                     await self.leases.fail([lease], str(e), "final")
@@ -283,11 +285,12 @@ class _RenderWorker:
         await self.leases.fail([l for l, _ in good], f"{error} (worker {self.id}){trace}", mode)
         return []
 
-    def _joints(self, lease: Lease) -> dict:
+    def _joints(self, lease: Lease, elements: list | None = None) -> dict:
         """{robot key: complete joint values} of one job (raycollect/urdf.py)."""
         if not self._robots:
             return {}
-        elements = scenes.build(self.scene, lease.job_id, lease.params)
+        if elements is None:
+            elements = scenes.build(self.scene, lease.job_id, lease.params)
         return {str(el.key): urdf.joint_values(lease.job_id, f"scene[{i}].jointValues",
                                                self._robots[str(el.key)],
                                                getattr(el, "jointValues", None))

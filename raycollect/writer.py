@@ -8,6 +8,7 @@ stale attempt never lands. Opening a directory again repairs what a crash can le
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -48,8 +49,6 @@ def output_error(root: str | os.PathLike, error: OSError) -> OutputError:
 
 def _guarded(method):
     """Turn an OSError of the output into OutputError (raycollect/errors.py)."""
-    import functools
-
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:

@@ -53,3 +53,24 @@ def test_the_holder_keeps_its_lock_fresh(tmp_path):
         os.utime(tmp_path / "lock", (old, old))
         time.sleep(0.3)
         assert time.time() - (tmp_path / "lock").stat().st_mtime < 5
+
+
+def test_a_journal_cut_short_is_found_from_its_header_alone(tmp_path):
+    """Past FULL_CHECK_LIMIT the start-up check reads only SQLite's header: a file shorter
+    than the page count it records is found without reading the pages."""
+    import sqlite3
+
+    from raycollect.repair import _header_problem
+
+    path = tmp_path / "queue.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (x TEXT)")
+    db.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 200)
+    db.commit()
+    db.close()
+    assert _header_problem(path) is None
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    assert "cut short" in _header_problem(path)
+    path.write_bytes(b"not a database at all" * 10)
+    assert _header_problem(path) == "file is not a database"
