@@ -74,7 +74,11 @@ def bop(out: str | Path) -> Path:
     cameras, gts, infos = {}, {}, {}
     for im, m in enumerate(lines):
         cam = m["camera"]
-        shutil.copyfile(root / m["files"]["image"], scene / "rgb" / f"{im:06d}.png")
+        image, rgb = root / m["files"]["image"], scene / "rgb" / f"{im:06d}.png"
+        if image.suffix == ".png":
+            shutil.copyfile(image, rgb)
+        else:  # image_format webp or npy: BOP's rgb/ holds PNGs
+            Image.fromarray(load(image, "image")).save(rgb)
         depth = load(root / m["files"]["depth"], "depth")
         scale = depth_scale(depth)
         Image.fromarray(np.clip(np.rint(depth.astype(np.float64) * MM_PER_M / scale), 0,

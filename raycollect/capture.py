@@ -3,11 +3,12 @@
 Every render worker's page runs `capture.js` (this folder), which answers each grab with
 this payload instead of the client's JPEG:
 
-    b"RCF1" | uint32 LE n | n bytes of JSON header | one H*W*4 RGBA buffer per pass
+    b"RCF1" | uint32 LE n | n bytes of JSON header | one H*W*3 RGB buffer per pass
 
 The header holds `w`, `h`, `passes` (the order of the buffers: "rgb" first, then "depth"
 and/or "mask" when the page was asked for them), `status` (the page's asset loads and
-uncaught errors) and, when capturing failed, `error`. Buffers come from `readPixels`, so
+uncaught errors), `channels` (3: bytes per pixel of every buffer), `page` (how the frame was made and the page's time for it) and, when
+capturing failed, `error`. Buffers come from `readPixels`, so
 their rows run bottom-up.
 
 - rgb: the pixels the client drew for the view, untouched (no encoder on the way).
@@ -49,6 +50,14 @@ class Capture:
     # Which job of its update the frame shows, when the update carried per-job joint values
     # (capture.js, "per-view state"); None otherwise.
     state: int | None = None
+    # How the page made the frame: {"mode": "mrt" (every pass in one render) or "separate"
+    # (a render per pass; "why" says what in the scene needed it), "draw_ms", "read_ms"}.
+    page: dict = field(default_factory=dict)
+
+    @property
+    def page_ms(self) -> float:
+        """The page's own time for the frame: drawing and reading back every pass."""
+        return float(self.page.get("draw_ms", 0.0)) + float(self.page.get("read_ms", 0.0))
 
 
 def decode(data: bytes, far: float | None = None) -> Capture:
@@ -61,16 +70,17 @@ def decode(data: bytes, far: float | None = None) -> Capture:
     if header.get("error"):
         raise RenderError(header["error"])
     w, h = int(header["w"]), int(header["h"])
-    size = w * h * 4
+    channels = int(header.get("channels", 4))
+    size = w * h * channels
     body = memoryview(data)[8 + n:]
     passes = header.get("passes", [])
     if len(body) != size * len(passes):
         raise RenderError(f"capture payload has {len(body)} bytes for {len(passes)} passes "
                           f"of {w}x{h}")
     cap = Capture(w, h, status=header.get("status") or {}, objects=header.get("objects"),
-                  state=header.get("state"))
+                  state=header.get("state"), page=header.get("page") or {})
     for i, name in enumerate(passes):
-        rgba = np.frombuffer(body[i * size:(i + 1) * size], dtype=np.uint8).reshape(h, w, 4)[::-1]
+        rgba = np.frombuffer(body[i * size:(i + 1) * size], dtype=np.uint8).reshape(h, w, channels)[::-1]
         if name == "rgb":
             cap.rgb = np.ascontiguousarray(rgba[..., :3])
         elif name == "depth":

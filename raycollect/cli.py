@@ -81,6 +81,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masks", nargs="?", const=True, default=False, metavar="links",
                    help="also write instance masks (frames/<job_id>.mask.png, 16-bit ids) and "
                         "labels (objects in the manifest); --masks links: one id per URDF link")
+    p.add_argument("--image-format", choices=list(C.IMAGE_FORMATS), default="png",
+                   help="how RGB frames are written: png (fastest encode), png-small, webp "
+                        "(lossless) or npy [%(default)s]")
     p.add_argument("--up", choices=C.UP_AXES, default="y",
                    help="the world's up axis: z for ROS, pybullet and MuJoCo worlds [y]")
     p.add_argument("--assets", metavar="DIR",
@@ -121,7 +124,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                  address=args.address, browsers=args.browsers, queue_name=args.queue,
                  lease_ttl=args.lease_ttl, max_attempts=args.max_attempts,
                  views_per_update=args.views_per_update, depth=args.depth, masks=args.masks,
-                 up=args.up, assets=args.assets, progress=not args.no_progress)
+                 up=args.up, assets=args.assets, image_format=args.image_format,
+                 progress=not args.no_progress)
     try:
         for _ in run:
             pass

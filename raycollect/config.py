@@ -30,6 +30,9 @@ class Config:
     # instance ids, frames/<id>.mask.png, and labels (`objects`) in the manifest; "links":
     # every URDF link its own id (part segmentation)
     masks: bool | str = False
+    # "png" (default, the fastest encode), "png-small", "webp" (lossless) or "npy"
+    # (raycollect/files.py IMAGE_FORMATS: what each costs and writes)
+    image_format: str = "png"
     up: str = "y"  # "z": cameras, placements and poses in a Z-up world (ROS, pybullet)
     assets: Any = None  # a folder served at /workspace/ (a path, or assets.Assets)
     # --- the queue
@@ -59,6 +62,9 @@ class Config:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if self.masks not in (True, False, MASKS_LINKS):
             raise ValueError(f"masks must be True, False or {MASKS_LINKS!r}, got {self.masks!r}")
+        if self.image_format not in C.IMAGE_FORMATS:
+            raise ValueError(f"image_format must be one of {', '.join(map(repr, C.IMAGE_FORMATS))}, "
+                             f"got {self.image_format!r}")
         if self.up not in UP_AXES:
             raise ValueError(f"up must be one of {', '.join(map(repr, UP_AXES))}, got {self.up!r}")
         if self.views_per_update > C.MAX_VIEWS_PER_UPDATE:

@@ -39,9 +39,18 @@ MARKER_DISTANCE = 1e6
 MATRIX_DET_TOLERANCE = 1e-3
 # Instance masks are written as 16-bit PNGs: ids 1..65535, 0 is "no element".
 MAX_INSTANCES = 65_535
-# PNG compression level for frames and masks, encoded on the workers: level 1 is several times
-# faster than the default 6 for a few percent more bytes.
-PNG_COMPRESS_LEVEL = 1
+# zlib level of the default PNGs (raycollect/files.py): the fastest. image_format="png-small"
+# writes PIL's PNG at PIL's default level instead.
+PNG_ZLIB_LEVEL = 1
+PNG_SMALL_LEVEL = 6
+# image_format: name -> (suffix, what it is). scripts/bench.py's encode table measures each.
+IMAGE_FORMATS = {
+    "png": (".png", "PNG, fastest deflate (the default: ~1.5 ms per 640x480 frame)"),
+    "png-small": (".png", "PNG as PIL writes it at level 6: smaller files, ~10x the encode"),
+    "webp": (".webp", "lossless WebP (method 0): smaller than PNG, ~4x the default's encode"),
+    "npy": (".npy", "raw uint8 H x W x 3 array: no encode at all, 6x the bytes of png"),
+}
+
 
 # --- render workers ----------------------------------------------------------------------
 LOOPBACK = "127.0.0.1"

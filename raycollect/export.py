@@ -21,7 +21,7 @@ from PIL import Image
 
 from . import constants as C
 from .errors import RaycollectError
-from .files import load
+from .files import IMAGE_FORMATS, load
 from .writer import MANIFEST, read_manifest
 
 FORMATS = C.EXPORT_FORMATS
@@ -46,7 +46,10 @@ def nerfstudio(out: str | Path) -> Path:
     shared = all(i == intr[0] for i in intr)
     frames = []
     for m, k in zip(lines, intr):
-        frame = {"file_path": m["files"]["image"], "transform_matrix": m["camera"]["matrix"]}
+        image = m["files"]["image"]
+        if image.endswith(IMAGE_FORMATS["npy"][0]):  # image loaders read PNG and WebP, not npy
+            image = _write(root, m["job_id"], "images", load(root / image, "image"))
+        frame = {"file_path": image, "transform_matrix": m["camera"]["matrix"]}
         if not shared:
             frame.update(k)
         if "depth" in m["files"]:

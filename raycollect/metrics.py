@@ -6,11 +6,52 @@ Metrics: `raycollect_frames` (counter, per worker and node) and
 `raycollect_wait_seconds` (gauge, per worker, node and what it waited on: "browser" =
 settling and grabbing, "queue" = waiting for leases, "driver" = blocked handing frames over
 because the driver's backlog was full).
+
+Each worker also keeps where a frame's time goes, stage by stage (`STAGES`, a `StageClock`);
+the summary and `raycollect status` show it per frame, so a user sees which stage limits
+their run.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ray.util.metrics import Counter, Gauge
+
+# The stages of a frame on a render worker, in the order a batch goes through them.
+STAGES = {
+    "update": "building the scene and sending the update (or the moved cameras) to the page",
+    "settle": "the revision barrier: grabbing the marker view until the page shows the update "
+              "(and waiting for a new scene's models)",
+    "page": "the page drawing the view and reading its pixels back (every pass)",
+    "transfer": "the grab's round trip less the page's own time: the socket and Vuer",
+    "decode": "decoding the page's raw pixels (and the labels)",
+    "encode": "encoding the frame's files",
+    "driver": "blocked handing frames to the driver (its backlog was full)",
+    "queue": "nothing to render: waiting for leases",
+}
+
+
+@dataclass
+class StageClock:
+    """Seconds spent in each of STAGES, and how many frames took the one-render (MRT) path
+    of the page and how many the separate passes (raycollect/capture.js)."""
+
+    seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    modes: dict = field(default_factory=dict)
+
+    def add(self, stage: str, s: float) -> None:
+        self.seconds[stage] += s
+
+    def mode(self, name: str | None, why: str | None = None) -> None:
+        """Count a frame's page mode; a separate-passes frame is counted by its reason."""
+        if name:
+            key = f"{name}: {why}" if why else name
+            self.modes[key] = self.modes.get(key, 0) + 1
+
+    def snapshot(self) -> dict:
+        return {"stages_s": {k: round(v, 4) for k, v in self.seconds.items()},
+                "pass_modes": dict(self.modes)}
 
 
 class WorkerMetrics:
@@ -32,7 +73,8 @@ class WorkerMetrics:
 
 
 def per_worker(registry: dict[str, dict]) -> dict[str, dict]:
-    """The summary's view of the registry: frames, frames/s and waits per worker."""
+    """The summary's view of the registry: frames, frames/s, waits and, per frame, the time
+    of each stage (STAGES) and the stage that took most ("limit")."""
     out = {}
     for worker, info in sorted(registry.items()):
         secs = float(info.get("seconds") or 0.0)
@@ -40,6 +82,13 @@ def per_worker(registry: dict[str, dict]) -> dict[str, dict]:
                        "frames_per_s": round(info.get("frames", 0) / secs, 2) if secs else 0.0,
                        "scene_updates": info.get("scene_updates", 0),
                        "wait_s": info.get("wait_s", {})}
+        stages = info.get("stages_s") or {}
+        frames = info.get("frames", 0)
+        if stages and frames:
+            per = {k: round(1000 * v / frames, 2) for k, v in stages.items()}
+            out[worker]["stage_ms_per_frame"] = per
+            out[worker]["limit"] = max(per, key=per.get)
+            out[worker]["pass_modes"] = info.get("pass_modes", {})
     return out
 
 

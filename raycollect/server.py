@@ -117,7 +117,10 @@ class LockedVuer(Vuer):
 
     async def socket_index(self, request):
         if request.headers.get("Upgrade", "").lower().strip() == "websocket":
-            return await websocket_handler(request, self.downlink,
+            # No permessage-deflate (aiohttp offers it by default): on loopback it only
+            # costs, the browser deflating every frame's raw pixels on the cores it renders
+            # with and the worker inflating them.
+            return await websocket_handler(request, self.downlink, compress=False,
                                            max_msg_size=self.WEBSOCKET_MAX_SIZE)
         return web.Response(text=page_html(Path(self.client_root)), content_type="text/html",
                             headers={"Cache-Control": "no-store"})

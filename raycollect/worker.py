@@ -38,7 +38,7 @@ from .config import MASKS_LINKS, Config
 from .errors import InvalidJob, RaycollectError, RenderError, disposition
 from .jobs import Lease
 from .leases import LeaseBook
-from .metrics import WorkerMetrics
+from .metrics import StageClock, WorkerMetrics
 from .page import Page, SessionLost
 from .queue import JobQueue
 from .server import LockedVuer, free_port
@@ -87,7 +87,7 @@ class _RenderWorker:
         self._scene_digests: OrderedDict[str, str] = OrderedDict()
         self._started = time.monotonic()
         self.driver_wait_s = 0.0  # time blocked handing frames over (driver backpressure)
-        self.encode_s = 0.0
+        self.clock = StageClock()  # where a frame's time goes (raycollect/metrics.py)
         self.metrics: WorkerMetrics | None = None
 
     # --- setup -------------------------------------------------------------------------
@@ -119,8 +119,14 @@ class _RenderWorker:
                 "wait_s": {"browser": round(self.page.browser_s, 3) if self.page else 0.0,
                            "queue": round(self.leases.queue_wait_s, 3),
                            "driver": round(self.driver_wait_s, 3)},
-                "encode_s": round(self.encode_s, 3),
+                "encode_s": round(self.clock.seconds["encode"], 3),
+                **self._stages(),
                 "asset_requests": self.server.asset_requests if self.server else 0}
+
+    def _stages(self) -> dict:
+        self.clock.seconds["driver"] = self.driver_wait_s
+        self.clock.seconds["queue"] = self.leases.queue_wait_s
+        return self.clock.snapshot()
 
     async def status(self) -> dict:
         return {**self.info, **self._counters(),
@@ -229,7 +235,9 @@ class _RenderWorker:
             matrices = [np.asarray(c["matrix"]) for c in cams]
         except RaycollectError as e:
             return await self._failed(good, e)
+        clock = self.clock
         try:
+            settle_s = 0.0
             if new_scene:
                 groups = await self._groups(elements, joints[0])
                 models = [str(el.key) for el in elements if asset_folder.is_model(el)]
@@ -239,8 +247,10 @@ class _RenderWorker:
                 session.set @ stage.full_scene(skey, optics, groups, matrices, joints)
                 self.scene_updates += 1
                 if models and not same:
+                    s0 = time.perf_counter()
                     await page.settle(session)
                     await page.wait_models(session, models, elements, baseline)
+                    settle_s += time.perf_counter() - s0
                 # Effects that React runs after paint (joint values and some other props are
                 # applied there) are flushed before it renders the next update: a second
                 # revision proves it. Sent at once: React flushes them before that render.
@@ -249,8 +259,12 @@ class _RenderWorker:
                 session.update @ stage.marker_update()
             else:
                 session.update @ stage.camera_update(matrices, joints)
+            s0 = time.perf_counter()
             await page.settle(session)
             t1 = time.perf_counter()
+            settle_s += t1 - s0
+            clock.add("settle", settle_s)
+            clock.add("update", t1 - t0 - settle_s)
             frames = []
             for i, (lease, cam) in enumerate(good):
                 g0 = time.perf_counter()
@@ -259,7 +273,6 @@ class _RenderWorker:
                 frames.append(self._frame(lease, cam, value, {
                     "settle_s": t1 - t0, "grab_s": g1 - g0, "batch": len(good)}, i))
                 frames[-1].timings["encode_s"] = time.perf_counter() - g1
-                self.encode_s += frames[-1].timings["encode_s"]
             if self.metrics:
                 self.metrics.frames(len(frames))
             return frames
@@ -329,26 +342,35 @@ class _RenderWorker:
 
     def _frame(self, lease: Lease, cam: dict, value: dict, timings: dict, view: int) -> Frame:
         """Decode a grab's payload, check it, and encode the job's files."""
+        clock = self.clock
+        d0 = time.perf_counter()
         cap = capture.decode(value["frame"], far=cam["far"])
+        page_s = cap.page_ms / 1000.0
+        clock.add("page", page_s)
+        clock.add("transfer", max(0.0, timings["grab_s"] - page_s))
+        clock.mode(cap.page.get("mode"), cap.page.get("why"))
         if cap.state != view:  # the page set another job's joints for this view
             raise RenderError(f"job {lease.job_id}: view {view} showed the state of job "
                               f"{cap.state} of its update")
         if (cap.height, cap.width) != (cam["height"], cam["width"]):
             raise RenderError(f"job {lease.job_id}: browser returned {cap.width}x{cap.height}, "
                               f"asked for {cam['width']}x{cam['height']}")
-        out = {"image": files.encode_image(cap.rgb)}
-        for kind, on, array, encode in (("depth", self.opt.depth, cap.depth, files.encode_depth),
-                                        ("mask", self.opt.masks, cap.mask, files.encode_mask)):
-            if not on:
-                continue
-            if array is None:
-                raise RenderError(f"job {lease.job_id}: the page returned no {kind} pass")
-            out[kind] = encode(array)
         objects = None
         if self.opt.masks:
             if cap.objects is None:
                 raise RenderError(f"job {lease.job_id}: the page returned no labels")
             objects = labels.objects(cap.objects, cap.mask, self._instances)
+        e0 = time.perf_counter()
+        clock.add("decode", e0 - d0)
+        out = {"image": files.encode_image(cap.rgb, self.opt.image_format)}
+        for kind, on, array in (("depth", self.opt.depth, cap.depth),
+                                ("mask", self.opt.masks, cap.mask)):
+            if not on:
+                continue
+            if array is None:
+                raise RenderError(f"job {lease.job_id}: the page returned no {kind} pass")
+            out[kind] = files.encode(kind, array, self.opt)
+        clock.add("encode", time.perf_counter() - e0)
         return Frame(lease, out, camera.camera_record(cam), self.id, timings,
                      self.info["node_id"], self._instances if self.opt.masks else None, objects)
 

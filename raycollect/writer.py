@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from . import constants as C
-from .files import PASS_NAMES, SUFFIXES, load
+from .files import PASS_NAMES, SUFFIXES, load, suffix
 from .errors import OutputError
 from .jobs import Result
 
@@ -180,7 +180,7 @@ class OutputWriter:
         staged = []
         folder = self._frames_dir
         for kind, data in r.files.items():
-            name = f"{r.job_id}{SUFFIXES[kind]}"
+            name = f"{r.job_id}{suffix(kind, data)}"
             tmp = f"{folder}/.{name}.{token}{TMP_SUFFIX}"
             with open(tmp, "wb") as f:
                 f.write(data)

@@ -93,3 +93,12 @@ def kind_scene(params):
                                        position=[x, 0, 0])}[kind]()
     return [AmbientLight(key="amb", intensity=1.0),
             DirectionalLight(key="sun", position=[0, 2, 4], intensity=1.0), element]
+
+
+# An opaque material that does not write depth cannot be drawn exactly in the one render
+# that makes colour, depth and ids (raycollect/capture.js): a scene that holds one takes the
+# separate passes. This box sits behind every CAMERAS pose, out of view.
+def depth_scene_separate(params):
+    return [*depth_scene(params),
+            Box(key="nodepth", args=[0.1, 0.1, 0.1], position=[0, 0, 60], materialType="basic",
+                material={"depthWrite": False})]
