@@ -24,6 +24,7 @@ import sys
 import time
 import traceback
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,8 @@ class _RenderWorker:
         self._started = time.monotonic()
         self.driver_wait_s = 0.0  # time blocked handing frames over (driver backpressure)
         self.clock = StageClock()  # where a frame's time goes (raycollect/metrics.py)
+        # One thread decodes and encodes frames while the loop takes the page's next one.
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix=f"rc-encode-{worker_id}")
         self.metrics: WorkerMetrics | None = None
 
     # --- setup -------------------------------------------------------------------------
@@ -265,14 +268,7 @@ class _RenderWorker:
             settle_s += t1 - s0
             clock.add("settle", settle_s)
             clock.add("update", t1 - t0 - settle_s)
-            frames = []
-            for i, (lease, cam) in enumerate(good):
-                g0 = time.perf_counter()
-                value = await page.grab(session, stage.view_key(i))
-                g1 = time.perf_counter()
-                frames.append(self._frame(lease, cam, value, {
-                    "settle_s": t1 - t0, "grab_s": g1 - g0, "batch": len(good)}, i))
-                frames[-1].timings["encode_s"] = time.perf_counter() - g1
+            frames = await self._grab_all(session, good, t1 - t0)
             if self.metrics:
                 self.metrics.frames(len(frames))
             return frames
@@ -287,6 +283,40 @@ class _RenderWorker:
         except RaycollectError as e:
             return await self._failed(good, e)
         return []
+
+    async def _grab_all(self, session, good: list, settle_s: float) -> list[Frame]:
+        """Grab every view of the update, in order. The page draws view i + 1 while this
+        worker decodes and encodes view i (in its own thread, off the event loop that
+        carries the page's answers): the browser's render and the worker's encode overlap
+        instead of taking turns on the same cores."""
+        page, stage = self.page, self.page.stage
+        loop = asyncio.get_running_loop()
+
+        async def timed(i: int) -> tuple[dict, float]:
+            g0 = time.perf_counter()
+            value = await page.grab(session, stage.view_key(i))
+            return value, time.perf_counter() - g0
+
+        frames: list[Frame] = []
+        pending = asyncio.ensure_future(timed(0))
+        try:
+            for i, (lease, cam) in enumerate(good):
+                value, grab_s = await pending
+                if i + 1 < len(good):
+                    pending = asyncio.ensure_future(timed(i + 1))
+                    await asyncio.sleep(0)  # the next grab's request goes out first
+                e0 = time.perf_counter()
+                frame = await loop.run_in_executor(self._encoder, self._frame, lease, cam, value,
+                                                   {"settle_s": settle_s, "grab_s": grab_s,
+                                                    "batch": len(good)}, i)
+                frame.timings["encode_s"] = time.perf_counter() - e0
+                frames.append(frame)
+        finally:
+            if not pending.done():
+                pending.cancel()
+            elif not pending.cancelled():
+                pending.exception()  # a failed look-ahead grab is the batch's failure, not a leak
+        return frames
 
     async def _failed(self, good: list, error: RaycollectError) -> list:
         """A batch that failed with one of our errors: each of its jobs as the error says."""

@@ -158,6 +158,7 @@ def check_output(out, expected_ids, run=None, faults: int = 0) -> list[dict]:
     where they happen (check_renders)."""
     from pathlib import Path
 
+    from raycollect import constants as C
     from raycollect.files import load
 
     manifest = read_jsonl(out / "manifest.jsonl")
@@ -169,7 +170,9 @@ def check_output(out, expected_ids, run=None, faults: int = 0) -> list[dict]:
     files = sorted(p.name for p in (out / "frames").iterdir())
     listed = sorted(Path(f).name for m in manifest for f in m["files"].values())
     assert files == listed, "frames/ differs from the manifest"
-    assert all(f"{m['job_id']}.png" == Path(m["files"]["image"]).name for m in manifest)
+    suffixes = {suffix for suffix, _ in C.IMAGE_FORMATS.values()}
+    assert all(Path(m["files"]["image"]).name in {f"{m['job_id']}{s}" for s in suffixes}
+               for m in manifest)
     for m in manifest:
         for kind, name in m["files"].items():
             load(out / name, kind)  # a truncated file raises here

@@ -1,4 +1,5 @@
-"""Datasets where users train: rc.read (Ray Data) and the nerfstudio export, over real runs."""
+"""Datasets where users train: rc.read (Ray Data) and the nerfstudio export, over real runs,
+in every image format."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 
 import raycollect as rc
-from conftest import read_jsonl, render_all
+from conftest import check_output, read_jsonl, render_all
 from raycollect.cli import main
 from scenes import TARGET, dot_scene
 
@@ -77,3 +78,32 @@ def test_nerfstudio_export_places_the_dot_where_it_is(dot_output):
         assert np.abs(depth_mm[depth > 0] - depth[depth > 0] * 1000).max() <= 0.5
         mask = np.asarray(Image.open(dot_output / f["mask_path"]))
         assert set(np.unique(mask)) <= {0, 255} and (mask == 255).sum() >= 3
+
+
+@pytest.mark.parametrize("fmt", ["webp", "npy"])
+def test_every_image_format_holds_the_pixels_of_the_default(ray_local, chromium, tmp_path, fmt):
+    """image_format="webp" / "npy" frames are the default PNG's pixels, and every reader
+    reads them: Result.image, rc.read, the contact sheet, the nerfstudio and BOP exports."""
+    jobs = [{"camera": {"matrix": rc.look_at(eye, at).tolist(), "fov": 50, "width": 160,
+                        "height": 120}} for eye, at in CAMS[:2]]
+    png, _ = render_all(jobs, scene=dot_scene, workers=1)
+    out = tmp_path / fmt
+    results, run = render_all(jobs, scene=dot_scene, out=out, workers=1, depth=True,
+                              masks=True, image_format=fmt)
+    manifest = check_output(out, png, run)
+    for m in manifest:
+        assert m["files"]["image"].endswith(f".{fmt}")
+        assert np.array_equal(results[m["job_id"]].image, png[m["job_id"]].image)
+        assert (png[m["job_id"]].image > 60).any()  # the dot is there to compare
+    rows = {r["job_id"]: r for r in rc.read(out).take_all()}
+    assert all(np.array_equal(rows[k]["image"], png[k].image) for k in png)
+    assert (out / "contact_sheet.png").exists()
+    assert main(["export", str(out), "--format", "nerfstudio"]) == 0
+    for f in json.loads((out / "transforms.json").read_text())["frames"]:
+        job_id = next(m["job_id"] for m in manifest if m["camera"]["matrix"] == f["transform_matrix"])
+        with Image.open(out / f["file_path"]) as im:  # what nerfstudio's loader does
+            assert np.array_equal(np.asarray(im.convert("RGB")), png[job_id].image)
+    assert main(["export", str(out), "--format", "bop"]) == 0
+    for im_id, m in enumerate(manifest):
+        with Image.open(out / "bop" / "000000" / "rgb" / f"{im_id:06d}.png") as im:
+            assert im.format == "PNG" and np.array_equal(np.asarray(im), png[m["job_id"]].image)

@@ -38,6 +38,7 @@ def _rows(tmp):
         (["run", "--views-per-update", "15"], "at most 14"),
         (["run", "--masks", "parts"], "--masks"),
         (["run", "--up", "x"], "--up"),
+        (["run", "--image-format", "jpeg"], "--image-format"),
         (["run", "--assets", str(tmp / "no-such-dir")], "--assets"),
         (["run", "--assets", str(afile)], "--assets"),
         (["run", "--out", str(afile)], "is a file"),
@@ -54,7 +55,7 @@ def _rows(tmp):
     ]
 
 
-ROW_COUNT = 24
+ROW_COUNT = 25
 
 
 @pytest.mark.parametrize("row", range(ROW_COUNT))

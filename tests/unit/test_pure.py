@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import socket
 import struct
+from io import BytesIO
 
 import numpy as np
 import pytest
 
 import raycollect as rc
-from raycollect import assets, capture, camera, cluster, files, stage
+from raycollect import assets, capture, camera, cluster, constants as C, files, stage
+from raycollect.config import Config
 from raycollect.errors import (BrokenModel, InvalidJob, NoBrowser, RenderError, RunFailed,
                                disposition)
 from raycollect.jobs import MalformedJob, content_id, prepare, read_jsonl
@@ -27,8 +29,6 @@ def test_look_at_is_a_rigid_camera_looking_at_its_target():
 
 
 def test_camera_validation_names_the_field():
-    from raycollect import constants as C
-
     good = {"camera": {"matrix": np.eye(4).tolist(), "fov": 50, "width": 64, "height": 48}}
     assert camera.validate("j", good)["near"] == C.DEFAULT_NEAR
     for field, bad in (("camera.fov", {"fov": 0}), ("camera.width", {"width": 0}),
@@ -54,9 +54,7 @@ def test_job_ids_are_stable_and_keys_are_checked(tmp_path):
 
 # --- options: bad ones are refused before anything starts ---------------------------------
 def test_views_per_update_is_bounded_by_the_pages_webgl_contexts(capsys):
-    from raycollect import constants as C
     from raycollect.cli import main
-    from raycollect.config import Config
 
     assert Config(views_per_update=C.MAX_VIEWS_PER_UPDATE).views_per_update == 14
     with pytest.raises(ValueError, match=r"views_per_update must be at most 14.*got 15"):
@@ -108,6 +106,49 @@ def test_files_round_trip_exactly():
     assert np.array_equal(files.decode("image", files.encode_image(rgb)), rgb)
     assert np.array_equal(files.decode("depth", files.encode_depth(depth)), depth)
     assert np.array_equal(files.decode("mask", files.encode_mask(mask)), mask)
+
+
+def test_every_image_format_round_trips_and_is_told_by_its_bytes():
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    for h, w in ((7, 9), (480, 640)):  # odd rows (no alignment to lean on) and a real size
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        rgb[h // 2:] = rgb[h // 2]  # flat rows too, what the "up" filter turns into zeros
+        for fmt, (suffix, _) in C.IMAGE_FORMATS.items():
+            data = files.encode_image(rgb, fmt)
+            assert files.suffix("image", data) == suffix, fmt
+            assert np.array_equal(files.decode("image", data), rgb), fmt
+        # The default PNG, read by a decoder raycollect did not write: PIL's own.
+        png = files.encode_image(rgb)
+        with Image.open(BytesIO(png)) as im:
+            assert im.format == "PNG" and im.mode == "RGB"
+            assert np.array_equal(np.asarray(im), rgb)
+        ids = rng.integers(0, C.MAX_INSTANCES + 1, (h, w)).astype(np.uint16)
+        with Image.open(BytesIO(files.encode_mask(ids))) as im:
+            assert np.array_equal(np.asarray(im).astype(np.uint16), ids)
+    with pytest.raises(ValueError, match="image format"):
+        files.encode_image(rgb, "jpeg")
+
+
+def test_config_names_a_bad_image_format():
+    with pytest.raises(ValueError, match="image_format must be one of"):
+        Config(image_format="jpeg")
+    assert Config(image_format="webp").image_format == "webp"
+
+
+def test_the_summary_shows_where_a_frame_s_time_goes():
+    from raycollect.metrics import STAGES, StageClock, per_worker
+
+    clock = StageClock()
+    for stage_name, s in (("page", 3.0), ("transfer", 1.0), ("encode", 0.5)):
+        clock.add(stage_name, s)
+    clock.mode("mrt")
+    clock.mode("separate", "a GLSL ES 1.00 raw shader")
+    out = per_worker({"w0": {"frames": 100, "seconds": 10.0, **clock.snapshot()}})["w0"]
+    assert set(out["stage_ms_per_frame"]) == set(STAGES)
+    assert out["stage_ms_per_frame"]["page"] == 30.0 and out["limit"] == "page"
+    assert out["pass_modes"] == {"mrt": 1, "separate: a GLSL ES 1.00 raw shader": 1}
 
 
 # --- stage: the revision marker -------------------------------------------------------------
