@@ -6,8 +6,8 @@
   P2  rc.render frames/s with 2 workers / 1 worker, target >= 1.4 on 2 cores
   P3  camera-only jobs (a new pose every frame) / repeated grabs of an unchanged scene,
       target >= 0.5
-  G1  rc.render 1 worker with depth / RGB only, G2 with depth and masks / RGB only: what
-      each ground-truth pass costs
+  (What each ground-truth pass costs, G1 and G2, and the encode, stage and browser-limit
+  rows: scripts/bench_frames.py.)
   B1  rc.render 1 worker with a label in every job's params that the scene ignores
       ("view": i) / without it, target >= 0.95 (batches are keyed by the scene's content)
   D1  the driver's own CPU per recorded frame in a real run at 640x480 written to disk
@@ -244,7 +244,7 @@ def main() -> None:
     jobs = rc.orbit(args.frames, *size)
     # The machine is shared and noisy: measure in alternating rounds and take medians, so
     # every ratio compares figures taken side by side.
-    plain, unchanged, one, two, depth, both, labelled = [], [], [], [], [], [], []
+    plain, unchanged, one, two, labelled = [], [], [], [], []
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     for r in range(args.rounds):
         p, u = asyncio.run(_plain(jobs, k, repeat_grabs=200))
@@ -252,18 +252,13 @@ def main() -> None:
         unchanged.append(u)
         one.append(pipeline(rc.orbit(args.frames, *size, radius=4.0 + 0.01 * r), 1, k))
         two.append(pipeline(rc.orbit(args.frames, *size, radius=4.5 + 0.01 * r), 2, k))
-        depth.append(pipeline(rc.orbit(args.frames, *size, radius=5.0 + 0.01 * r), 1, k,
-                              depth=True))
-        both.append(pipeline(rc.orbit(args.frames, *size, radius=5.5 + 0.01 * r), 1, k,
-                             depth=True, masks=True))
         labelled.append(pipeline([{**j, "view": i} for i, j in
                                   enumerate(rc.orbit(args.frames, *size, radius=6.0 + 0.01 * r))],
                                  1, k))
         print(f"round {r + 1}: plain {p:.1f}, unchanged {u:.1f}, 1 worker {one[-1]:.1f}, "
-              f"2 workers {two[-1]:.1f}, 1 worker rgb+depth {depth[-1]:.1f}, "
-              f"rgb+depth+masks {both[-1]:.1f}, labelled {labelled[-1]:.1f} frames/s", flush=True)
-    plain, unchanged, one, two, depth, both, labelled = (
-        statistics.median(x) for x in (plain, unchanged, one, two, depth, both, labelled))
+              f"2 workers {two[-1]:.1f}, labelled {labelled[-1]:.1f} frames/s", flush=True)
+    plain, unchanged, one, two, labelled = (
+        statistics.median(x) for x in (plain, unchanged, one, two, labelled))
     rows = [
         ("P1 pipeline efficiency", f"{one / plain:.2f}",
          f"rc.render 1 worker {one:.1f} fps / plain loop {plain:.1f} fps  (target >= 0.9)"),
@@ -273,10 +268,6 @@ def main() -> None:
          f"{one:.1f} fps new pose every frame / {unchanged:.1f} fps repeated grabs  (target >= 0.5)"),
         ("B1 labelled vs unlabelled", f"{labelled / one:.2f}",
          f"{labelled:.1f} fps with 'view': i in the params / {one:.1f} fps  (target >= 0.95)"),
-        ("G1 rgb+depth vs rgb", f"{depth / one:.2f}",
-         f"{depth:.1f} fps / {one:.1f} fps, 1 worker"),
-        ("G2 rgb+depth+masks vs rgb", f"{both / one:.2f}",
-         f"{both:.1f} fps / {one:.1f} fps, 1 worker"),
     ]
     ray.shutdown()
     rows.append(d1_row())
