@@ -16,18 +16,15 @@ in its model (the scale is taken out of the element-to-world matrix by polar dec
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .errors import RaycollectError
-from .files import load
-from .writer import read_manifest
+from .files import png_bytes
+from .manifest import FrameReader, as_location, read_manifest
 
-BOP_DIR = Path("bop") / "000000"
+BOP_DIR = "bop/000000"
 MM_PER_M = 1000.0
 UINT16_MAX = 65535
 # Finest first: the depth scale of an image is the finest at which its farthest pixel fits.
@@ -59,36 +56,36 @@ def depth_scale(depth_m: np.ndarray) -> float:
     return DEPTH_SCALES[-1]
 
 
-def bop(out: str | Path) -> Path:
-    root = Path(out)
-    lines = read_manifest(root)
+def bop(out: str | Path, storage_options: dict | None = None) -> str:
+    loc = as_location(out, storage_options)
+    reader = FrameReader(loc)
+    lines = read_manifest(loc)
     if not lines:
         raise RaycollectError(f"{out} has no finished frames (manifest.jsonl is missing or empty)")
     if any(k not in m["files"] for m in lines for k in ("mask", "depth")) or \
             any("objects" not in m for m in lines):
         raise RaycollectError(f"{out}: the bop export needs depth, masks and labels: render "
                               f"with depth=True, masks=True (raycollect run --depth --masks)")
-    scene = root / BOP_DIR
-    for sub in ("rgb", "depth", "mask_visib"):
-        (scene / sub).mkdir(parents=True, exist_ok=True)
+    scene = BOP_DIR
     cameras, gts, infos = {}, {}, {}
     for im, m in enumerate(lines):
         cam = m["camera"]
-        image, rgb = root / m["files"]["image"], scene / "rgb" / f"{im:06d}.png"
-        if image.suffix == ".png":
-            shutil.copyfile(image, rgb)
-        else:  # image_format webp or npy: BOP's rgb/ holds PNGs
-            Image.fromarray(load(image, "image")).save(rgb)
-        depth = load(root / m["files"]["depth"], "depth")
+        image = m["files"]["image"]
+        if image.endswith(".png") and not m.get("shard"):
+            loc.write(f"{scene}/rgb/{im:06d}.png", reader.bytes(m, "image"))
+        else:  # image_format webp or npy, or a shard's member: BOP's rgb/ holds PNG files
+            loc.write(f"{scene}/rgb/{im:06d}.png", png_bytes(reader.load(m, "image")))
+        depth = reader.load(m, "depth")
         scale = depth_scale(depth)
-        Image.fromarray(np.clip(np.rint(depth.astype(np.float64) * MM_PER_M / scale), 0,
-                                UINT16_MAX).astype(np.uint16)).save(scene / "depth" / f"{im:06d}.png")
+        loc.write(f"{scene}/depth/{im:06d}.png", png_bytes(
+            np.clip(np.rint(depth.astype(np.float64) * MM_PER_M / scale), 0,
+                    UINT16_MAX).astype(np.uint16)))
         w2c = world_to_camera(cam["matrix"])
         cameras[str(im)] = {"cam_K": np.asarray(cam["K"], dtype=float).ravel().tolist(),
                             "depth_scale": scale,
                             "cam_R_w2c": w2c[:3, :3].ravel().tolist(),
                             "cam_t_w2c": (w2c[:3, 3] * MM_PER_M).tolist()}
-        mask = load(root / m["files"]["mask"], "mask")
+        mask = reader.load(m, "mask")
         gt, info = [], []
         objs = [o for o in m["objects"].values() if o.get("pose") is not None]
         for k, obj in enumerate(sorted(objs, key=lambda o: o["id"])):
@@ -97,12 +94,10 @@ def bop(out: str | Path) -> Path:
                        "cam_t_m2c": (m2c[:3, 3] * MM_PER_M).tolist()})
             info.append({"bbox_visib": obj["bbox"] or [-1, -1, -1, -1],
                          "px_count_visib": int(obj["px"])})
-            Image.fromarray(((mask == obj["id"]) * 255).astype(np.uint8)).save(
-                scene / "mask_visib" / f"{im:06d}_{k:06d}.png")
+            loc.write(f"{scene}/mask_visib/{im:06d}_{k:06d}.png",
+                      png_bytes(((mask == obj["id"]) * 255).astype(np.uint8)))
         gts[str(im)], infos[str(im)] = gt, info
     for name, doc in (("scene_camera.json", cameras), ("scene_gt.json", gts),
                       ("scene_gt_info.json", infos)):
-        tmp = scene / (name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1))
-        os.replace(tmp, scene / name)
-    return scene
+        loc.write(f"{scene}/{name}", json.dumps(doc, indent=1).encode("utf-8"))
+    return f"{loc.url}/{scene}"

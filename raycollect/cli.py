@@ -61,7 +61,14 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scene", metavar="module:function", help="scene function [built-in demo]")
     p.add_argument("--workers", type=_workers, default=C.DEFAULT_WORKERS,
                    help="render workers, or 'auto' for one per CPU [%(default)s]")
-    p.add_argument("--out", default=C.DEFAULT_OUT, help="output directory [%(default)s]")
+    p.add_argument("--out", default=C.DEFAULT_OUT,
+                   help="output directory, or an object store URL (s3://bucket/prefix) that "
+                        "the workers write to [%(default)s]")
+    p.add_argument("--endpoint-url", metavar="URL",
+                   help="an S3-compatible server for an s3:// --out [$AWS_ENDPOINT_URL]")
+    p.add_argument("--shard-size", type=_positive(int, "--shard-size"), default=0, metavar="N",
+                   help="pack frames N to a WebDataset tar shard (shards/) instead of one "
+                        "file per pass")
     p.add_argument("--address", default=None,
                    help="Ray cluster address ('auto' joins a running one, 'local' starts a "
                         "new local Ray) [a live recorded cluster, else a local Ray]")
@@ -92,6 +99,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _endpoint(args: argparse.Namespace) -> dict | None:
+    """fsspec options naming --endpoint-url, when given."""
+    return {"endpoint_url": args.endpoint_url} if getattr(args, "endpoint_url", None) else None
+
+
 def _fail(message: str) -> int:
     print(f"raycollect: error: {message}", file=sys.stderr)
     return 2
@@ -102,6 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .errors import JournalDamaged, OutputBusy, RaycollectError
     from .jobs import read_jsonl
     from .scene import load_scene, orbit
+    from .store import is_url, location
 
     # Everything a command line can get wrong is checked here, before Ray starts.
     if args.masks not in (True, False, C.MASKS_LINKS):
@@ -110,10 +123,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail(f"--jobs {args.jobs}: no such file")
     if args.assets and not Path(args.assets).is_dir():
         return _fail(f"--assets {args.assets}: no such directory")
-    if args.out and "://" in args.out:
-        return _fail(f"--out {args.out}: takes a local directory (or one on a shared "
-                     f"filesystem); a URL is not an output raycollect can write")
-    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+    if args.out and is_url(args.out):
+        # The URL, the bucket and the credentials, checked before Ray starts.
+        try:
+            location(args.out, _endpoint(args)).check()
+        except RaycollectError as e:
+            return _fail(str(e))
+    elif args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         return _fail(f"--out {args.out}: is a file, not a directory")
     try:
         load_scene(args.scene)
@@ -125,6 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                  lease_ttl=args.lease_ttl, max_attempts=args.max_attempts,
                  views_per_update=args.views_per_update, depth=args.depth, masks=args.masks,
                  up=args.up, assets=args.assets, image_format=args.image_format,
+                 endpoint_url=args.endpoint_url, shard_size=args.shard_size,
                  progress=not args.no_progress)
     try:
         for _ in run:
@@ -138,8 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     print(f"raycollect: {run.summary.line()}")
     if run.summary.get("out"):
-        print(f"raycollect: output in {run.summary['out']} (manifest.jsonl, frames/, "
-              f"contact_sheet.png, failures.jsonl)")
+        print(f"raycollect: output in {run.summary['out']} (manifest, "
+              f"{'shards/' if args.shard_size else 'frames/'}, contact_sheet.png, failures.jsonl)")
     return 1 if run.summary["failed"] else 0
 
 
@@ -148,10 +165,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .queue import JobQueue
 
     if args.out:
-        from .writer import output_status
+        from .manifest import output_status
 
         try:
-            print(json.dumps(output_status(args.out)))
+            print(json.dumps(output_status(args.out, _endpoint(args))))
         except RaycollectError as e:
             return _fail(str(e))
         return 0
@@ -221,7 +238,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import export
 
     try:
-        path = export(args.out, args.format, categories=args.categories)
+        path = export(args.out, args.format, categories=args.categories,
+                      storage_options=_endpoint(args))
     except RaycollectError as e:
         print(f"raycollect: {e}", file=sys.stderr)
         return 2
@@ -253,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="counts of a running queue, or of an output dir")
     status.add_argument("--queue", default=C.DEFAULT_QUEUE_NAME)
     status.add_argument("--address", default="auto")
-    status.add_argument("--out", help="report on this output directory instead")
+    status.add_argument("--out", help="report on this output (a directory or a store URL) instead")
+    status.add_argument("--endpoint-url", metavar="URL", help="S3-compatible server of an s3:// "
+                                                            "--out [$AWS_ENDPOINT_URL]")
     browsers = sub.add_parser("browsers", help="keep a headless browser on each worker of this node")
     browsers.add_argument("--address", default="auto")
     browsers.add_argument("--queue", default=C.DEFAULT_QUEUE_NAME)
@@ -261,11 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     browsers.add_argument("--recycle", type=int, default=C.BROWSER_RECYCLE_JOBS,
                           help="restart a browser after this many frames [%(default)s]")
     export = sub.add_parser("export", help="write a finished output in another tool's format")
-    export.add_argument("out", help="the output directory of a run")
+    export.add_argument("out", help="the output of a run (a directory or a store URL)")
     export.add_argument("--format", required=True, choices=C.EXPORT_FORMATS,
                         help="nerfstudio: OUT/transforms.json (also read by instant-ngp); coco: "
                              "OUT/coco.json (instances, RLE masks); bop: OUT/bop/000000/ "
                              "(BOP scenewise); coco and bop need a run with --masks")
+    export.add_argument("--endpoint-url", metavar="URL", help="S3-compatible server of an "
+                                                            "s3:// OUT [$AWS_ENDPOINT_URL]")
     export.add_argument("--categories", help="coco: a JSON file of {element key: category name} "
                                              "[each key its own category]")
     repair = sub.add_parser("repair", help="rebuild an output's damaged queue journal from its "
@@ -277,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in C.QUIET_LOGGERS:  # "found credentials in ...": not ours to report each run
+        logging.getLogger(name).setLevel(logging.WARNING)
     return {"run": cmd_run, "status": cmd_status, "browsers": cmd_browsers,
             "export": cmd_export, "repair": cmd_repair}[args.command](args)
 

@@ -1,7 +1,7 @@
 """`raycollect export OUT --format coco`: OUT/coco.json, COCO instances with RLE masks.
 
-One image per manifest line (`file_name` relative to OUT, `width`, `height`, and raycollect's
-`job_id`), one annotation per labelled object that the frame shows (`objects` of a run with
+One image per manifest line (`file_name` relative to OUT, or for a sharded output the
+member of the shard named by `shard`; `width`, `height`, and raycollect's `job_id`), one annotation per labelled object that the frame shows (`objects` of a run with
 masks: raycollect/labels.py): `segmentation` is compressed RLE of exactly the pixels whose
 mask id is the object's, `bbox` is tight on them, `area` is their count, `iscrowd` 0.
 Categories are the element keys ("robot/link" keys too, with masks="links"), or what a user
@@ -13,15 +13,13 @@ back each frame's mask for that id, bit for bit.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .errors import RaycollectError
-from .files import load
 from .labels import LINK_SEPARATOR
-from .writer import read_manifest
+from .manifest import FrameReader, as_location, read_manifest
 
 COCO_FILE = "coco.json"
 
@@ -63,9 +61,11 @@ def _category(key: str, mapping: dict | None) -> str:
     return str(mapping.get(robot, key))
 
 
-def coco(out: str | Path, categories: dict | None = None) -> Path:
-    root = Path(out)
-    lines = read_manifest(root)
+def coco(out: str | Path, categories: dict | None = None,
+         storage_options: dict | None = None) -> str:
+    loc = as_location(out, storage_options)
+    reader = FrameReader(loc)
+    lines = read_manifest(loc)
     if not lines:
         raise RaycollectError(f"{out} has no finished frames (manifest.jsonl is missing or empty)")
     if any("mask" not in m["files"] or "objects" not in m for m in lines):
@@ -77,8 +77,9 @@ def coco(out: str | Path, categories: dict | None = None) -> Path:
         cam = m["camera"]
         image_id = index + 1
         images.append({"id": image_id, "file_name": m["files"]["image"], "job_id": m["job_id"],
-                       "width": int(cam["width"]), "height": int(cam["height"])})
-        mask = load(root / m["files"]["mask"], "mask")
+                       "width": int(cam["width"]), "height": int(cam["height"]),
+                       **({"shard": m["shard"]} if m.get("shard") else {})})
+        mask = reader.load(m, "mask")
         for key, obj in sorted(m["objects"].items(), key=lambda kv: kv[1]["id"]):
             if not obj["px"]:
                 continue
@@ -90,12 +91,9 @@ def coco(out: str | Path, categories: dict | None = None) -> Path:
                 "segmentation": rle(mask == obj["id"]), "area": int(obj["px"]),
                 "bbox": [float(x), float(y), float(w), float(h)], "iscrowd": 0,
                 "instance_id": obj["id"], "key": key})
-    doc = {"info": {"description": f"raycollect output {root.resolve().name}"},
+    doc = {"info": {"description": f"raycollect output {loc.url}"},
            "images": images, "annotations": annotations,
            "categories": [{"id": i, "name": n, "supercategory": n.split(LINK_SEPARATOR)[0]}
                           for n, i in names.items()]}
-    path = root / COCO_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, path)
-    return path
+    loc.write(COCO_FILE, json.dumps(doc).encode("utf-8"))
+    return f"{loc.url}/{COCO_FILE}"

@@ -20,7 +20,17 @@ UP_AXES, MASKS_LINKS = C.UP_AXES, C.MASKS_LINKS
 class Config:
     # --- where and how many
     workers: int | str = C.DEFAULT_WORKERS  # an int, or "auto": one per CPU slot
-    out: str | None = None  # output directory; None: results only, nothing written
+    # output directory, or an object store URL (s3://bucket/prefix, gs://...; fsspec's);
+    # None: results only, nothing written
+    out: str | None = None
+    # for a store output: fsspec's options for the URL's filesystem (key, secret, ...), and
+    # the endpoint of an S3-compatible server (else AWS_ENDPOINT_URL, as boto3 reads it)
+    storage_options: dict | None = None
+    endpoint_url: str | None = None
+    # seconds a store output that fails is retried (with backoff) before the run stops
+    store_retry: float = C.STORE_RETRY_SECONDS
+    # 0: one file per pass; N: frames packed N to a WebDataset tar shard (shards/)
+    shard_size: int = 0
     address: str | None = None  # Ray cluster; None: a live recorded one, else a local Ray
     browsers: str = "managed"  # "managed": raycollect starts Chromium; "external": you do
     chromium: str | None = None  # the browser binary for managed browsers [found on PATH]
@@ -56,12 +66,17 @@ class Config:
     def __post_init__(self):
         if self.browsers not in ("managed", "external"):
             raise ValueError(f"browsers must be 'managed' or 'external', got {self.browsers!r}")
-        for name in ("lease_ttl", "max_attempts", "views_per_update", "session_timeout"):
+        for name in ("lease_ttl", "max_attempts", "views_per_update", "session_timeout",
+                     "store_retry"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if self.masks not in (True, False, MASKS_LINKS):
             raise ValueError(f"masks must be True, False or {MASKS_LINKS!r}, got {self.masks!r}")
+        if isinstance(self.shard_size, bool) or not isinstance(self.shard_size, int) \
+                or self.shard_size < 0:
+            raise ValueError(f"shard_size must be 0 (no shards) or a positive number of frames, "
+                             f"got {self.shard_size!r}")
         if self.image_format not in C.IMAGE_FORMATS:
             raise ValueError(f"image_format must be one of {', '.join(map(repr, C.IMAGE_FORMATS))}, "
                              f"got {self.image_format!r}")
@@ -80,6 +95,26 @@ class Config:
             raise TypeError(f"unknown option(s) {', '.join(unknown)}; options: "
                             f"{', '.join(sorted(names))}")
         return dataclasses.replace(self, **changes)
+
+    def location(self):
+        """Where the output's bytes go (raycollect/store.py), or None without an output."""
+        from .store import location
+
+        if self.out is None:
+            return None
+        opts = dict(self.storage_options or {})
+        if self.endpoint_url:
+            opts["endpoint_url"] = self.endpoint_url
+        loc = location(self.out, opts)
+        if hasattr(loc, "retry_seconds"):
+            loc.retry_seconds = self.store_retry
+        return loc
+
+    @property
+    def to_store(self) -> bool:
+        from .store import is_url
+
+        return is_url(self.out)
 
     @property
     def passes(self) -> tuple[str, ...]:

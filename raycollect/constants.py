@@ -164,6 +164,26 @@ WORKER_REPLACE_LIMIT = 20
 LOCK_HEARTBEAT = 5.0
 LOCK_STALE = 60.0
 LOCK_ATTEMPTS = 5  # takeovers raced and lost before giving up
+# A store output's lock is written, then read back this much later: of two runs racing for
+# it, the one whose token is not there is refused (an object store has no create-if-absent).
+LOCK_SETTLE = 1.0
+STATE_DIR = ".raycollect"  # an output's queue journal and lock
+
+# --- object store outputs (raycollect/store.py) and shards (raycollect/shards.py) -----------
+# A store that fails is retried with backoff (first, longest wait) for this long, then the run
+# stops with the store and the key named.
+STORE_RETRY_SECONDS = 120.0
+STORE_RETRY_FIRST = 0.5
+STORE_RETRY_MAX = 8.0
+SHARD_INDEX_CACHE = 64  # shard indexes a reader keeps
+QUIET_LOGGERS = ("aiobotocore", "botocore", "s3fs", "fsspec")  # INFO lines of the store's client
+# A store output's frame objects carry this many characters of their attempt's lease token.
+ATTEMPT_TAG = 12
+# A store output's manifest is written in parts: one every this many seconds or lines.
+STORE_PART_SECONDS = 5.0
+STORE_PART_LINES = 10_000
+# A worker with frames in an open shard and nothing to render for this long closes it.
+SHARD_IDLE_FLUSH = 1.0
 
 # Choices the CLI offers, here so that parsing a command line imports nothing heavy.
 UP_AXES = ("y", "z")  # a world's up axis (raycollect/camera.py)

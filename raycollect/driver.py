@@ -27,14 +27,15 @@ from . import assets as asset_folder, camera, cluster, constants as C, metrics
 from . import scene as scenes
 from .browser import find_chromium
 from .config import Config
-from .errors import InvalidJob, RaycollectError, RunFailed, OutputError
+from .errors import InvalidJob, OutputError, RaycollectError, RunFailed, StoreError
 from .jobs import MalformedJob, Result, prepare
 from .pool import WorkerPool
 from .queue import JobQueue
 from .records import Failure, Summary
 from .lock import OutputLock
 from .repair import check_journal
-from .writer import STATE_DIR, OutputWriter, output_error
+from .store import StoreLock
+from .writer import STATE_DIR, OutputWriter, StoreWriter, output_error, writer_for
 
 log = logging.getLogger(__name__)
 
@@ -179,16 +180,20 @@ class Run:
         """The run, holding its output (one writer per output, raycollect/lock.py) and with
         its journal checked, both before Ray starts."""
         lock = None
-        if self.config.out is not None:
-            state = Path(self.config.out) / STATE_DIR
+        cfg = self.config
+        if cfg.out is not None and cfg.to_store:
+            lock = StoreLock(cfg.location())
+            lock.acquire()
+        elif cfg.out is not None:
+            state = Path(cfg.out) / STATE_DIR
             try:
                 lock = OutputLock(state)
                 lock.acquire()
             except OSError as e:
-                raise output_error(self.config.out, e) from e
+                raise output_error(cfg.out, e) from e
         try:
-            if lock is not None:
-                check_journal(state / "queue.sqlite", self.config.out)
+            if lock is not None and not cfg.to_store:
+                check_journal(state / "queue.sqlite", cfg.out)
             yield from self._render()
         finally:
             if lock is not None:
@@ -209,15 +214,19 @@ class Run:
         if cfg.assets is not None and not isinstance(cfg.assets, asset_folder.Assets):
             cfg = cfg.replace(assets=asset_folder.prepare(cfg.assets))
         self.config = cfg
-        writer = OutputWriter(cfg.out) if cfg.out is not None else None
+        writer = writer_for(cfg)
+        # Frames of a store output come back without their bytes: a Result reads its arrays
+        # from the store when asked (raycollect/jobs.py).
+        self._location = cfg.location() if cfg.to_store else None
         scratch = None
         if writer is not None:
             journal = writer.journal_path
+            journal.parent.mkdir(parents=True, exist_ok=True)
         else:
             scratch = tempfile.mkdtemp(prefix="raycollect-")
             journal = Path(scratch) / "queue.sqlite"
         self.summary = Summary()
-        bar, feeder = None, None
+        bar, feeder, store_down = None, None, False
         try:
             self.queue = q = self._open_queue(journal)
             # This run renders its own jobs only: what an earlier run over the same output
@@ -236,6 +245,13 @@ class Run:
             feeder.done.wait()
             if feeder.error is not None:
                 raise feeder.error
+        except RaycollectError as e:
+            # The store is gone past its retries (here, or on a worker): what the end of a
+            # run writes to it (failures, contact sheet, the last manifest part) would only
+            # wait as long again. A rerun finishes the output; what was not recorded renders
+            # again.
+            store_down = isinstance(e, StoreError) or isinstance(e.__cause__, StoreError)
+            raise
         finally:
             if feeder is not None:
                 # It stops between chunks; it must not be inside a Ray call once the run is
@@ -244,7 +260,8 @@ class Run:
                 feeder.join(C.FEEDER_STOP_GRACE)
             if bar is not None:
                 bar.close()
-            self._finish(writer, feeder.invalid if feeder else [], t_start)
+            self._finish(None if store_down else writer, feeder.invalid if feeder else [],
+                         t_start)
             if scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
 
@@ -347,7 +364,8 @@ class Run:
             result = Result(lease.job_id, lease.params, camera=frame.camera, worker=frame.worker,
                             attempt=lease.attempt, timings=dict(frame.timings), node=frame.node,
                             instances=frame.instances, objects=frame.objects,
-                            files=frame.files)
+                            files=frame.files, keys=frame.keys, shard=frame.shard,
+                            location=self._location)
             # Already in the output (a rerun over a journal that lost the completion): the
             # lease is completed below, the frame is not written again.
             duplicate = writer is not None and lease.job_id in writer.done
@@ -360,7 +378,7 @@ class Run:
         for (result, pairs, duplicate), ok in zip(staged, accepted):
             if not ok or duplicate:
                 if writer is not None:
-                    writer.discard(pairs)
+                    writer.discard(result, pairs)  # a store's objects of this attempt go too
                 continue
             if writer is not None:
                 result.timings["write_s"] = write_s
@@ -397,16 +415,20 @@ class Run:
             try:
                 writer.write_failures([f.to_json() for f in failures])
                 sheet = writer.contact_sheet()
-            except OutputError as e:  # a full disk: what stopped the run says it already
+            except (OutputError, StoreError) as e:  # what stopped the run says it already
                 log.error("raycollect: %s", e)
             finally:
                 try:
-                    writer.close()
-                except OutputError as e:
+                    if isinstance(writer, StoreWriter):
+                        writer.close(sweep=bool(self.summary.workers_restarted
+                                                or self.summary.leases_expired))
+                    else:
+                        writer.close()
+                except (OutputError, StoreError) as e:
                     log.error("raycollect: %s", e)
             self.summary.frames_on_disk = len(writer.done)
             self.summary.contact_sheet = str(sheet) if sheet else None
-            self.summary.out = str(writer.root)
+            self.summary.out = writer.url
         secs = time.time() - t_start
         self.summary.seconds = round(secs, 2)
         self.summary.frames_per_s = round(self.summary.rendered / secs, 2) if secs else 0.0

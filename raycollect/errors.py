@@ -88,6 +88,11 @@ class OutputError(FatalFault, OSError):
     """The output cannot be written: a full disk, a read-only or failing filesystem."""
 
 
+class StoreError(FatalFault, OSError):
+    """An object store output cannot be reached, read or written (after retries), or its
+    URL, bucket or credentials are wrong (raycollect/store.py)."""
+
+
 class JournalDamaged(FatalFault, RuntimeError):
     """The output's queue journal cannot be read; `raycollect repair OUT` rebuilds it."""
 

@@ -21,8 +21,9 @@ from PIL import Image
 
 from . import constants as C
 from .errors import RaycollectError
-from .files import IMAGE_FORMATS, load
-from .writer import MANIFEST, read_manifest
+from .files import IMAGE_FORMATS, png_bytes
+from .manifest import MANIFEST, FrameReader, as_location, read_manifest
+from .store import is_url
 
 FORMATS = C.EXPORT_FORMATS
 NERFSTUDIO_DIR = "nerfstudio"
@@ -36,10 +37,11 @@ def _intrinsics(cam: dict) -> dict:
             "w": int(cam["width"]), "h": int(cam["height"])}
 
 
-def nerfstudio(out: str | Path) -> Path:
+def nerfstudio(out: str | Path, storage_options: dict | None = None) -> str:
     """Write OUT/transforms.json (and depth/mask PNGs when the output has those passes)."""
-    root = Path(out)
-    lines = read_manifest(root)
+    loc = as_location(out, storage_options)
+    reader = FrameReader(loc)
+    lines = read_manifest(loc)
     if not lines:
         raise RaycollectError(f"{out} has no finished frames ({MANIFEST} is missing or empty)")
     intr = [_intrinsics(m["camera"]) for m in lines]
@@ -47,24 +49,22 @@ def nerfstudio(out: str | Path) -> Path:
     frames = []
     for m, k in zip(lines, intr):
         image = m["files"]["image"]
-        if image.endswith(IMAGE_FORMATS["npy"][0]):  # image loaders read PNG and WebP, not npy
-            image = _write(root, m["job_id"], "images", load(root / image, "image"))
+        # Image loaders read PNG and WebP files, not npy, and not a shard's member.
+        if m.get("shard") or image.endswith(IMAGE_FORMATS["npy"][0]):
+            image = _write(loc, m["job_id"], "images", reader.load(m, "image"))
         frame = {"file_path": image, "transform_matrix": m["camera"]["matrix"]}
         if not shared:
             frame.update(k)
         if "depth" in m["files"]:
-            frame["depth_file_path"] = _write(root, m["job_id"], "depth",
-                                              _depth_mm(load(root / m["files"]["depth"], "depth")))
+            frame["depth_file_path"] = _write(loc, m["job_id"], "depth",
+                                              _depth_mm(reader.load(m, "depth")))
         if "mask" in m["files"]:
-            seen = load(root / m["files"]["mask"], "mask") > 0
-            frame["mask_path"] = _write(root, m["job_id"], "mask", seen.astype(np.uint8) * 255)
+            seen = reader.load(m, "mask") > 0
+            frame["mask_path"] = _write(loc, m["job_id"], "mask", seen.astype(np.uint8) * 255)
         frames.append(frame)
     doc = {"camera_model": "OPENCV", **(intr[0] if shared else {}), "frames": frames}
-    path = root / "transforms.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
-    return path
+    loc.write("transforms.json", json.dumps(doc, indent=1).encode("utf-8"))
+    return f"{loc.url}/transforms.json"
 
 
 def _depth_mm(depth: np.ndarray) -> np.ndarray:
@@ -72,22 +72,23 @@ def _depth_mm(depth: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(depth.astype(np.float64) * MM_PER_M), 0, MAX_DEPTH_MM).astype(np.uint16)
 
 
-def _write(root: Path, job_id: str, kind: str, array: np.ndarray) -> str:
-    rel = Path(NERFSTUDIO_DIR) / kind / f"{job_id}.png"
-    (root / rel).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(root / rel)
-    return rel.as_posix()
+def _write(loc, job_id: str, kind: str, array: np.ndarray) -> str:
+    key = f"{NERFSTUDIO_DIR}/{kind}/{job_id}.png"
+    loc.write(key, png_bytes(array))
+    return key
 
 
-def export(out: str | Path, fmt: str, categories: str | dict | None = None) -> Path:
-    """Write OUT in `fmt` (nerfstudio, coco: raycollect/coco.py, bop: raycollect/bop.py).
-    `categories` (coco): {element key: category name}, or the path of a JSON file of it."""
+def export(out: str | Path, fmt: str, categories: str | dict | None = None,
+           storage_options: dict | None = None) -> str:
+    """Write OUT in `fmt` (nerfstudio, coco: raycollect/coco.py, bop: raycollect/bop.py),
+    into OUT itself (a folder or a store URL). `categories` (coco): {element key: category
+    name}, or the path of a JSON file of it."""
     from .bop import bop
     from .coco import coco
 
     if fmt not in FORMATS:
         raise RaycollectError(f"unknown export format {fmt!r} (one of: {', '.join(FORMATS)})")
-    if not Path(out).is_dir():
+    if not is_url(out) and not Path(out).is_dir():
         raise RaycollectError(f"{out}: no such output directory")
     if isinstance(categories, (str, os.PathLike)):
         try:
@@ -97,7 +98,7 @@ def export(out: str | Path, fmt: str, categories: str | dict | None = None) -> P
         if not isinstance(categories, dict):
             raise RaycollectError("--categories must hold a JSON object {element key: name}")
     if fmt == "coco":
-        return coco(out, categories)
+        return coco(out, categories, storage_options)
     if fmt == "bop":
-        return bop(out)
-    return nerfstudio(out)
+        return bop(out, storage_options)
+    return nerfstudio(out, storage_options)

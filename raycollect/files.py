@@ -121,6 +121,13 @@ def decode(kind: str, data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB")) if kind == "image" else np.asarray(im).astype(np.uint16)
 
 
+def png_bytes(array: np.ndarray) -> bytes:
+    """Any 8- or 16-bit image array as PIL writes it (exports, the contact sheet)."""
+    buf = BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def load(path, kind: str) -> np.ndarray:
     with open(path, "rb") as f:
         return decode(kind, f.read())

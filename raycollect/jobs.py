@@ -145,7 +145,9 @@ class Result(Job):
     "near", "far"}. instances: {scene element key: id} of the frame's drawn elements (and
     "robot/link" keys with masks="links"). objects: the frame's labels by element key (id,
     pose, bbox, px, links; raycollect/labels.py), with the mask pass.
-    path: the PNG written, when rendering to an output directory."""
+    path: the PNG written, when rendering to an output directory. With an object store
+    output the frame's bytes stay in the store (only `keys`, and `shard`, come back to the
+    driver): the arrays are read from the store on first use."""
 
     camera: dict | None = None
     worker: str = ""
@@ -156,11 +158,20 @@ class Result(Job):
     instances: dict | None = None
     objects: dict | None = None
     files: dict = field(default_factory=dict, repr=False)  # kind -> encoded bytes
+    # A store output: kind -> the object's key (or the shard's member), the shard, the store.
+    keys: dict | None = None
+    shard: str | None = None
+    location: Any = field(default=None, repr=False)
     _arrays: dict = field(default_factory=dict, repr=False)
 
     def _array(self, kind: str):
         if kind not in self._arrays:
             data = self.files.get(kind)
+            if data is None and self.keys and kind in self.keys and self.location is not None:
+                from .manifest import FrameReader
+
+                data = FrameReader(self.location).bytes(
+                    {"files": self.keys, "shard": self.shard}, kind)
             self._arrays[kind] = None if data is None else decode(kind, data)
         return self._arrays[kind]
 

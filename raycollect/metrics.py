@@ -27,6 +27,7 @@ STAGES = {
     "transfer": "the grab's round trip less the page's own time: the socket and Vuer",
     "decode": "decoding the page's raw pixels (and the labels)",
     "encode": "encoding the frame's files",
+    "store": "writing the frame's files (or its shard) to an object store output",
     "driver": "blocked handing frames to the driver (its backlog was full)",
     "queue": "nothing to render: waiting for leases",
 }

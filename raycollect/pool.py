@@ -174,7 +174,7 @@ class WorkerPool:
         cause = unwrap(error) if error is not None else None
         if isinstance(error, ray.exceptions.RayTaskError) and disposition(cause) == "abort":
             _kill(member.actor)
-            raise RunFailed(f"worker {worker_id} failed: {cause}") from None
+            raise RunFailed(f"worker {worker_id} failed: {cause}") from cause
         what = f"{type(cause).__name__}: {cause}" if cause is not None else "its generator ended"
         released = self.queue.release_worker(worker_id, f"worker {worker_id} died ({what})")
         _kill(member.actor)

@@ -88,7 +88,8 @@ def _manifest_lines(path: Path) -> list[dict]:
 def repair(out: str | Path) -> dict:
     """Rebuild OUT's queue journal from its manifest; returns what was done."""
     from .journal import Journal
-    from .writer import MANIFEST, STATE_DIR
+    from .manifest import MANIFEST
+    from .writer import STATE_DIR
 
     root = Path(out)
     manifest = root / MANIFEST

@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import secrets
 import sys
 import time
 import traceback
@@ -33,7 +34,7 @@ import numpy as np
 import ray
 
 from . import assets as asset_folder, camera, capture, constants as C, files, scene as scenes
-from . import labels, stage as stages, urdf
+from . import labels, shards as shard_files, stage as stages, urdf
 from .browser import undo_ray_niceness
 from .config import MASKS_LINKS, Config
 from .errors import InvalidJob, RaycollectError, RenderError, disposition
@@ -60,6 +61,9 @@ class Frame:
     node: str = ""
     instances: dict | None = None
     objects: dict | None = None  # labels of the frame (raycollect/labels.py), masks on
+    # A store output: the files are in the store, not here: kind -> key (or shard member).
+    keys: dict | None = None
+    shard: str | None = None
 
 
 class _RenderWorker:
@@ -71,6 +75,8 @@ class _RenderWorker:
         sys.stdout = open(os.devnull, "w")
         undo_ray_niceness()
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        for name in C.QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
         self.queue, self.id = queue, worker_id
         self.scene = scenes.load_scene(scene)
         self.opt = config or Config()
@@ -89,6 +95,11 @@ class _RenderWorker:
         self._started = time.monotonic()
         self.driver_wait_s = 0.0  # time blocked handing frames over (driver backpressure)
         self.clock = StageClock()  # where a frame's time goes (raycollect/metrics.py)
+        # A store output: this worker writes the frames' files there itself (one object per
+        # pass, or shards of `shard_size` frames), and only their keys go to the driver.
+        self._store = self.opt.location() if self.opt.to_store else None
+        self._open_shard: list[Frame] = []
+        self._idle_since: float | None = None
         # One thread decodes and encodes frames while the loop takes the page's next one.
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix=f"rc-encode-{worker_id}")
         self.metrics: WorkerMetrics | None = None
@@ -156,14 +167,28 @@ class _RenderWorker:
                                                        self.info.get("node_ip"))
                 batch, key = await self.leases.next_batch()
                 if not batch:
+                    # Frames waiting in an open shard are shipped once there has been
+                    # nothing to add to it for a while (the run cannot end while their
+                    # leases are held).
+                    self._idle_since = self._idle_since or time.monotonic()
+                    if self._open_shard and \
+                            time.monotonic() - self._idle_since >= C.SHARD_IDLE_FLUSH:
+                        yield await self._close_shard()
+                        continue
                     await asyncio.sleep(idle)
                     idle = min(idle * 2, C.IDLE_POLL_MAX)
                     continue
                 idle = C.IDLE_POLL_MIN
+                self._idle_since = None
                 frames = await self._render_batch(session, batch, key[0])
                 # Frames rendered (a failed batch has none), counted before the yield, which
                 # can wait on the driver: the browser's host recycles by this count.
                 self.frames += len(frames)
+                if self._store is not None and self.opt.shard_size:
+                    self._open_shard += frames
+                    frames = []
+                    while len(self._open_shard) >= self.opt.shard_size:
+                        frames += await self._close_shard(self.opt.shard_size)
                 # The leases stay held, and heartbeated, after the yield: the driver may keep
                 # the frames a while (a slow caller) before it records them and completes
                 # the leases; the heartbeat lets each go once the queue says it has ended.
@@ -318,6 +343,39 @@ class _RenderWorker:
                 pending.exception()  # a failed look-ahead grab is the batch's failure, not a leak
         return frames
 
+    async def _close_shard(self, size: int | None = None) -> list[Frame]:
+        """Write the open shard's first `size` frames (all by default) and its index to the
+        store, under a name no other attempt has, and hand those frames over: each frame's
+        files are now members of the shard."""
+        size = len(self._open_shard) if size is None else size
+        frames, self._open_shard = self._open_shard[:size], self._open_shard[size:]
+        t0 = time.perf_counter()
+        name = f"{shard_files.SHARDS}/{self.id}-{secrets.token_hex(8)}.tar"
+        records = [(f.lease.job_id, f.files, {"job_id": f.lease.job_id, "params": f.lease.params,
+                                              "camera": f.camera, "instances": f.instances,
+                                              "objects": f.objects}) for f in frames]
+
+        def write() -> list[dict]:
+            tar, index, names = shard_files.build(records)
+            self._store.write(name, tar)
+            self._store.write(name + shard_files.INDEX_SUFFIX, index)
+            return names
+
+        names = await asyncio.get_running_loop().run_in_executor(self._encoder, write)
+        for f, members in zip(frames, names):
+            f.files, f.keys, f.shard = {}, members, name
+        self.clock.add("store", time.perf_counter() - t0)
+        return frames
+
+    def _upload(self, lease: Lease, out: dict) -> dict:
+        """A frame's files to the store under names of this attempt: {kind: key}."""
+        keys = {}
+        for kind, data in out.items():
+            key = f"frames/{lease.job_id}.{lease.token[:C.ATTEMPT_TAG]}{files.suffix(kind, data)}"
+            self._store.write(key, data)
+            keys[kind] = key
+        return keys
+
     async def _failed(self, good: list, error: RaycollectError) -> list:
         """A batch that failed with one of our errors: each of its jobs as the error says."""
         mode = disposition(error)
@@ -401,8 +459,14 @@ class _RenderWorker:
                 raise RenderError(f"job {lease.job_id}: the page returned no {kind} pass")
             out[kind] = files.encode(kind, array, self.opt)
         clock.add("encode", time.perf_counter() - e0)
+        keys = None
+        if self._store is not None and not self.opt.shard_size:
+            s0 = time.perf_counter()
+            keys, out = self._upload(lease, out), {}
+            clock.add("store", time.perf_counter() - s0)
         return Frame(lease, out, camera.camera_record(cam), self.id, timings,
-                     self.info["node_id"], self._instances if self.opt.masks else None, objects)
+                     self.info["node_id"], self._instances if self.opt.masks else None, objects,
+                     keys)
 
     async def _announce(self) -> None:
         """Keep this worker's registry entry fresh: a restarted queue starts with an empty

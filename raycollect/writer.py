@@ -1,9 +1,20 @@
-"""The output directory: frames/, manifest.jsonl, failures.jsonl and contact_sheet.png.
+"""Writing an output: the driver's side of recording frames (reading is
+raycollect/manifest.py, the contact sheet raycollect/sheet.py).
 
 The manifest is the record of what is done: a job is in the output exactly when its line is
-in manifest.jsonl. Frames are written under a temporary name and renamed only after the queue
-accepted the frame's lease, so a crash leaves either nothing or a whole file, and a frame of a
-stale attempt never lands. Opening a directory again repairs what a crash can leave behind.
+there. Three writers, one interface (`writer_for`):
+
+- `OutputWriter`, a local directory, one file per pass: frames are written under a temporary
+  name and renamed only after the queue accepted the frame's lease, so a crash leaves either
+  nothing or a whole file, and a frame of a stale attempt never lands.
+- `ShardWriter`, a local directory with `shard_size`: accepted frames are appended to the
+  run's open WebDataset shard; their lines go into the manifest when the shard is closed
+  (full, or at the end of the run), so a line never names a shard that is not whole.
+- `StoreWriter`, an object store: the workers wrote the frames' objects (or shards) under
+  attempt-unique names; the driver records the accepted ones in manifest parts and deletes
+  the refused attempts' objects.
+
+Opening an output again repairs what a crash can leave behind.
 """
 
 from __future__ import annotations
@@ -11,26 +22,21 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import os
+import secrets
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
-
-from . import constants as C
-from .files import PASS_NAMES, SUFFIXES, load, suffix
+from . import constants as C, shards as shard_files, store
 from .errors import OutputError
+from .files import suffix
 from .jobs import Result
+from .manifest import FAILURES, MANIFEST, PARTS, read_manifest
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.jsonl"
-FAILURES = "failures.jsonl"
-CONTACT_SHEET = "contact_sheet.png"
 FRAMES = "frames"
-STATE_DIR = ".raycollect"  # the queue journal lives here
+STATE_DIR = C.STATE_DIR  # the queue journal and the lock live here
 TMP_SUFFIX = ".tmp"
 
 
@@ -60,83 +66,42 @@ def _guarded(method):
     return wrapper
 
 
-def read_manifest(root: str | os.PathLike, name: str = MANIFEST) -> list[dict]:
-    path = Path(root) / name
-    if not path.exists():
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def manifest_line(r: Result, files: dict, shard: str | None = None) -> dict:
+    """A frame's manifest line: `files` are its files' keys in the output, or with `shard`
+    the names of its members in that shard."""
+    line = {"job_id": r.job_id, "params": r.params, "camera": r.camera, "files": files,
+            "worker": r.worker, "node": r.node, "attempt": r.attempt, "timings": r.timings,
+            "finished": time.time()}
+    if shard is not None:
+        line["shard"] = shard
+    if r.instances is not None:
+        line["instances"] = r.instances
+    if r.objects is not None:
+        line["objects"] = r.objects
+    return line
 
 
-def output_status(root: str | os.PathLike) -> dict:
-    """What `raycollect status --out` prints: this output's frames, failures and passes, and
-    what its queue journal holds (jobs of earlier runs included)."""
-    from .errors import RaycollectError
-    from .files import PASS_NAMES
-    from .journal import Journal
-
-    root = Path(root)
-    journal = root / STATE_DIR / "queue.sqlite"
-    if not (root / MANIFEST).is_file() and not journal.is_file():
-        raise RaycollectError(f"{root} is not a raycollect output (no {MANIFEST} and no "
-                              f"{STATE_DIR}/queue.sqlite in it)")
-    lines = read_manifest(root)
-    out = {"out": str(root), "done": len(lines), "failed": len(read_manifest(root, FAILURES)),
-           "passes": [PASS_NAMES[k] for k in passes(lines)]}
-    if journal.is_file():
-        j = Journal(journal)
-        try:
-            out["journal"] = j.counts()
-        finally:
-            j.close()
-    return out
+def sample_record(r: Result) -> dict:
+    """What a shard holds as <key>.json beside a frame's files."""
+    return {"job_id": r.job_id, "params": r.params, "camera": r.camera,
+            **({"instances": r.instances} if r.instances is not None else {}),
+            **({"objects": r.objects} if r.objects is not None else {})}
 
 
-def passes(lines: list[dict]) -> list[str]:
-    """The passes (file kinds) that manifest lines hold, in a fixed order."""
-    seen = set()
-    for line in lines:
-        seen.update(line.get("files", {}))
-    return [k for k in SUFFIXES if k in seen]
-
-
-def _thumbnail(kind: str, array: np.ndarray, width: int) -> Image.Image:
-    """A picture of one pass: RGB as is, depth as grey (near bright), ids as colours."""
-    if kind == "depth":
-        # Inverse depth between robust bounds: near detail stays visible when a ground plane
-        # runs to the horizon.
-        hit = array > 0
-        grey = np.zeros(array.shape, np.uint8)
-        if hit.any():
-            inv = 1.0 / array[hit].astype(np.float64)
-            lo, hi = np.percentile(inv, [2, 98])
-            grey[hit] = (55 + 200 * np.clip((inv - lo) / max(hi - lo, 1e-12), 0, 1)).astype(np.uint8)
-        im = Image.fromarray(grey).convert("RGB")
-    elif kind == "mask":
-        ids = array.astype(np.uint32)
-        # A fixed, well-spread colour per id (coprime multipliers per channel); 0 stays black.
-        rgb = np.stack([(ids * 97) % 256, (ids * 181 + 60) % 256, (ids * 47 + 120) % 256], -1)
-        rgb[ids == 0] = 0
-        im = Image.fromarray(rgb.astype(np.uint8))
-    else:
-        im = Image.fromarray(array)
-    return im.resize((width, max(1, round(im.height * width / im.width))), Image.NEAREST)
-
-
-def _draw_labels(im: Image.Image, objects: dict, scale: float) -> None:
-    """Each labelled object's box and id on the RGB thumbnail (what a detector trains on)."""
-    draw = ImageDraw.Draw(im)
-    for obj in objects.values():
-        if not obj.get("bbox"):
-            continue
-        x, y, w, h = (v * scale for v in obj["bbox"])
-        i = obj["id"]
-        colour = ((i * 97) % 256, (i * 181 + 60) % 256, (i * 47 + 120) % 256)
-        draw.rectangle([x, y, x + max(w - 1, 0), y + max(h - 1, 0)], outline=colour)
-        draw.text((x + 1, y + 1), str(i), fill=colour)
+def writer_for(config) -> "OutputWriter | ShardWriter | StoreWriter | None":
+    """The writer of the run's output (None: no output)."""
+    if config.out is None:
+        return None
+    if config.to_store:
+        return StoreWriter(config.location(), config.shard_size)
+    if config.shard_size:
+        return ShardWriter(config.out, config.shard_size)
+    return OutputWriter(config.out)
 
 
 class OutputWriter:
+    """A local output, one file per pass."""
+
     @_guarded
     def __init__(self, out: str | os.PathLike):
         self.root = Path(out)
@@ -153,6 +118,10 @@ class OutputWriter:
     @property
     def journal_path(self) -> Path:
         return self.root / STATE_DIR / "queue.sqlite"
+
+    @property
+    def url(self) -> str:
+        return str(self.root)
 
     def _repair(self) -> None:
         path = self.root / MANIFEST
@@ -200,14 +169,7 @@ class OutputWriter:
                 os.replace(tmp, final)
                 files[kind] = f"{FRAMES}/{final.rsplit('/', 1)[1]}"
             r.path = f"{self._root_dir}/{files['image']}" if "image" in files else None
-            line = {"job_id": r.job_id, "params": r.params, "camera": r.camera, "files": files,
-                    "worker": r.worker, "node": r.node, "attempt": r.attempt,
-                    "timings": r.timings, "finished": time.time()}
-            if r.instances is not None:
-                line["instances"] = r.instances
-            if r.objects is not None:
-                line["objects"] = r.objects
-            lines.append(json.dumps(line) + "\n")
+            lines.append(json.dumps(manifest_line(r, files)) + "\n")
         self._append("".join(lines).encode("utf-8"))
         self.done.update(r.job_id for r, _ in items)
 
@@ -222,7 +184,9 @@ class OutputWriter:
             raise
 
     @staticmethod
-    def discard(staged: list[tuple[str, str, str]]) -> None:
+    def discard(r: Result, staged: list[tuple[str, str, str]]) -> None:
+        """A frame that is not recorded (a refused attempt, or a job already in the
+        output): its staged files go."""
         for _, tmp, _ in staged:
             try:
                 os.unlink(tmp)
@@ -240,40 +204,10 @@ class OutputWriter:
 
     @_guarded
     def contact_sheet(self, max_frames: int = C.CONTACT_SHEET_MAX_FRAMES) -> Path | None:
-        """A grid of an evenly spaced sample of the frames, in manifest order. Each cell shows
-        every pass the dataset holds side by side (RGB, depth, instance mask), under a title
-        line that names them; with labels, the RGB shows each object's box and id."""
-        lines = read_manifest(self.root)
-        if not lines:
-            return None
-        step = max(1, math.ceil(len(lines) / max_frames))
-        sample = lines[::step][:max_frames]
-        kinds = [k for k in SUFFIXES if k in sample[0]["files"]]
-        tw = C.CONTACT_SHEET_THUMB_WIDTH
-        cells = []
-        for line in sample:
-            parts = [_thumbnail(kind, load(self.root / line["files"][kind], kind), tw)
-                     for kind in kinds if kind in line["files"]]
-            if line.get("objects"):
-                _draw_labels(parts[0], line["objects"], tw / line["camera"]["width"])
-            cell = Image.new("RGB", (tw * len(kinds), max(p.height for p in parts)), (24, 24, 24))
-            for i, part in enumerate(parts):
-                cell.paste(part, (i * tw, 0))
-            cells.append(cell)
-        cols = math.ceil(math.sqrt(len(cells) * (1 if len(kinds) == 1 else 0.5)))
-        rows = math.ceil(len(cells) / cols)
-        cw, ch = cells[0].width + C.CONTACT_SHEET_GAP, max(c.height for c in cells) + C.CONTACT_SHEET_GAP
-        title = C.CONTACT_SHEET_TITLE_HEIGHT
-        sheet = Image.new("RGB", (cols * cw, rows * ch + title), (24, 24, 24))
-        ImageDraw.Draw(sheet).text((4, 4), f"{len(lines)} frames; passes per cell: "
-                                   f"{', '.join(PASS_NAMES[k] for k in kinds)}"
-                                   f"{' (depth: near bright)' if 'depth' in kinds else ''}",
-                                   fill=(230, 230, 230))
-        for i, cell in enumerate(cells):
-            sheet.paste(cell, ((i % cols) * cw, (i // cols) * ch + title))
-        path = self.root / CONTACT_SHEET
-        sheet.save(path)
-        return path
+        from .sheet import contact_sheet
+
+        path = contact_sheet(self.root, max_frames)
+        return Path(path) if path else None
 
     @_guarded
     def close(self) -> None:
@@ -283,3 +217,182 @@ class OutputWriter:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+class ShardWriter(OutputWriter):
+    """A local output with shards: shards/<run>-<seq>.tar (and its .idx.json), each of up to
+    `shard_size` frames, appended to by this driver as frames are accepted."""
+
+    @_guarded
+    def __init__(self, out: str | os.PathLike, shard_size: int):
+        self.shard_size = shard_size
+        self._run = secrets.token_hex(4)
+        self._seq = 0
+        self._open: tuple | None = None  # (key, file, TarBuilder, pending lines)
+        super().__init__(out)
+        (self.root / shard_files.SHARDS).mkdir(exist_ok=True)
+        self._sweep_shards()
+
+    def _sweep_shards(self) -> None:
+        """Shards no manifest line names (a run that died before it closed them) go."""
+        named = {line["shard"] for line in read_manifest(self.root) if line.get("shard")}
+        folder = self.root / shard_files.SHARDS
+        for f in folder.iterdir():
+            key = f"{shard_files.SHARDS}/{f.name.removesuffix(shard_files.INDEX_SUFFIX)}"
+            if key not in named:
+                f.unlink()
+
+    def stage(self, r: Result, token: str) -> list:
+        return []  # nothing is written before the queue accepts the frame
+
+    @_guarded
+    def commit_many(self, items: list[tuple[Result, list]]) -> None:
+        for r, _ in items:
+            if self._open is None:
+                self._seq += 1
+                key = f"{shard_files.SHARDS}/{self._run}-{self._seq:06d}.tar"
+                f = open(self.root / key, "wb")
+                self._open = (key, f, shard_files.TarBuilder(f), [])
+            key, f, tb, pending = self._open
+            names = tb.add_frame(r.job_id, r.files, sample_record(r))
+            pending.append(manifest_line(r, names, key))
+            self.done.add(r.job_id)
+            if len(pending) >= self.shard_size:
+                self._close_shard()
+
+    def _close_shard(self) -> None:
+        """Finish the open shard and its index, then record its frames: a line never names
+        a shard that is not whole."""
+        key, f, tb, pending = self._open
+        self._open = None
+        try:
+            index = tb.finish()
+            f.flush()
+            os.fsync(f.fileno())
+        finally:
+            f.close()
+        (self.root / (key + shard_files.INDEX_SUFFIX)).write_bytes(index)
+        self._append("".join(json.dumps(line) + "\n" for line in pending).encode("utf-8"))
+
+    @_guarded
+    def close(self) -> None:
+        if self._open is not None and self._manifest is not None:
+            self._close_shard()
+        super().close()
+
+
+class StoreWriter:
+    """An object store output. The workers wrote each frame's objects (frames/<job>.<attempt>
+    <suffix>, or whole shards) before the driver heard of it; the driver records the accepted
+    frames in manifest parts (manifest/<run>-<seq>.jsonl, written every STORE_PART_SECONDS or
+    STORE_PART_LINES lines, and when the run ends) and deletes the objects of refused
+    attempts. Opening the output again after a run that did not end cleanly deletes every
+    object no manifest line names, and takes refused frames out of shards."""
+
+    CLEAN = f"{C.STATE_DIR}/clean"
+
+    def __init__(self, loc: store.StoreLocation, shard_size: int = 0):
+        self.loc, self.shard_size = loc, shard_size
+        self.root = loc.url
+        self._run = secrets.token_hex(4)
+        self._seq = 0
+        self._pending: list[str] = []
+        self._last_flush = time.monotonic()
+        self._refused: dict[str, set[str]] = {}  # shard -> sample keys refused
+        lines = read_manifest(loc)
+        self.done: set[str] = {line["job_id"] for line in lines}
+        if not loc.exists(self.CLEAN):
+            self._sweep(lines)
+        loc.delete([self.CLEAN])  # from now until close, a crash leaves it unclean
+
+    @property
+    def url(self) -> str:
+        return self.loc.url
+
+    @property
+    def journal_path(self) -> Path:
+        return store.state_dir(self.loc.url) / "queue.sqlite"
+
+    def _sweep(self, lines: list[dict]) -> None:
+        """What a run that did not end cleanly can leave: objects of frames never recorded
+        (a worker's, or the driver's crash between accepting and recording), and frames of
+        refused attempts in shards."""
+        named = {f for line in lines if not line.get("shard") for f in line["files"].values()}
+        orphans = [k for k in self.loc.list(FRAMES + "/") if k not in named]
+        by_shard: dict[str, set[str]] = {}
+        for line in lines:
+            if line.get("shard"):
+                by_shard.setdefault(line["shard"], set()).add(shard_files.sample_key(line["job_id"]))
+        for key in self.loc.list(shard_files.SHARDS + "/"):
+            tar = key.removesuffix(shard_files.INDEX_SUFFIX)
+            if tar not in by_shard:
+                orphans.append(key)
+            elif key == tar:
+                index = json.loads(self.loc.read(tar + shard_files.INDEX_SUFFIX))
+                if {m.split(".", 1)[0] for m in index} - by_shard[tar]:
+                    self._reseal(tar, by_shard[tar])
+        if orphans:
+            log.warning("%s: deleting %d objects of frames never recorded (a run that did "
+                        "not end cleanly)", self.loc.url, len(orphans))
+            self.loc.delete(orphans)
+
+    def _reseal(self, tar: str, keep: set[str]) -> None:
+        data, index = shard_files.keep_only(self.loc.read(tar), keep)
+        self.loc.write(tar, data)
+        self.loc.write(tar + shard_files.INDEX_SUFFIX, index)
+        log.info("%s: %s rewritten without frames of refused attempts", self.loc.url, tar)
+
+    def stage(self, r: Result, token: str) -> list:
+        return []  # the worker wrote its objects already
+
+    def discard(self, r: Result, staged: list) -> None:
+        """A refused attempt, or a job already in the output: this attempt's objects go (a
+        shard's member, when the run ends)."""
+        if r.shard:
+            self._refused.setdefault(r.shard, set()).add(shard_files.sample_key(r.job_id))
+        elif r.keys:
+            self.loc.delete(list(r.keys.values()))
+
+    def commit_many(self, items: list[tuple[Result, list]]) -> None:
+        for r, _ in items:
+            self._pending.append(json.dumps(manifest_line(r, dict(r.keys or {}), r.shard)) + "\n")
+            self.done.add(r.job_id)
+        if len(self._pending) >= C.STORE_PART_LINES or \
+                time.monotonic() - self._last_flush >= C.STORE_PART_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the lines recorded since the last part as one more part."""
+        self._last_flush = time.monotonic()
+        if not self._pending:
+            return
+        self._seq += 1
+        self.loc.write(f"{PARTS}/{self._run}-{self._seq:06d}.jsonl", "".join(self._pending).encode())
+        self._pending = []
+
+    def write_failures(self, failures: list[dict]) -> None:
+        self.loc.write(FAILURES, "".join(json.dumps(f, default=str) + "\n"
+                                         for f in failures).encode("utf-8"))
+
+    def contact_sheet(self, max_frames: int = C.CONTACT_SHEET_MAX_FRAMES) -> str | None:
+        from .sheet import contact_sheet
+
+        self.flush()
+        return contact_sheet(self.loc, max_frames)
+
+    def close(self, sweep: bool = False) -> None:
+        """Record what is left, take refused frames out of shards, and mark the output
+        clean. `sweep`: a worker died or a lease expired during the run, so objects it
+        wrote may never have been recorded: delete every object no line names."""
+        self.flush()
+        if sweep:
+            self._sweep(read_manifest(self.loc))  # refused shard members go with the rest
+            self._refused = {}
+        if self._refused:
+            lines = read_manifest(self.loc)
+            for tar in self._refused:
+                keep = {shard_files.sample_key(line["job_id"]) for line in lines
+                        if line.get("shard") == tar}
+                self._reseal(tar, keep)
+            self._refused = {}
+        self.loc.write(self.CLEAN, b"")

@@ -44,8 +44,8 @@ import ray
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import raycollect as rc  # noqa: E402
 from raycollect import camera, constants as C, scene as scenes, stage as stages  # noqa: E402
-from raycollect.browser import Browser, chromium_version, find_chromium  # noqa: E402
-from raycollect.server import LockedVuer, free_port  # noqa: E402
+from raycollect.browser import chromium_version, find_chromium  # noqa: E402
+from benchlib import bare_page, print_table  # noqa: E402
 from raycollect import capture, files  # noqa: E402
 
 
@@ -58,24 +58,8 @@ def _decode(payload: bytes) -> bytes:
 async def _plain(jobs: list[dict], k: int, repeat_grabs: int) -> tuple[float, float]:
     """(frames/s rendering `jobs` K views per update with the barrier, frames/s of repeated
     grabs of one unchanged view)."""
-    port = free_port()
-    app = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}")
-    ready: asyncio.Queue = asyncio.Queue()
-
-    async def on_session(session):
-        await ready.put(session)
-        await asyncio.Event().wait()
-
-    app.spawn(on_session)
-    await app.serve()
-    browser = Browser(app.url)
-    try:
-        session = await asyncio.wait_for(ready.get(), 60)
+    async with bare_page() as (session, grab):
         stage = stages.Stage(k)
-
-        async def grab(key: str, ttl: float = 10.0) -> dict:
-            from vuer.events import GrabRender
-            return (await session.rpc(GrabRender(key=key), ttl=ttl)).value
 
         async def settle() -> None:
             while True:
@@ -112,9 +96,6 @@ async def _plain(jobs: list[dict], k: int, repeat_grabs: int) -> tuple[float, fl
             _decode((await grab(key))["frame"])
         unchanged = repeat_grabs / (time.perf_counter() - t0)
         return plain, unchanged
-    finally:
-        browser.stop()
-        await app.close()
 
 
 def pipeline(jobs: list[dict], workers: int, k: int, out: str | None = None,
@@ -287,12 +268,9 @@ def main() -> None:
         rows.append(("P4 queue", f"{b100:,.0f}/s",
                      f"lease+complete batch 100, 4 clients (target >= 5,000); lease cost "
                      f"1M/1k pending {ratio:.2f} (target <= 2)"))
-    print(f"\nraycollect render benchmark: {os.cpu_count()} cores, "
-          f"{chromium_version(find_chromium())}, ray {ray.__version__}, "
-          f"{args.frames} jobs at {args.size}, {k} views per update")
-    w = max(len(r[0]) for r in rows)
-    for name, value, detail in sorted(rows):
-        print(f"  {name:<{w}}  {value:>9}  {detail}")
+    print_table(f"raycollect render benchmark: {os.cpu_count()} cores, "
+                f"{chromium_version(find_chromium())}, ray {ray.__version__}, "
+                f"{args.frames} jobs at {args.size}, {k} views per update", sorted(rows))
 
 
 if __name__ == "__main__":

@@ -43,9 +43,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import raycollect as rc  # noqa: E402
 from raycollect import camera, capture, constants as C, files, scene as scenes  # noqa: E402
 from raycollect import stage as stages  # noqa: E402
-from raycollect.browser import Browser, chromium_version, find_chromium  # noqa: E402
+from raycollect.browser import chromium_version, find_chromium  # noqa: E402
 from raycollect.metrics import STAGES  # noqa: E402
-from raycollect.server import LockedVuer, free_port  # noqa: E402
+from benchlib import bare_page, print_table  # noqa: E402
 
 SIZES = ((160, 120), (640, 480))
 PASSES = {"rgb": {}, "rgb+depth": {"depth": True}, "rgb+depth+masks": {"depth": True, "masks": True}}
@@ -98,47 +98,26 @@ def _busy() -> float:
 async def _browser_alone(size, passes: tuple, grabs: int) -> float:
     """Frames/s of repeated grabs of one unchanged view of the demo scene with `passes`,
     each decoded: what one browser page gives with nothing else in the way."""
-    port = free_port()
-    app = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}")
-    app.passes = passes
-    ready: asyncio.Queue = asyncio.Queue()
-
-    async def on_session(session):
-        await ready.put(session)
-        await asyncio.Event().wait()
-
-    app.spawn(on_session)
-    await app.serve()
-    browser = Browser(app.url)
-    try:
-        from vuer.events import GrabRender
-
-        session = await asyncio.wait_for(ready.get(), 60)
+    async with bare_page(passes) as (session, grab):
         stage = stages.Stage(1)
         cam = camera.validate("0", rc.orbit(1, *size)[0])
         groups = stages.instance_groups(scenes.demo_scene({}), list(range(1, 9)))
         session.set @ stage.full_scene("demo", stages.Optics.of(cam), groups,
                                        [np.asarray(cam["matrix"])])
 
-        async def grab(key: str) -> bytes:
-            return (await session.rpc(GrabRender(key=key), ttl=10.0)).value["frame"]
-
         while True:  # the scene is on the page once the marker shows its revision
             try:
-                marker = capture.decode(await grab(stage.marker_view_key))
+                marker = capture.decode((await grab(stage.marker_view_key))["frame"])
                 if stages.marker_revision_matches(marker.rgb, stage.revision):
                     break
             except asyncio.TimeoutError:
                 pass
         for _ in range(3):
-            capture.decode(await grab(stage.view_key(0)), far=cam["far"])
+            capture.decode((await grab(stage.view_key(0)))["frame"], far=cam["far"])
         t0 = time.perf_counter()
         for _ in range(grabs):
-            capture.decode(await grab(stage.view_key(0)), far=cam["far"])
+            capture.decode((await grab(stage.view_key(0)))["frame"], far=cam["far"])
         return grabs / (time.perf_counter() - t0)
-    finally:
-        browser.stop()
-        await app.close()
 
 
 # --- E: encoding ---------------------------------------------------------------------------
@@ -257,11 +236,9 @@ def main() -> None:
         frame = next(iter(r))
     rows += encode_rows(frame)
     ray.shutdown()
-    print(f"\nraycollect frames benchmark: {os.cpu_count()} cores, {chromium_version(find_chromium())}, "
-          f"ray {ray.__version__}, demo scene, {C.VIEWS_PER_UPDATE} views per update")
-    w = max(len(r[0]) for r in rows)
-    for name, value, detail in rows:
-        print(f"  {name:<{w}}  {value:>9}  {detail}")
+    print_table(f"raycollect frames benchmark: {os.cpu_count()} cores, "
+                f"{chromium_version(find_chromium())}, ray {ray.__version__}, demo scene, "
+                f"{C.VIEWS_PER_UPDATE} views per update", rows)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def _rows(tmp):
         (["run", "--assets", str(tmp / "no-such-dir")], "--assets"),
         (["run", "--assets", str(afile)], "--assets"),
         (["run", "--out", str(afile)], "is a file"),
-        (["run", "--out", "s3://bucket/prefix"], "a URL is not an output"),
+        (["run", "--out", "nosuch://bucket/prefix"], "no filesystem for this URL"),
+        (["run", "--shard-size", "0"], "--shard-size"),
         (["run", "--lease-ttl", "-1"], "--lease-ttl"),
         (["status", "--out", str(notout)], "is not a raycollect output"),
         (["export", str(tmp / "no-such-out"), "--format", "coco"], "no such output"),
@@ -55,7 +56,7 @@ def _rows(tmp):
     ]
 
 
-ROW_COUNT = 25
+ROW_COUNT = 26
 
 
 @pytest.mark.parametrize("row", range(ROW_COUNT))

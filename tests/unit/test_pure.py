@@ -7,6 +7,7 @@ import json
 import socket
 import struct
 from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,7 +234,7 @@ def test_nerfstudio_export_lists_per_frame_intrinsics_when_they_differ(tmp_path)
             "depth": files.encode_depth(np.full((size[1], size[0]), 1.2345, np.float32))})
         w.commit_many([(r, w.stage(r, "t"))])
     w.close()
-    doc = json.loads(nerfstudio(tmp_path).read_text())
+    doc = json.loads(Path(nerfstudio(tmp_path)).read_text())
     assert "fl_x" not in doc and [f["w"] for f in doc["frames"]] == [32, 48]
     from PIL import Image
 
