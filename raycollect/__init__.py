@@ -1,4 +1,21 @@
-"""raycollect: render large synthetic-image datasets in parallel with Ray, Vuer and Chromium."""
+"""raycollect: render large synthetic-image datasets in parallel with Ray, Vuer and Chromium.
+
+The layers, from the caller down:
+
+    render(), Run, Config, JobQueue, errors, camera   the public surface (this package)
+    driver.py, pool.py, browser_hosts.py              the driver: feed, record, replace
+    queue.py, journal.py, jobs.py                     the job queue actor and its journal
+    render/  (worker, leases, page, stage, server, capture.js)   inside a render worker
+    output/  (store, writer, manifest, files, shards, sheet, dataset, exports)   outputs
+
+A job's path: render(jobs) validates and submits them to the queue actor in chunks ->
+a RenderWorker leases a batch, builds the scene, sends it to its browser page and waits
+until the page shows that revision -> it grabs each view (RGB, depth and ids from one
+render, capture.js), encodes the files (to the store itself, for an s3:// output) and
+yields Results -> the driver completes their leases in one queue call, and the frames the
+queue accepted are written and their manifest lines appended: a job is in the output
+exactly when its line is there -> the Result is handed to you. docs/design.md has the rest.
+"""
 
 from .assets import asset
 from .errors import (AssetsError, BrokenModel, BrowserError, ClusterUnreachable, FatalFault,
@@ -8,9 +25,9 @@ from .errors import (AssetsError, BrokenModel, BrowserError, ClusterUnreachable,
                      WrongQueue)
 from .camera import intrinsics, look_at, project
 from .config import Config
-from .dataset import read
+from .output.dataset import read
 from .driver import Run, render
-from .export import export
+from .output.export import export
 from .jobs import Job, JobState, Lease, Result
 from .queue import JobQueue
 from .records import Failure, Summary

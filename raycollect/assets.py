@@ -1,7 +1,7 @@
 """The assets folder: meshes, point clouds, URDFs and textures that scenes load by URL.
 
 `rc.render(..., assets=DIR)` makes every render worker serve DIR read-only at /workspace/ on
-its loopback port (raycollect/server.py), so a scene says `Obj(src=rc.asset("bunny.obj"))`,
+its loopback port (raycollect/render/server.py), so a scene says `Obj(src=rc.asset("bunny.obj"))`,
 which is `"/workspace/bunny.obj"`.
 
 How DIR reaches the workers: a folder of up to ASSETS_SHIP_LIMIT bytes is zipped once by the

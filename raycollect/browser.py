@@ -64,7 +64,8 @@ def find_chromium(required: bool = True) -> str | None:
 
 def chromium_version(path: str) -> str:
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([path, "--version"], capture_output=True, text=True,
+                             timeout=C.CHROMIUM_VERSION_TIMEOUT)
         return out.stdout.strip() or out.stderr.strip()
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"unknown ({e})"
@@ -218,7 +219,7 @@ class BrowserManager:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=C.BROWSER_THREAD_JOIN)
         with self._lock:
             for slot in self.slots.values():
                 if slot.browser is not None:

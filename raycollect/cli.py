@@ -114,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .errors import JournalDamaged, OutputBusy, RaycollectError
     from .jobs import read_jsonl
     from .scene import load_scene, orbit
-    from .store import is_url, location
+    from .output.store import is_url, location
 
     # Everything a command line can get wrong is checked here, before Ray starts.
     if args.masks not in (True, False, C.MASKS_LINKS):
@@ -165,7 +165,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .queue import JobQueue
 
     if args.out:
-        from .manifest import output_status
+        from .output.manifest import output_status
 
         try:
             print(json.dumps(output_status(args.out, _endpoint(args))))
@@ -235,7 +235,7 @@ def cmd_browsers(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .errors import RaycollectError
-    from .export import export
+    from .output.export import export
 
     try:
         path = export(args.out, args.format, categories=args.categories,
@@ -249,7 +249,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_repair(args: argparse.Namespace) -> int:
     from .errors import RaycollectError
-    from .repair import repair
+    from .output.repair import repair
 
     try:
         done = repair(args.out)

@@ -41,7 +41,7 @@ class Config:
     # every URDF link its own id (part segmentation)
     masks: bool | str = False
     # "png" (default, the fastest encode), "png-small", "webp" (lossless) or "npy"
-    # (raycollect/files.py IMAGE_FORMATS: what each costs and writes)
+    # (raycollect/output/files.py IMAGE_FORMATS: what each costs and writes)
     image_format: str = "png"
     up: str = "y"  # "z": cameras, placements and poses in a Z-up world (ROS, pybullet)
     assets: Any = None  # a folder served at /workspace/ (a path, or assets.Assets)
@@ -97,8 +97,8 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def location(self):
-        """Where the output's bytes go (raycollect/store.py), or None without an output."""
-        from .store import location
+        """Where the output's bytes go (raycollect/output/store.py), or None without an output."""
+        from .output.store import location
 
         if self.out is None:
             return None
@@ -112,7 +112,7 @@ class Config:
 
     @property
     def to_store(self) -> bool:
-        from .store import is_url
+        from .output.store import is_url
 
         return is_url(self.out)
 

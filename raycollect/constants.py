@@ -26,7 +26,7 @@ CLUSTER_PROBE_TIMEOUT = 5.0
 
 # --- camera and images -------------------------------------------------------------------
 # Views of 8x8 pixels and less are the revision marker's, which the page renders no extra
-# passes for (raycollect/capture.js): job images are larger.
+# passes for (raycollect/render/capture.js): job images are larger.
 MIN_IMAGE_SIDE = 16
 MAX_IMAGE_SIDE = 4096
 DEFAULT_NEAR = 0.05
@@ -39,11 +39,11 @@ MARKER_DISTANCE = 1e6
 MATRIX_DET_TOLERANCE = 1e-3
 # Instance masks are written as 16-bit PNGs: ids 1..65535, 0 is "no element".
 MAX_INSTANCES = 65_535
-# zlib level of the default PNGs (raycollect/files.py): the fastest. image_format="png-small"
+# zlib level of the default PNGs (raycollect/output/files.py): the fastest. image_format="png-small"
 # writes PIL's PNG at PIL's default level instead.
 PNG_ZLIB_LEVEL = 1
 PNG_SMALL_LEVEL = 6
-# image_format: name -> (suffix, what it is). scripts/bench.py's encode table measures each.
+# image_format: name -> (suffix, what it is). scripts/bench/bench.py's encode table measures each.
 IMAGE_FORMATS = {
     "png": (".png", "PNG, fastest deflate (the default: ~1.5 ms per 640x480 frame)"),
     "png-small": (".png", "PNG as PIL writes it at level 6: smaller files, ~10x the encode"),
@@ -79,8 +79,9 @@ SESSION_WAIT_TIMEOUT = 60.0
 # First marker polls use a short ttl: a view mounted by a new scene answers only after the
 # browser has painted once, and an unanswered grab costs its whole ttl.
 SETTLE_GRAB_TTL = 0.25
+SETTLE_GRAB_TTL_MAX = 2.0  # a marker grab's ttl doubles up to this while the view mounts
 # After a grab's deadline, this long for an answer that is already in the socket (the
-# deadline passed while the worker process was stopped): raycollect/server.py.
+# deadline passed while the worker process was stopped): raycollect/render/server.py.
 RPC_LATE_GRACE = 0.2
 # An idle worker (queue empty for now) polls with backoff between these.
 IDLE_POLL_MIN = 0.02
@@ -159,7 +160,7 @@ BROWSER_STATUS_PERIOD = 5.0
 RECORD_BATCH = 64
 WORKER_REPLACE_LIMIT = 20
 
-# One writer per output (raycollect/lock.py): the holder touches its lock this often, and a
+# One writer per output (raycollect/output/lock.py): the holder touches its lock this often, and a
 # lock untouched this long is stale (its run died, on this host or another).
 LOCK_HEARTBEAT = 5.0
 LOCK_STALE = 60.0
@@ -168,8 +169,9 @@ LOCK_ATTEMPTS = 5  # takeovers raced and lost before giving up
 # it, the one whose token is not there is refused (an object store has no create-if-absent).
 LOCK_SETTLE = 1.0
 STATE_DIR = ".raycollect"  # an output's queue journal and lock
+JOURNAL_NAME = "queue.sqlite"  # the queue's journal, in STATE_DIR (or a store output's cache)
 
-# --- object store outputs (raycollect/store.py) and shards (raycollect/shards.py) -----------
+# --- object store outputs (raycollect/output/store.py) and shards (raycollect/output/shards.py) -----------
 # A store that fails is retried with backoff (first, longest wait) for this long, then the run
 # stops with the store and the key named.
 STORE_RETRY_SECONDS = 120.0
@@ -188,4 +190,12 @@ SHARD_IDLE_FLUSH = 1.0
 # Choices the CLI offers, here so that parsing a command line imports nothing heavy.
 UP_AXES = ("y", "z")  # a world's up axis (raycollect/camera.py)
 MASKS_LINKS = "links"  # masks="links": part segmentation of URDF robots
-EXPORT_FORMATS = ("nerfstudio", "coco", "bop")  # raycollect/export.py
+EXPORT_FORMATS = ("nerfstudio", "coco", "bop")  # raycollect/output/export.py
+
+# --- waits of the driver and its helpers on Ray calls (seconds) ----------------------------
+INBOX_PUT_WAIT = 0.5  # a drain thread's wait on the full inbox before it checks for closing
+HOST_STATUS_TIMEOUT = 30.0  # a browser host's status
+WORKER_STATUS_TIMEOUT = 5.0  # a worker's counters at the end of a run
+SESSION_POLL = 1.0  # a worker waiting for its browser looks again this often
+CHROMIUM_VERSION_TIMEOUT = 30.0  # `chromium --version`
+BROWSER_THREAD_JOIN = 30.0  # a browser host's watcher thread, when it stops

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import queue as stdqueue
 import shutil
 import tempfile
@@ -29,13 +30,13 @@ from .browser import find_chromium
 from .config import Config
 from .errors import InvalidJob, OutputError, RaycollectError, RunFailed, StoreError
 from .jobs import MalformedJob, Result, prepare
-from .pool import WorkerPool
+from .pool import FrameArrived, WorkerPool
 from .queue import JobQueue
 from .records import Failure, Summary
-from .lock import OutputLock
-from .repair import check_journal
-from .store import StoreLock
-from .writer import STATE_DIR, OutputWriter, StoreWriter, output_error, writer_for
+from .output.lock import OutputLock
+from .output.repair import check_journal
+from .output.store import StoreLock
+from .output.writer import STATE_DIR, OutputWriter, StoreWriter, output_error, writer_for
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +82,45 @@ def validate_jobs(jobs: Iterable[Any], keys: Sequence[str] | None = None, start:
     return valid, invalid
 
 
+class _Timers:
+    """Named monotonic timestamps of the run's loop: when a periodic read is due, and how
+    long a condition has held."""
+
+    def __init__(self):
+        self._t: dict[str, float] = {}
+
+    def due(self, name: str, period: float) -> bool:
+        now = time.monotonic()
+        if now - self._t.get(name, -math.inf) >= period:
+            self._t[name] = now
+            return True
+        return False
+
+    def reset(self, name: str) -> None:
+        self._t[name] = time.monotonic()
+
+    def since(self, name: str) -> float:
+        """Seconds since `name` was first asked about after its last clear()."""
+        now = time.monotonic()
+        return now - self._t.setdefault(name, now)
+
+    def clear(self, name: str) -> None:
+        self._t.pop(name, None)
+
+
 class _Feeder(threading.Thread):
     """Validates and submits a run's jobs in chunks while it renders, so the first frame
     comes within seconds whatever the job count, and the driver never holds the job list:
     a generator or a jsonl file is read as the queue takes it."""
 
     def __init__(self, jobs: Iterable[Any], keys: Sequence[str] | None, queue: JobQueue,
-                 writer: OutputWriter | None, summary: Summary):
+                 writer: OutputWriter | None):
         super().__init__(daemon=True, name="raycollect-feeder")
-        self.jobs, self.keys, self.queue, self.writer, self.summary = jobs, keys, queue, writer, summary
+        self.jobs, self.keys, self.queue, self.writer = jobs, keys, queue, writer
         self.invalid: list[Failure] = []
         self.submitted = 0
+        # Its own counts: the run copies them into the summary, which only it writes.
+        self.seen = self.skipped = 0
         self.error: BaseException | None = None
         self.first = threading.Event()  # something was submitted, or there is nothing
         self.done = threading.Event()
@@ -120,9 +149,8 @@ class _Feeder(threading.Thread):
         self.invalid += invalid
         done = self.writer.done if self.writer is not None else ()
         todo = [(j, p) for j, p in valid if j not in done]
-        self.summary.jobs += len(valid) + len(invalid)
-        self.summary.invalid += len(invalid)
-        self.summary.skipped += len(valid) - len(todo)
+        self.seen += len(valid) + len(invalid)
+        self.skipped += len(valid) - len(todo)
         if todo:
             self.queue.submit_prepared(todo)  # validate_jobs already made ids and plain params
             # Jobs the journal calls done or failed but the output lacks: render again.
@@ -145,6 +173,7 @@ class Run:
         self.failures: list[Failure] = []
         self.queue: JobQueue | None = None
         self.pool: WorkerPool | None = None
+        self._location = None  # a store output's Location: Results read their arrays there
         self._gen: Iterator[Result] | None = None
 
     @staticmethod
@@ -177,23 +206,23 @@ class Run:
         self.close()
 
     def _run(self) -> Iterator[Result]:
-        """The run, holding its output (one writer per output, raycollect/lock.py) and with
+        """The run, holding its output (one writer per output, raycollect/output/lock.py) and with
         its journal checked, both before Ray starts."""
         lock = None
-        cfg = self.config
-        if cfg.out is not None and cfg.to_store:
-            lock = StoreLock(cfg.location())
+        config = self.config
+        if config.out is not None and config.to_store:
+            lock = StoreLock(config.location())
             lock.acquire()
-        elif cfg.out is not None:
-            state = Path(cfg.out) / STATE_DIR
+        elif config.out is not None:
+            state = Path(config.out) / STATE_DIR
             try:
                 lock = OutputLock(state)
                 lock.acquire()
             except OSError as e:
-                raise output_error(cfg.out, e) from e
+                raise output_error(config.out, e) from e
         try:
-            if lock is not None and not cfg.to_store:
-                check_journal(state / "queue.sqlite", cfg.out)
+            if lock is not None and not config.to_store:
+                check_journal(state / C.JOURNAL_NAME, config.out)
             yield from self._render()
         finally:
             if lock is not None:
@@ -203,28 +232,28 @@ class Run:
         t_start = time.time()
         # Fail in a second, not after starting a cluster of workers; browser hosts on other
         # nodes look for their own.
-        cfg = self.config
-        if cfg.browsers == "managed" and cfg.chromium is None:
+        config = self.config
+        if config.browsers == "managed" and config.chromium is None:
             found = find_chromium()
             # Browser hosts on other nodes of a cluster look for their own.
-            cfg = cfg.replace(chromium=found if cfg.address is None else None)
-        cluster.init(cfg.address, include_dashboard=False, configure_logging=False,
+            config = config.replace(chromium=found if config.address is None else None)
+        cluster.init(config.address, include_dashboard=False, configure_logging=False,
                      log_to_driver=True)
-        n_workers = resolve_workers(cfg.workers)
-        if cfg.assets is not None and not isinstance(cfg.assets, asset_folder.Assets):
-            cfg = cfg.replace(assets=asset_folder.prepare(cfg.assets))
-        self.config = cfg
-        writer = writer_for(cfg)
+        n_workers = resolve_workers(config.workers)
+        if config.assets is not None and not isinstance(config.assets, asset_folder.Assets):
+            config = config.replace(assets=asset_folder.prepare(config.assets))
+        self.config = config
+        writer = writer_for(config)
         # Frames of a store output come back without their bytes: a Result reads its arrays
         # from the store when asked (raycollect/jobs.py).
-        self._location = cfg.location() if cfg.to_store else None
+        self._location = config.location() if config.to_store else None
         scratch = None
         if writer is not None:
             journal = writer.journal_path
             journal.parent.mkdir(parents=True, exist_ok=True)
         else:
             scratch = tempfile.mkdtemp(prefix="raycollect-")
-            journal = Path(scratch) / "queue.sqlite"
+            journal = Path(scratch) / C.JOURNAL_NAME
         self.summary = Summary()
         bar, feeder, store_down = None, None, False
         try:
@@ -233,13 +262,13 @@ class Run:
             # left pending stays in the journal, parked; the feeder's submits take back the
             # ones this run is given again.
             q.focus([])
-            feeder = self._feeder = _Feeder(self.jobs, self.keys, q, writer, self.summary)
+            feeder = self._feeder = _Feeder(self.jobs, self.keys, q, writer)
             feeder.start()
-            bar = tqdm(total=None, unit="frame", disable=not cfg.progress,
+            bar = tqdm(total=None, unit="frame", disable=not config.progress,
                        dynamic_ncols=True, desc="raycollect")
             feeder.first.wait()
             if feeder.submitted:
-                self.pool = WorkerPool(q, n_workers, self.scene, cfg)
+                self.pool = WorkerPool(q, n_workers, self.scene, config)
                 self.pool.start()
                 yield from self._consume(q, writer, bar)
             feeder.done.wait()
@@ -260,8 +289,7 @@ class Run:
                 feeder.join(C.FEEDER_STOP_GRACE)
             if bar is not None:
                 bar.close()
-            self._finish(None if store_down else writer, feeder.invalid if feeder else [],
-                         t_start)
+            self._finish(None if store_down else writer, feeder, t_start)
             if scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
 
@@ -277,53 +305,67 @@ class Run:
                                max_attempts=self.config.max_attempts, journal=str(journal))
 
     def _consume(self, q: JobQueue, writer: OutputWriter | None, bar: tqdm) -> Iterator[Result]:
+        """The run's loop: record what arrived and hand it over, replace lost workers, and
+        read the queue's stats until they say the run is over. Each step is a method of its
+        own below; this thread is the only one that writes the summary."""
         pool = self.pool
-        last_stats = last_browsers = 0.0
-        no_worker_since = None
+        clock = _Timers()
         while True:
             frames, deaths = self._take_events(pool)
-            results, s = self._record(q, writer, frames)
+            results, stats = self._record(q, writer, frames)
             for result in results:
                 bar.update(1)
                 self.summary.rendered += 1
                 yield result
-            for event in deaths:  # "dead", or "finished" unasked: either way it is gone
-                pool.replace(event.worker, event.item)
-                self.summary.workers_restarted = pool.replaced
-            if pool.members:
-                no_worker_since = None
-            elif not pool.replacing:
-                raise RunFailed("no render worker is left and none could be started")
-            else:
-                no_worker_since = no_worker_since or time.monotonic()
-                if time.monotonic() - no_worker_since > self.config.no_worker_timeout:
-                    raise RunFailed(f"no render worker has been left for "
-                                    f"{self.config.no_worker_timeout:.0f} s and none could be "
-                                    f"placed (every node lost?); rerun to render the rest")
-            now = time.time()
-            if now - last_browsers >= C.BROWSER_STATUS_PERIOD:
-                # A call to every browser host: rarer than the queue's stats, which end the run.
-                last_browsers = now
+            self._replace(pool, deaths)
+            self._check_workers_left(pool, clock)
+            if clock.due("browsers", C.BROWSER_STATUS_PERIOD):
+                # A call to every browser host: rarer than the queue's stats.
                 self._read_browsers(pool)
             # The queue's stats tell when the run is over. Recording frames reads them in the
             # same call; without frames they are polled (each read is a call to the actor).
-            if s is None and now - last_stats >= C.STATS_POLL_PERIOD:
-                s = q.stats()
-            if s is not None:
-                last_stats = now
-                bar.set_postfix(failed=s["failed"], stale=s["stale_refused"],
-                                workers=len(pool.members), refresh=False)
-                feeder = self._feeder
-                if feeder.error is not None:
-                    raise feeder.error
-                if feeder.done.is_set() and bar.total is None:
-                    bar.total = feeder.submitted
-                    bar.refresh()
-                if feeder.done.is_set() and s["pending"] == 0 and s["leased"] == 0:
+            if stats is None and clock.due("stats", C.STATS_POLL_PERIOD):
+                stats = q.stats()
+            if stats is not None:
+                clock.reset("stats")
+                self._show(bar, stats, pool)
+                if self._over(stats):
                     # The summary's browser counts are read every few seconds: a restart
                     # since the last read still belongs to this run.
                     self._read_browsers(pool)
                     return
+
+    def _replace(self, pool: WorkerPool, deaths: list) -> None:
+        for event in deaths:  # died, or finished unasked: either way it is gone
+            pool.replace(event.worker, event.error)
+        self.summary.workers_restarted = pool.replaced
+
+    def _check_workers_left(self, pool: WorkerPool, clock: "_Timers") -> None:
+        """A run with no worker, and none coming, fails (at once, or after
+        no_worker_timeout while replacements cannot be placed)."""
+        if pool.members:
+            clock.clear("no_worker")
+        elif not pool.replacing:
+            raise RunFailed("no render worker is left and none could be started")
+        elif clock.since("no_worker") > self.config.no_worker_timeout:
+            raise RunFailed(f"no render worker has been left for "
+                            f"{self.config.no_worker_timeout:.0f} s and none could be "
+                            f"placed (every node lost?); rerun to render the rest")
+
+    def _show(self, bar: tqdm, stats: dict, pool: WorkerPool) -> None:
+        bar.set_postfix(failed=stats["failed"], stale=stats["stale_refused"],
+                        workers=len(pool.members), refresh=False)
+        feeder = self._feeder
+        if feeder.done.is_set() and bar.total is None:
+            bar.total = feeder.submitted
+            bar.refresh()
+
+    def _over(self, stats: dict) -> bool:
+        """Every job submitted, none pending or leased. A feeder that failed ends the run."""
+        feeder = self._feeder
+        if feeder.error is not None:
+            raise feeder.error
+        return feeder.done.is_set() and stats["pending"] == 0 and stats["leased"] == 0
 
     def _read_browsers(self, pool: WorkerPool) -> None:
         browsers = pool.browser_status()
@@ -341,14 +383,14 @@ class Run:
         except stdqueue.Empty:
             return frames, deaths
         while event is not None:
-            (frames if event.kind == "frame" else deaths).append(event)
+            (frames if isinstance(event, FrameArrived) else deaths).append(event)
             if len(frames) >= C.RECORD_BATCH:
                 break
             try:
                 event = pool.inbox.get_nowait()
             except stdqueue.Empty:
                 event = None
-        return [e.item for e in frames], deaths
+        return [e.result for e in frames], deaths
 
     def _record(self, q: JobQueue, writer: OutputWriter | None,
                 frames: list) -> tuple[list[Result], dict | None]:
@@ -359,13 +401,10 @@ class Run:
             return [], None
         t0 = time.perf_counter()
         staged = []
-        for frame in frames:
-            lease = frame.lease
-            result = Result(lease.job_id, lease.params, camera=frame.camera, worker=frame.worker,
-                            attempt=lease.attempt, timings=dict(frame.timings), node=frame.node,
-                            instances=frame.instances, objects=frame.objects,
-                            files=frame.files, keys=frame.keys, shard=frame.shard,
-                            location=self._location)
+        for result in frames:  # the Results the workers made (raycollect/render/worker.py)
+            lease = result.lease
+            result.params = lease.params  # sent once, in the lease
+            result.location = self._location
             # Already in the output (a rerun over a journal that lost the completion): the
             # lease is completed below, the frame is not written again.
             duplicate = writer is not None and lease.job_id in writer.done
@@ -383,13 +422,18 @@ class Run:
             if writer is not None:
                 result.timings["write_s"] = write_s
                 commits.append((result, pairs))
+            result.lease = None  # completed: its token is no use to the caller
             out.append(result)
         if commits:
             writer.commit_many(commits)
         return out, stats
 
-    def _finish(self, writer: OutputWriter | None, invalid: list[Failure], t_start: float) -> None:
-        failures = list(invalid)
+    def _finish(self, writer: OutputWriter | None, feeder: "_Feeder | None",
+                t_start: float) -> None:
+        failures = list(feeder.invalid) if feeder else []
+        if feeder is not None:  # joined by now: its counts are final
+            self.summary.jobs, self.summary.skipped = feeder.seen, feeder.skipped
+            self.summary.invalid = len(feeder.invalid)
         if self.pool is not None:
             self.summary.workers = len(self.pool.members)
             self._read_worker_counters()
@@ -445,7 +489,7 @@ class Run:
             return
         for m in list(self.pool.members.values()):
             try:
-                registry[m.id] = ray.get(m.actor.status.remote(), timeout=5)
+                registry[m.id] = ray.get(m.actor.status.remote(), timeout=C.WORKER_STATUS_TIMEOUT)
             except (ray.exceptions.RayError, TimeoutError):
                 pass
         self.summary.by_worker = metrics.per_worker(registry)

@@ -7,9 +7,12 @@ Every error belongs to one of three groups, and the group alone decides what hap
   max_attempts.
 - FatalFault: the run cannot go on (no browser, no Chromium, a bug); the run stops with it.
 
-`disposition(error)` turns any exception into "final", "retry" or "abort"; workers, the
-pool and the driver all ask it instead of deciding for themselves.
+`disposition(error)` turns any exception into a Disposition (FINAL, RETRY or ABORT);
+workers, the pool and the driver all ask it instead of deciding for themselves.
 """
+
+import contextlib
+import enum
 
 
 class RaycollectError(Exception):
@@ -56,6 +59,14 @@ class SceneError(TransientFault, RuntimeError):
     scene functions may read files or services that fail for a moment)."""
 
 
+class SessionLost(TransientFault, ConnectionError):
+    """The browser page went away while a batch was on it (its jobs are tried again)."""
+
+
+class GrabTimedOut(TransientFault, TimeoutError):
+    """The page did not answer a grab in time (its jobs are tried again)."""
+
+
 class RenderError(TransientFault, RuntimeError):
     """The browser did not produce a usable frame for a job."""
 
@@ -81,7 +92,7 @@ class AssetsError(FatalFault, RuntimeError):
 
 
 class OutputBusy(FatalFault, RuntimeError):
-    """Another live run is writing the output (raycollect/lock.py)."""
+    """Another live run is writing the output (raycollect/output/lock.py)."""
 
 
 class OutputError(FatalFault, OSError):
@@ -90,7 +101,7 @@ class OutputError(FatalFault, OSError):
 
 class StoreError(FatalFault, OSError):
     """An object store output cannot be reached, read or written (after retries), or its
-    URL, bucket or credentials are wrong (raycollect/store.py)."""
+    URL, bucket or credentials are wrong (raycollect/output/store.py)."""
 
 
 class JournalDamaged(FatalFault, RuntimeError):
@@ -105,15 +116,23 @@ class RunFailed(FatalFault, RuntimeError):
     """A render run could not finish."""
 
 
-def disposition(error: BaseException) -> str:
-    """"final", "retry" or "abort" for any exception. Anything that is not a raycollect
-    error is a bug (in raycollect, or in code it calls where no error was expected): the
-    run stops with it rather than retrying it as if a browser had been lost."""
+class Disposition(str, enum.Enum):
+    """What a failed attempt means for its job: fail it now, try it again, or stop the run."""
+
+    FINAL = "final"
+    RETRY = "retry"
+    ABORT = "abort"
+
+
+def disposition(error: BaseException) -> Disposition:
+    """The one failure policy, for any exception. Anything that is not a raycollect error is
+    a bug (in raycollect, or in code it calls where no error was expected): the run stops
+    with it rather than retrying it as if a browser had been lost."""
     if isinstance(error, JobFault):
-        return "final"
+        return Disposition.FINAL
     if isinstance(error, TransientFault):
-        return "retry"
-    return "abort"
+        return Disposition.RETRY
+    return Disposition.ABORT
 
 
 def unwrap(error: BaseException) -> BaseException:
@@ -121,3 +140,26 @@ def unwrap(error: BaseException) -> BaseException:
     RayTaskError whose `cause` is the original. The one place raycollect looks inside."""
     cause = getattr(error, "cause", None)
     return cause if isinstance(cause, BaseException) else error
+
+
+@contextlib.contextmanager
+def from_ray(unreachable=None):
+    """Where a call crosses into Ray, the one mapping of what comes back (as httpx's
+    map_exceptions does for its transports): a raycollect error the remote code raised is
+    raised as itself, not inside Ray's RayTaskError; an actor that is gone (died, or
+    unreachable while Ray restarts it past its retries) becomes `unreachable(error)` when
+    given. Anything else is Ray's, raised as it is."""
+    try:
+        yield
+    except Exception as e:
+        import ray.exceptions as rx  # here: the CLI checks its input before importing Ray
+
+        if isinstance(e, rx.RayTaskError):
+            cause = unwrap(e)
+            if isinstance(cause, RaycollectError):
+                raise cause from None
+            raise
+        if unreachable is not None and isinstance(e, (rx.ActorUnavailableError,
+                                                      rx.ActorDiedError)):
+            raise unreachable(e) from e
+        raise

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from .constants import JOB_ID_HEX_CHARS, MAX_KEY_LENGTH
 from .errors import InvalidJob
-from .files import decode
+from .output.files import decode
 
 
 class JobState(str, enum.Enum):
@@ -162,13 +162,16 @@ class Result(Job):
     keys: dict | None = None
     shard: str | None = None
     location: Any = field(default=None, repr=False)
+    # From the render worker to the driver: the lease the driver completes (raycollect/
+    # render/worker.py makes the Result, the driver records it and hands it to you).
+    lease: Lease | None = field(default=None, repr=False)
     _arrays: dict = field(default_factory=dict, repr=False)
 
     def _array(self, kind: str):
         if kind not in self._arrays:
             data = self.files.get(kind)
             if data is None and self.keys and kind in self.keys and self.location is not None:
-                from .manifest import FrameReader
+                from .output.manifest import FrameReader
 
                 data = FrameReader(self.location).bytes(
                     {"files": self.keys, "shard": self.shard}, kind)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 from .jobs import JobState
 
@@ -31,6 +31,27 @@ CREATE TABLE IF NOT EXISTS instances (key TEXT PRIMARY KEY, id INTEGER NOT NULL 
 """
 
 
+
+class StoredJob(NamedTuple):
+    """A job as the journal holds it between runs (its params and result stay there)."""
+
+    job_id: str
+    state: JobState
+    attempts: int
+    error: str | None
+    done_token: str | None
+
+
+class JobUpdate(NamedTuple):
+    """A job's new state, written with the next flush."""
+
+    job_id: str
+    state: JobState
+    attempts: int
+    error: str | None
+    result: Any
+    done_token: str | None
+
 class Journal:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -46,13 +67,13 @@ class Journal:
         self._db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, default))
         return self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0]
 
-    def load(self) -> Iterator[tuple]:
-        """(id, None, state, attempts, error, None, done_token) in submit order: params and
-        results stay here, read with params() when needed."""
+    def load(self) -> Iterator[StoredJob]:
+        """Every job, in submit order: params and results stay here, read with params() when
+        needed."""
         rows = self._db.execute(
             "SELECT id, state, attempts, error, done_token FROM jobs ORDER BY seq")
         for job_id, state, attempts, error, done_token in rows:
-            yield job_id, None, JobState(state), attempts, error, None, done_token
+            yield StoredJob(job_id, JobState(state), attempts, error, done_token)
 
     def params(self, job_ids: list[str]) -> dict[str, dict]:
         out = {}
@@ -63,9 +84,8 @@ class Journal:
             out.update((job_id, json.loads(params)) for job_id, params in rows)
         return out
 
-    def write(self, inserts: Iterable[tuple[str, str]], updates: Iterable[tuple]) -> None:
-        """One transaction: new jobs (id, params_json) and changed jobs
-        (id, state, attempts, error, result, done_token)."""
+    def write(self, inserts: Iterable[tuple[str, str]], updates: Iterable[JobUpdate]) -> None:
+        """One transaction: new jobs (id, params_json) and changed jobs."""
         db = self._db
         db.execute("BEGIN")
         try:
@@ -73,8 +93,9 @@ class Journal:
                            inserts)
             db.executemany(
                 "UPDATE jobs SET state=?, attempts=?, error=?, result=?, done_token=? WHERE id=?",
-                ((s.value, a, e, None if r is None else json.dumps(r, default=str), t, i)
-                 for i, s, a, e, r, t in updates))
+                ((u.state.value, u.attempts, u.error,
+                  None if u.result is None else json.dumps(u.result, default=str),
+                  u.done_token, u.job_id) for u in updates))
         except BaseException:
             db.execute("ROLLBACK")
             raise

@@ -6,7 +6,7 @@ With masks on, every manifest line carries `objects`, keyed by element key:
      "px": visible pixel count, "links": {link: 4x4 link-frame-to-world} (URDF robots)}
 
 Poses are what the page rendered: the renderer's world matrices read after the render
-(raycollect/capture.js), in the world the camera matrices are in (the user's Z-up world with
+(raycollect/render/capture.js), in the world the camera matrices are in (the user's Z-up world with
 `up="z"`). The box and pixel count come from the frame's own mask. With `masks="links"` every
 URDF link has an id of its own and an entry `"robot/link"` (its pose is the link frame).
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# vuer element tags that draw nothing into a frame (raycollect/stage.py wraps each element
+# vuer element tags that draw nothing into a frame (raycollect/render/stage.py wraps each element
 # in a group with its id; these get id 0).
 NON_DRAWING = frozenset({
     "AmbientLight", "DirectionalLight", "PointLight", "SpotLight", "HemisphereLight",

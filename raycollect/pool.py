@@ -1,4 +1,4 @@
-"""The driver's pool of render workers and the browsers it manages for them.
+"""The driver's pool of render workers.
 
 Each worker's streaming generator is drained by one thread into a single bounded inbox, so the
 driver handles frames from every worker in arrival order, and a caller slower than the
@@ -7,8 +7,7 @@ backpressure): driver memory stays flat. A worker that dies is reported to the q
 leases go back at once instead of at their deadline) and replaced in the background, so
 recording never waits for a new worker; one that cannot be placed is tried again later
 while the run goes on with the workers it has.
-Managed browsers run in one small actor per node that has workers, so a browser always sits
-on its worker's node and talks to it over loopback.
+Managed browsers are raycollect/browser_hosts.py's.
 """
 
 from __future__ import annotations
@@ -21,48 +20,36 @@ import time
 from dataclasses import dataclass
 
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from . import constants as C
-from .browser import BrowserManager, undo_ray_niceness
-from .errors import BrowserError, RaycollectError, RunFailed, disposition, unwrap
+from .jobs import Result
+from .browser_hosts import BrowserHosts
+from .errors import Disposition, RaycollectError, RunFailed, disposition, unwrap
 from .queue import JobQueue
 from .config import Config
-from .worker import RenderWorker
+from .render.worker import RenderWorker
 
 log = logging.getLogger(__name__)
 
 
-class _BrowserHost:
-    """Runs a BrowserManager for the workers of the node it is placed on."""
+@dataclass(frozen=True)
+class FrameArrived:
+    """A worker's rendered frame, in the driver's inbox."""
 
-    def __init__(self, queue: JobQueue, node_id: str, binary: str | None,
-                 recycle_frames: int):
-        undo_ray_niceness()  # before any browser starts: they inherit it
-        self.manager = BrowserManager(queue, node_id=node_id, binary=binary,
-                                      recycle_frames=recycle_frames).start()
-
-    def status(self) -> dict:
-        m = self.manager
-        return {"restarts": m.restarts, "recycles": m.recycles, "errors": list(m.errors),
-                "fatal": m.fatal,
-                "browsers": {w: s.browser.pid for w, s in m.slots.items() if s.browser}}
-
-    def kill_one(self, worker: str) -> int | None:
-        return self.manager.kill_one(worker)
-
-    def stop(self) -> None:
-        self.manager.stop()
-
-
-BrowserHost = ray.remote(num_cpus=0, max_restarts=0)(_BrowserHost)
-
-
-@dataclass
-class Event:
-    kind: str  # "frame" | "dead" | "finished"
     worker: str
-    item: object = None
+    result: Result
+
+
+@dataclass(frozen=True)
+class WorkerGone:
+    """A worker's generator ended: `error` is what ended it (the actor died, or it raised);
+    None when it finished without being asked to."""
+
+    worker: str
+    error: BaseException | None = None
+
+
+Event = FrameArrived | WorkerGone
 
 
 class _Member:
@@ -82,11 +69,9 @@ class WorkerPool:
         self._replacers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self.hosts: dict[str, object] = {}  # node id -> BrowserHost
+        self.browsers = BrowserHosts(queue, config)  # managed browsers, one host per node
         self.replaced = 0
-        self._host_restarts: dict[str, int] = {}
         self._ids = itertools.count()
-        self._closing = False
 
     # --- workers -----------------------------------------------------------------------
     def start(self) -> None:
@@ -132,12 +117,11 @@ class WorkerPool:
     def _adopt(self, worker_id: str, actor, info: dict) -> None:
         member = _Member(worker_id, actor, info)
         with self._lock:
-            if self._closing:
+            if self._closed.is_set():
                 _kill(actor)
                 return
             self.members[worker_id] = member
-            if self.config.browsers == "managed":
-                self._ensure_host(info["node_id"])
+            self.browsers.ensure(info["node_id"])
         member.thread = threading.Thread(target=self._drain, args=(member,), daemon=True,
                                          name=f"raycollect-{worker_id}")
         member.thread.start()
@@ -149,16 +133,16 @@ class WorkerPool:
         try:
             for ref in gen:
                 for frame in ray.get(ref):
-                    self._put(Event("frame", member.id, frame))
-            self._put(Event("finished", member.id))
+                    self._put(FrameArrived(member.id, frame))
+            self._put(WorkerGone(member.id))
         except Exception as e:  # the actor died, or its generator raised: both end it
-            self._put(Event("dead", member.id, e))
+            self._put(WorkerGone(member.id, e))
 
     def _put(self, event: Event) -> None:
         """Into the bounded inbox, waiting while it is full, unless the pool closes."""
         while not self._closed.is_set():
             try:
-                self.inbox.put(event, timeout=0.5)
+                self.inbox.put(event, timeout=C.INBOX_PUT_WAIT)
                 return
             except stdqueue.Full:
                 continue
@@ -169,10 +153,10 @@ class WorkerPool:
         is no lost worker (a bug, no browser, a missing assets folder) ends the run."""
         with self._lock:
             member = self.members.pop(worker_id, None)
-        if member is None or self._closing:
+        if member is None or self._closed.is_set():
             return
         cause = unwrap(error) if error is not None else None
-        if isinstance(error, ray.exceptions.RayTaskError) and disposition(cause) == "abort":
+        if isinstance(error, ray.exceptions.RayTaskError) and disposition(cause) is Disposition.ABORT:
             _kill(member.actor)
             raise RunFailed(f"worker {worker_id} failed: {cause}") from cause
         what = f"{type(cause).__name__}: {cause}" if cause is not None else "its generator ended"
@@ -208,50 +192,20 @@ class WorkerPool:
             with self._lock:
                 self.replacing -= 1
 
-    # --- browsers ----------------------------------------------------------------------
-    def _ensure_host(self, node_id: str) -> None:
-        if node_id in self.hosts:
-            return
-        self.hosts[node_id] = BrowserHost.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(
-            self.queue, node_id, self.config.chromium, self.config.recycle_frames)
-
+    # --- browsers (raycollect/browser_hosts.py) ----------------------------------------
     def browser_status(self) -> dict:
-        out = {"restarts": self._lost_host_restarts, "recycles": 0, "errors": []}
-        for node_id, host in list(self.hosts.items()):
-            try:
-                s = ray.get(host.status.remote(), timeout=30)
-            except ray.exceptions.RayActorError as e:
-                # Its node is gone (its workers died with it and are being replaced).
-                log.warning("browser host of node %s is gone: %s", node_id[:8], unwrap(e))
-                del self.hosts[node_id]
-                continue
-            except (ray.exceptions.RayError, TimeoutError) as e:
-                raise BrowserError(f"browser host on node {node_id[:8]} failed: {unwrap(e)}") from None
-            if s.get("fatal"):
-                raise BrowserError(f"browsers on node {node_id[:8]}: {s['fatal']}")
-            out["restarts"] += s["restarts"]
-            out["recycles"] += s["recycles"]
-            out["errors"] += s["errors"]
-            self._host_restarts[node_id] = s["restarts"]
-        return out
-
-    @property
-    def _lost_host_restarts(self) -> int:
-        return sum(n for node, n in self._host_restarts.items() if node not in self.hosts)
+        return self.browsers.status()
 
     def kill_browser(self, worker_id: str) -> int | None:
         member = self.members.get(worker_id)
-        host = member and self.hosts.get(member.info["node_id"])
-        return None if host is None else ray.get(host.kill_one.remote(worker_id))
+        return None if member is None else self.browsers.kill_one(member.info["node_id"], worker_id)
 
     # --- shutdown ----------------------------------------------------------------------
     def close(self, grace: float = 10.0) -> None:
         """Ask workers to stop (they give back prefetched leases), then end everything."""
-        with self._lock:
-            self._closing = True
+        with self._lock:  # no worker is adopted once this is set
+            self._closed.set()
             members = list(self.members.values())
-        self._closed.set()
         stops = [m.actor.stop.remote() for m in members]
         try:
             ray.get(stops, timeout=grace)
@@ -270,14 +224,8 @@ class WorkerPool:
         for m in members:
             if m.thread is not None:
                 m.thread.join(C.DRAIN_STOP_GRACE)
-        for host in self.hosts.values():
-            try:
-                ray.get(host.stop.remote(), timeout=grace)
-            except (ray.exceptions.RayError, TimeoutError):  # gone with its node
-                pass
-            _kill(host)
+        self.browsers.close(grace)
         self.members.clear()
-        self.hosts.clear()
 
 
 _START_ERRORS = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError)

@@ -13,17 +13,69 @@ import logging
 import secrets
 import time
 from collections import deque
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, TypedDict
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from . import constants as C
-from .errors import QueueUnavailable, RaycollectError, UnknownJob, WrongQueue, unwrap
+from .errors import (Disposition, QueueUnavailable, UnknownJob, WrongQueue,
+                     from_ray)
 from .jobs import JobState, Lease, canonical_json, check_transition, prepare
-from .journal import Journal
+from .journal import Journal, JobUpdate
 
 log = logging.getLogger(__name__)
+
+RELEASE = "release"  # fail()'s third mode: the lease given back untried
+
+
+class QueueStats(TypedDict):
+    """What `JobQueue.stats()` returns: jobs per state (pending counts only the jobs of the
+    current run; parked ones wait in the journal), refusals, expiries and settings."""
+
+    pending: int
+    leased: int
+    done: int
+    failed: int
+    total: int
+    stale_refused: int  # completions of leases no longer live (a late worker's frame)
+    refused_heartbeats: int
+    refused_failures: int
+    parked: int  # pending jobs of earlier runs over the same journal
+    expired: int  # leases that ran out without a heartbeat
+    workers: int
+    max_attempts: int
+    lease_ttl: float
+    incarnation: str
+
+
+class FailedJob(TypedDict):
+    """A failed job of the current run, as `JobQueue.failures()` lists it."""
+
+    job_id: str
+    error: str
+    attempts: int
+    params: dict
+
+
+class WorkerInfo(TypedDict, total=False):
+    """A render worker's registry entry (raycollect/render/worker.py keeps it fresh)."""
+
+    worker: str
+    registered: float
+    url: str
+    port: int
+    pid: int
+    node_ip: str
+    node_id: str
+    frames: int
+    scene_updates: int
+    seconds: float
+    wait_s: dict
+    encode_s: float
+    stages_s: dict
+    pass_modes: dict
+    asset_requests: int
 
 
 class _Job:
@@ -90,13 +142,33 @@ class _QueueActor:
             job.token, job.worker = None, ""
         job.state = new
         if new is JobState.PENDING:
-            if job.in_run:
-                self._pending.append(job.id)
-            else:
-                self._parked += 1
+            self._queue_pending(job)
         if self._journal and new is not JobState.LEASED:
-            self._updates[job.id] = (job.id, new, job.attempts, job.error, job.result,
-                                     job.done_token)
+            self._updates[job.id] = JobUpdate(job.id, new, job.attempts, job.error, job.result,
+                                              job.done_token)
+
+    def _add(self, job: _Job) -> None:
+        """A job new to this actor (submitted, or recovered from the journal): counted in
+        its state, and queued when it is pending."""
+        self._jobs[job.id] = job
+        self._counts[job.state] += 1
+        if job.state is JobState.PENDING:
+            self._queue_pending(job)
+
+    def _unpark(self, job: _Job) -> None:
+        """A job of an earlier run is given again: it is this run's now."""
+        job.in_run = True
+        if job.state is JobState.PENDING:
+            self._parked -= 1
+            self._pending.append(job.id)
+
+    def _queue_pending(self, job: _Job) -> None:
+        """A pending job goes to the leasable deque if it belongs to the run, else it is
+        parked (a job of an earlier run over the same journal)."""
+        if job.in_run:
+            self._pending.append(job.id)
+        else:
+            self._parked += 1
 
     def _end_attempt(self, job: _Job, error: str) -> None:
         """An attempt ended without a frame: retry, or dead-letter at max_attempts."""
@@ -111,13 +183,11 @@ class _QueueActor:
         self._inserts, self._updates = [], {}
 
     def _recover(self) -> None:
-        for job_id, params, state, attempts, error, result, done_token in self._journal.load():
+        for row in self._journal.load():
             # A job leased when the old actor died is simply pending again.
-            state = JobState.PENDING if state is JobState.LEASED else state
-            self._jobs[job_id] = _Job(job_id, None, state, attempts, error, None, done_token)
-            self._counts[state] += 1
-            if state is JobState.PENDING:
-                self._pending.append(job_id)
+            state = JobState.PENDING if row.state is JobState.LEASED else row.state
+            self._add(_Job(row.job_id, None, state, row.attempts, row.error, None,
+                           row.done_token))
         log.info("queue %s recovered %d jobs from %s: %s", self._uid, len(self._jobs),
                  self._journal.path, {s.value: n for s, n in self._counts.items()})
 
@@ -169,14 +239,9 @@ class _QueueActor:
             job = self._jobs.get(job_id)
             if job is not None:
                 if not job.in_run:  # a job of an earlier run, given again: this run's now
-                    job.in_run = True
-                    if job.state is JobState.PENDING:
-                        self._parked -= 1
-                        self._pending.append(job_id)
+                    self._unpark(job)
                 continue
-            self._jobs[job_id] = _Job(job_id, None if self._journal else params)
-            self._counts[JobState.PENDING] += 1
-            self._pending.append(job_id)
+            self._add(_Job(job_id, None if self._journal else params))
             if self._journal:
                 self._inserts.append((job_id, canonical_json(params)))
             added += 1
@@ -238,21 +303,22 @@ class _QueueActor:
         self._flush()
         return out
 
-    async def fail(self, items: list[tuple[str, str, str]], mode: str = "retry") -> list[bool]:
-        """End attempts without a frame. mode "retry": pending again unless max_attempts is
-        reached; "final": failed now (deterministic errors gain nothing from a retry);
-        "release": given back untried, no attempt counted (a stopping worker's prefetch)."""
-        if mode not in ("retry", "final", "release"):
+    async def fail(self, items: list[tuple[str, str, str]],
+                   mode: str = Disposition.RETRY) -> list[bool]:
+        """End attempts without a frame. mode RETRY: pending again unless max_attempts is
+        reached; FINAL: failed now (deterministic errors gain nothing from a retry);
+        RELEASE: given back untried, no attempt counted (a stopping worker's prefetch)."""
+        if mode not in (Disposition.RETRY, Disposition.FINAL, RELEASE):
             raise ValueError(f"fail mode must be retry, final or release, got {mode!r}")
         self._tick()
         out = []
         for job_id, token, error in items:
             job = self._leased(job_id, token, "fail")
             if job is not None:
-                if mode == "release":
+                if mode == RELEASE:
                     job.attempts -= 1
                     self._move(job, JobState.PENDING)
-                elif mode == "final":
+                elif mode == Disposition.FINAL:
                     job.error = error
                     self._move(job, JobState.FAILED)
                 else:
@@ -297,19 +363,17 @@ class _QueueActor:
         self._parked = self._counts[JobState.PENDING] - len(self._pending)
         return self._parked
 
-    async def states(self, job_ids: list[str]) -> list[str | None]:
-        return [None if (j := self._jobs.get(i)) is None else j.state.value for i in job_ids]
-
-    async def complete_and_count(self, items: list[tuple[str, str, Any]]) -> tuple[list[bool], dict]:
+    async def complete_and_count(self, items: list[tuple[str, str, Any]]
+                                 ) -> tuple[list[bool], QueueStats]:
         """complete() and stats() in one call: the driver's one call per recorded batch,
         which also tells it whether the run is over."""
         return await self.complete(items), self._stats()
 
-    async def stats(self) -> dict:
+    async def stats(self) -> QueueStats:
         self._tick(reap=False)  # a read: expiry is the reaper's (and state changes') business
         return self._stats()
 
-    def _stats(self) -> dict:
+    def _stats(self) -> QueueStats:
         return {
             **{s.value: n for s, n in self._counts.items()},
             "pending": self._counts[JobState.PENDING] - self._parked,
@@ -325,7 +389,7 @@ class _QueueActor:
             "incarnation": self._incarnation,
         }
 
-    async def failures(self, limit: int | None = None) -> list[dict]:
+    async def failures(self, limit: int | None = None) -> list[FailedJob]:
         failed = []
         for job in self._jobs.values():
             if job.state is JobState.FAILED and job.in_run:
@@ -350,17 +414,11 @@ class _QueueActor:
             self._journal.add_instances(new)
         return [self._instances[k] for k in keys]
 
-    async def instances(self) -> dict[str, int]:
-        return dict(self._instances)
-
     # --- the registry of render workers, for browsers started elsewhere -------------------
     async def register_worker(self, worker: str, info: dict) -> None:
         self._workers[worker] = {**info, "worker": worker, "registered": time.time()}
 
-    async def unregister_worker(self, worker: str) -> None:
-        self._workers.pop(worker, None)
-
-    async def workers(self) -> dict[str, dict]:
+    async def workers(self) -> dict[str, WorkerInfo]:
         return dict(self._workers)
 
 
@@ -374,15 +432,11 @@ def _lease_items(leases: Sequence[Lease], uid: str) -> list[tuple[str, str]]:
     return [(lease.job_id, lease.token) for lease in leases]
 
 
-def _unwrap(e: ray.exceptions.RayTaskError) -> BaseException:
-    cause = unwrap(e)
-    return cause if isinstance(cause, RaycollectError) else e
-
-
 class JobQueue:
     """Handle to a named queue actor. Cheap to pickle: pass it to tasks and actors.
 
-    Sync methods are for drivers; the `a`-prefixed twins are for async actors."""
+    Sync methods are for drivers; the `a`-prefixed twins (only of what the render worker
+    calls) are for async actors."""
 
     def __init__(self, actor: Any, name: str, uid: str):
         self._actor, self.name, self.uid = actor, name, uid
@@ -433,113 +487,132 @@ class JobQueue:
         ray.kill(self._actor, no_restart=no_restart)
 
     # --- sync API ----------------------------------------------------------------------
+    # Every call goes to the actor; Ray holds and retries calls while it restarts the actor
+    # (see create). What a call can raise, besides what each method names: QueueUnavailable
+    # when the actor is gone for good (killed, or its node lost).
     def submit(self, params_list: Iterable[dict], keys: Iterable[str] | None = None) -> list[str]:
         """Add jobs; returns their ids in order. A job already known (same key, or same
-        params when no key is given) keeps its id and is not added twice."""
+        params when no key is given) keeps its id and is not added twice.
+
+        Raises: InvalidJob for a job that is not a dict of JSON-able params (naming it by its
+        index), ValueError when keys and jobs differ in number."""
         return self.submit_prepared(prepare(params_list, keys))
 
     def submit_prepared(self, items: Sequence[tuple[str, dict]]) -> list[str]:
-        """Submit (job id, plain params) pairs that `jobs.prepare` already made."""
+        """Submit (job id, plain params) pairs that `jobs.prepare` already made.
+
+        Raises: QueueUnavailable."""
         for i in range(0, len(items), C.SUBMIT_CHUNK):
             _get(self._actor.submit.remote(list(items[i:i + C.SUBMIT_CHUNK])))
         return [job_id for job_id, _ in items]
 
     def lease(self, worker: str, n: int = 1) -> list[Lease]:
+        """Up to n pending jobs (at most MAX_LEASE_BATCH), leased to `worker` for the TTL.
+
+        Raises: ValueError when n is not a positive int; QueueUnavailable."""
         return _get(self._actor.lease.remote(*self._lease_args(worker, n)))
 
     def extend(self, lease: Lease, ttl: float | None = None) -> bool:
+        """Heartbeat one lease: False when it is no longer live (expired, or ended).
+
+        Raises: WrongQueue for a lease of another queue; UnknownJob; QueueUnavailable."""
         return self.extend_many([lease], ttl)[0]
 
     def extend_many(self, leases: Sequence[Lease], ttl: float | None = None) -> list[bool]:
+        """extend() for many leases in one call. Raises: as extend()."""
         return _get(self._actor.extend.remote(_lease_items(leases, self.uid), ttl))
 
     def complete(self, lease: Lease, result: Any = None) -> bool:
+        """Mark the job done; False (and the completion counted as stale_refused) when the
+        lease is no longer live. Completing twice with the same lease is True both times.
+
+        Raises: WrongQueue; UnknownJob; QueueUnavailable."""
         return self.complete_many([lease], [result])[0]
 
     def complete_many(self, leases: Sequence[Lease], results: Sequence[Any] | None = None) -> list[bool]:
+        """complete() for many leases in one call. Raises: as complete(), and ValueError
+        when results and leases differ in number."""
         return _get(self._actor.complete.remote(self._complete_items(leases, results)))
 
     def complete_and_count(self, leases: Sequence[Lease],
-                           results: Sequence[Any] | None = None) -> tuple[list[bool], dict]:
-        """complete_many, and the queue's stats() right after it, in one call."""
+                           results: Sequence[Any] | None = None) -> tuple[list[bool], QueueStats]:
+        """complete_many, and the queue's stats() right after it, in one call.
+        Raises: as complete_many()."""
         return tuple(_get(self._actor.complete_and_count.remote(
             self._complete_items(leases, results))))
 
     def fail(self, lease: Lease, error: str = "failed", final: bool = False) -> bool:
-        """Retry later, or dead-letter at max_attempts; final=True dead-letters now."""
-        return self.fail_many([lease], [error], "final" if final else "retry")[0]
+        """End an attempt without a frame: retry later, or dead-letter at max_attempts;
+        final=True dead-letters now. Raises: WrongQueue; UnknownJob; QueueUnavailable."""
+        return self.fail_many([lease], [error], Disposition.FINAL if final else Disposition.RETRY)[0]
 
     def fail_many(self, leases: Sequence[Lease], errors: Sequence[str],
-                  mode: str = "retry") -> list[bool]:
+                  mode: str = Disposition.RETRY) -> list[bool]:
+        """fail() for many leases; mode: Disposition.RETRY, Disposition.FINAL or "release"
+        (untried: pending again, no attempt counted). Raises: as fail(), and ValueError
+        when errors and leases differ in number."""
         return _get(self._actor.fail.remote(self._fail_items(leases, errors), mode))
 
     def release(self, leases: Sequence[Lease]) -> list[bool]:
-        """Give leases back untried: the jobs are pending again, no attempt counted."""
-        return self.fail_many(leases, ["released"] * len(leases), "release")
+        """Give leases back untried: the jobs are pending again, no attempt counted.
+        Raises: as fail_many()."""
+        return self.fail_many(leases, ["released"] * len(leases), RELEASE)
 
     def release_worker(self, worker: str, error: str) -> int:
+        """End every lease `worker` holds (it died): each job is tried again. Returns how
+        many. Raises: QueueUnavailable."""
         return _get(self._actor.release_worker.remote(worker, error))
 
     def requeue(self, job_ids: Sequence[str]) -> int:
+        """Make done or failed jobs pending again (the output lacks them). Returns how many.
+        Raises: QueueUnavailable."""
         return _get(self._actor.requeue.remote(list(job_ids)))
 
     def focus(self, job_ids: Sequence[str] | None) -> int:
-        """Lease only these jobs (a run's own); others pending stay parked in the journal."""
+        """Lease only these jobs (a run's own); others pending stay parked in the journal.
+        Returns how many are parked. Raises: QueueUnavailable."""
         return _get(self._actor.focus.remote(None if job_ids is None else list(job_ids)))
 
-    def states(self, job_ids: Sequence[str]) -> list[str | None]:
-        return _get(self._actor.states.remote(list(job_ids)))
-
-    def stats(self) -> dict:
+    def stats(self) -> QueueStats:
+        """Counts per state, refusals, expiries and settings. Raises: QueueUnavailable."""
         return _get(self._actor.stats.remote())
 
-    def failures(self, limit: int | None = None) -> list[dict]:
+    def failures(self, limit: int | None = None) -> list[FailedJob]:
+        """The current run's failed jobs, with their last error. Raises: QueueUnavailable."""
         return _get(self._actor.failures.remote(limit))
 
-    def register_worker(self, worker: str, info: dict) -> None:
+    def register_worker(self, worker: str, info: WorkerInfo) -> None:
+        """Add or refresh a render worker's registry entry. Raises: QueueUnavailable."""
         _get(self._actor.register_worker.remote(worker, info))
 
-    def unregister_worker(self, worker: str) -> None:
-        _get(self._actor.unregister_worker.remote(worker))
-
-    def workers(self) -> dict[str, dict]:
+    def workers(self) -> dict[str, WorkerInfo]:
+        """The registry of render workers: URL, node, counters. Raises: QueueUnavailable."""
         return _get(self._actor.workers.remote())
 
-    def instances(self) -> dict[str, int]:
-        """Scene element key -> instance id, as used in mask frames."""
-        return _get(self._actor.instances.remote())
-
-    # --- async twins, for async actors -------------------------------------------------
+    # --- async twins, for async actors (the render worker): the same calls, awaited -------
     async def alease(self, worker: str, n: int = 1) -> list[Lease]:
         return await _aget(self._actor.lease.remote(*self._lease_args(worker, n)))
 
     async def aextend_many(self, leases: Sequence[Lease], ttl: float | None = None) -> list[bool]:
         return await _aget(self._actor.extend.remote(_lease_items(leases, self.uid), ttl))
 
-    async def acomplete_many(self, leases: Sequence[Lease], results: Sequence[Any] | None = None) -> list[bool]:
-        return await _aget(self._actor.complete.remote(self._complete_items(leases, results)))
-
     async def afail_many(self, leases: Sequence[Lease], errors: Sequence[str],
-                         mode: str = "retry") -> list[bool]:
+                         mode: str = Disposition.RETRY) -> list[bool]:
         return await _aget(self._actor.fail.remote(self._fail_items(leases, errors), mode))
 
     async def arelease(self, leases: Sequence[Lease]) -> list[bool]:
-        return await self.afail_many(leases, ["released"] * len(leases), "release")
+        return await self.afail_many(leases, ["released"] * len(leases), RELEASE)
 
-    async def astats(self) -> dict:
+    async def astats(self) -> QueueStats:
         return await _aget(self._actor.stats.remote())
 
     async def ainstance_ids(self, keys: Sequence[str]) -> list[int]:
+        """The instance id of each scene element key, new keys given the next free ids.
+        Raises: ValueError past MAX_INSTANCES keys; QueueUnavailable."""
         return await _aget(self._actor.instance_ids.remote(list(keys)))
 
-    async def aworkers(self) -> dict[str, dict]:
-        return await _aget(self._actor.workers.remote())
-
-    async def aregister_worker(self, worker: str, info: dict) -> None:
+    async def aregister_worker(self, worker: str, info: WorkerInfo) -> None:
         await _aget(self._actor.register_worker.remote(worker, info))
-
-    async def aunregister_worker(self, worker: str) -> None:
-        await _aget(self._actor.unregister_worker.remote(worker))
 
     # --- helpers -------------------------------------------------------------------------
     @staticmethod
@@ -560,22 +633,15 @@ class JobQueue:
         return [(i, t, r) for (i, t), r in zip(_lease_items(leases, self.uid), results)]
 
 
-_RESTART_ERRORS = (ray.exceptions.ActorUnavailableError, ray.exceptions.ActorDiedError)
+def _unreachable(e: BaseException) -> QueueUnavailable:
+    return QueueUnavailable(f"the queue actor is unreachable: {e}")
 
 
 def _get(ref):
-    try:
+    with from_ray(_unreachable):
         return ray.get(ref)
-    except ray.exceptions.RayTaskError as e:
-        raise _unwrap(e) from None
-    except _RESTART_ERRORS as e:
-        raise QueueUnavailable(f"the queue actor is unreachable: {e}") from e
 
 
 async def _aget(ref):
-    try:
+    with from_ray(_unreachable):
         return await ref
-    except ray.exceptions.RayTaskError as e:
-        raise _unwrap(e) from None
-    except _RESTART_ERRORS as e:
-        raise QueueUnavailable(f"the queue actor is unreachable: {e}") from e

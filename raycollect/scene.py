@@ -50,7 +50,7 @@ def demo_scene(params: dict) -> list:
 
 
 def example_scene(params: dict) -> list:
-    """Real mesh files from an assets folder written by `python -m raycollect.meshgen DIR`:
+    """Real mesh files from an assets folder written by `python examples/meshgen.py DIR`:
     a dense sphere (OBJ, a few MB), a disc (PLY with vertex colours) and a two-link arm (URDF
     whose links load STL meshes by relative paths), on a ground plane.
 

@@ -1,6 +1,6 @@
 """A soak: one long run with every process of it sampled, to show nothing creeps.
 
-`scripts/soak.py` (20,000 frames by default) and a 2,000-frame test use it. While the run
+`scripts/bench/soak.py` (20,000 frames by default) and a 2,000-frame test use it. While the run
 renders, a sampler reads every few seconds, from /proc through psutil, each process of the
 run: the driver, and every process below it (a local Ray's GCS and raylets, the queue actor,
 the render workers, the browser hosts and every Chromium process), grouped by role. For each

@@ -2,7 +2,7 @@
 """The `raycollect run` driver as a script, for `ray job submit` and `ray submit`.
 
   ray job submit --working-dir . -- python scripts/collect.py --address auto --out /data/renders
-  ray submit scripts/cluster.yaml scripts/collect.py -- --address auto --workers auto
+  ray submit examples/cluster.yaml scripts/collect.py -- --address auto --workers auto
 
 Takes the same options as `raycollect run` (see --help). --address auto joins the cluster
 the script runs on.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np

@@ -6,11 +6,15 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 import ray
 
 logging.getLogger("raycollect").setLevel(logging.INFO)
+# Example and test tooling that is not library code: examples/meshgen.py.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 
 @pytest.fixture
@@ -159,7 +163,7 @@ def check_output(out, expected_ids, run=None, faults: int = 0) -> list[dict]:
     from pathlib import Path
 
     from raycollect import constants as C
-    from raycollect.files import load
+    from raycollect.output.files import load
 
     manifest = read_jsonl(out / "manifest.jsonl")
     ids = [m["job_id"] for m in manifest]

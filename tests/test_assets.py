@@ -11,7 +11,7 @@ import ray
 
 import raycollect as rc
 from conftest import check_output, read_jsonl, render_all
-from raycollect import meshgen
+import meshgen
 from scenes import MODEL_KINDS, arm_scene, kind_scene, model_scene
 
 pytestmark = pytest.mark.browser
@@ -111,7 +111,7 @@ def test_missing_and_corrupt_models_fail_their_jobs_only(ray_local, chromium, as
 def test_assets_are_served_read_only_and_nothing_else(ray_local, chromium, assets, tmp_path):
     from raycollect.assets import prepare
     from raycollect.config import Config
-    from raycollect.worker import RenderWorker
+    from raycollect.render.worker import RenderWorker
 
     secret = tmp_path / "secret.txt"
     secret.write_text("not for the browser")
@@ -129,7 +129,7 @@ def test_assets_are_served_read_only_and_nothing_else(ray_local, chromium, asset
         for path in ("/workspace/", "/workspace/meshes/", "/workspace/../secret.txt",
                      "/workspace/%2e%2e/secret.txt", "/workspace/meshes/..%2f..%2fsecret.txt",
                      "/workspace/link-out", "/workspace/dir-out/secret.txt",
-                     "/workspace/raycollect/worker.py", "/workspace/pyproject.toml"):
+                     "/workspace/raycollect/render/worker.py", "/workspace/pyproject.toml"):
             with pytest.raises(urllib.error.HTTPError) as e:
                 urllib.request.urlopen(base + path, timeout=10)
             assert e.value.code in (403, 404), path

@@ -69,7 +69,7 @@ def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset
 def test_assets_reach_workers_on_every_node(ray_cluster_reset, chromium, tmp_path, tmp_out):
     """The assets folder is shipped through the object store; the driver's copy is gone
     before any worker starts, so the workers can only serve what Ray brought them."""
-    from raycollect import meshgen
+    import meshgen
     from scenes import model_scene
 
     root = tmp_path / "assets"

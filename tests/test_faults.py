@@ -162,36 +162,42 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
+RUN_BETWEEN_FREEZES = 2.5  # seconds a thawed worker runs before it is frozen again
+
+
 def test_late_worker_completion_is_refused_and_never_lands(ray_local, chromium, tmp_out):
     """A worker frozen past its lease TTL (presumed dead) comes back: the queue refuses its
     frames by token, the jobs were rendered elsewhere, and the output has each once."""
     # Enough work that w1 is still rendering when w0 wakes up with its stale batch.
-    jobs = rc.orbit(400, 160, 120)
+    jobs = rc.orbit(600, 160, 120)
     freezes, thawed = [], threading.Event()
     thawed.set()
+    ran_since = [time.monotonic()]  # when w0 was last let go
 
     def thaw(pid):
         _signal(pid, signal.SIGCONT)
+        ran_since[0] = time.monotonic()
         thawed.set()
 
     def freeze_w0(run):
         # A frozen worker can wake to find its batch failed instead of finished (a settle
         # or grab that timed out while it was stopped: the batch is given back, which the
-        # queue refuses too, but no late frame is sent). Freeze it again, once it has been
-        # running a while since, until a late frame has been refused.
+        # queue refuses too, but no late frame is sent), and a freeze that comes before
+        # w0's first batch is on its page (the page still loading) leaves it nothing late
+        # to send. So: freeze it again each time it has run RUN_BETWEEN_FREEZES since its
+        # last thaw (time to send the late frame), until a late frame has been refused.
         member = run.pool.members.get("w0")
-        if member is None or not thawed.is_set() or (freezes and run.queue.stats()["stale_refused"]):
+        if member is None or not thawed.is_set() or \
+                time.monotonic() - ran_since[0] < RUN_BETWEEN_FREEZES or \
+                (freezes and run.queue.stats()["stale_refused"]):
             return
         freezes.append(member.info["pid"])
         thawed.clear()
         os.kill(member.info["pid"], signal.SIGSTOP)
         threading.Timer(4.0, thaw, (member.info["pid"],)).start()
 
-    # Several chances: a freeze that comes before w0's first batch is on its page (the page
-    # still loading) leaves w0 nothing late to send (seen once in a full-suite run).
-    run = _run_with(jobs, tmp_out, {4: freeze_w0, 100: freeze_w0, 200: freeze_w0,
-                                    300: freeze_w0}, workers=2, lease_ttl=2.0,
-                    views_per_update=4)
+    run = _run_with(jobs, tmp_out, {n: freeze_w0 for n in range(4, len(jobs))}, workers=2,
+                    lease_ttl=2.0, views_per_update=4)
     check_output(tmp_out, _ids(jobs), run)
     # The late frames reached the driver and were refused: none of them is in the output.
     assert run.summary["stale_refused"] >= 1, (f"no late frame in {len(freezes)} freezes; "

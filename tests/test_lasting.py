@@ -10,7 +10,7 @@ import pytest
 
 import raycollect as rc
 from conftest import check_output, read_jsonl, render_all
-from raycollect.errors import JournalDamaged, OutputError, RaycollectError
+from raycollect.errors import JournalDamaged, OutputError
 
 pytestmark = pytest.mark.browser
 
@@ -45,7 +45,7 @@ def test_two_runs_started_together_on_one_output_one_renders(chromium, tmp_path,
 
 def test_a_run_on_a_held_output_is_refused_and_a_dead_holders_lock_taken_over(ray_local, chromium,
                                                                               tmp_out):
-    from raycollect.lock import OutputLock
+    from raycollect.output.lock import OutputLock
 
     jobs = rc.orbit(6, 64, 48)
     holder = OutputLock(tmp_out / ".raycollect")

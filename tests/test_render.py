@@ -155,14 +155,14 @@ def test_no_stale_frames_in_200_jobs(ray_local, chromium):
 
 def test_worker_serves_only_the_client_on_loopback_to_one_session(ray_local, chromium):
     from raycollect.browser import Browser
-    from raycollect.worker import RenderWorker
+    from raycollect.render.worker import RenderWorker
 
     q = rc.JobQueue.create(name="sec")
     w = RenderWorker.remote(q, "sec0")
     info = ray.get(w.start.remote())
     base = f"http://127.0.0.1:{info['port']}"
     assert urllib.request.urlopen(base + "/", timeout=10).status == 200
-    for path in ("/workspace/raycollect/worker.py", "/workspace/pyproject.toml", "/relay",
+    for path in ("/workspace/raycollect/render/worker.py", "/workspace/pyproject.toml", "/relay",
                  "/editor", "/assets/../../server.py", "/assets/%2e%2e/%2e%2e/server.py",
                  "/assets/..%2f..%2fserver.py", "/index.html"):
         with pytest.raises(urllib.error.HTTPError) as e:

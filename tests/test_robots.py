@@ -5,7 +5,6 @@ and against pycocotools: things raycollect did not write."""
 from __future__ import annotations
 
 import json
-import math
 import shutil
 
 import numpy as np
@@ -13,8 +12,9 @@ import pytest
 
 import raycollect as rc
 from conftest import check_output, read_jsonl, render_all
-from raycollect import meshgen, reference
-from raycollect.export import export
+import meshgen
+from raycollect import reference
+from raycollect.output.export import export
 
 pybullet_data = pytest.importorskip("pybullet_data")
 pytestmark = pytest.mark.browser
@@ -81,7 +81,7 @@ def robots_out(robot_assets, tmp_path_factory):
         ray.shutdown()
     assert run.summary["failed"] == 0, run.failures
     # Jobs that differ only in joint values and cameras share one scene update: the page sets
-    # each view's joints (raycollect/capture.js) and loads every mesh once.
+    # each view's joints (raycollect/render/capture.js) and loads every mesh once.
     assert [w["scene_updates"] for w in run.summary["by_worker"].values()] == [1]
     return out, results
 

@@ -1,4 +1,4 @@
-"""A 2,000-frame soak (scripts/soak.py runs 20,000): every process of the run sampled, and
+"""A 2,000-frame soak (scripts/bench/soak.py runs 20,000): every process of the run sampled, and
 nothing creeps. Frames/s is printed, never asserted (shared, noisy machines)."""
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -114,7 +113,7 @@ def _check_store(client, bucket: str, prefix: str, jobs, run=None) -> list[dict]
     named = sorted(f"{prefix}/{f}" for m in lines if not m.get("shard")
                    for f in m["files"].values())
     assert sorted(_keys(client, bucket, f"{prefix}/frames/")) == named
-    from raycollect.files import decode
+    from raycollect.output.files import decode
     for m in lines[:: max(1, len(lines) // 8)]:
         if not m.get("shard"):
             for kind, key in m["files"].items():
@@ -153,7 +152,7 @@ def test_a_store_output_lands_once_reruns_render_the_missing_and_reads_back(
     assert len(rendered) == 8 and run2.summary["skipped"] == 16
     _check_store(client, bucket, "run", jobs, run2)
     # Every reader reads it from the store: status, rc.read, an export.
-    from raycollect.manifest import output_status
+    from raycollect.output.manifest import output_status
     st = output_status(out, {**OPTIONS, "endpoint_url": endpoint})
     assert st["done"] == 24 and st["passes"] == ["rgb", "depth", "mask"]
     rows = rc.read(out, storage_options={**OPTIONS, "endpoint_url": endpoint}).take_all()
@@ -305,7 +304,7 @@ def test_shards_hold_every_frame_once_and_load_as_they_are(ray_local, chromium, 
     storage = {**OPTIONS, "endpoint_url": endpoint} if where == "store" else None
     rows = {r["job_id"]: r for r in rc.read(out, storage_options=storage).take_all()}
     assert all(np.array_equal(rows[k]["image"], results[k].image) for k in results)
-    from raycollect.manifest import output_status
+    from raycollect.output.manifest import output_status
     st = output_status(out, storage)
     assert st["done"] == 10 and st["shards"] == len(tars)
     for fmt in ("coco", "bop", "nerfstudio"):

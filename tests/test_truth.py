@@ -10,7 +10,7 @@ from PIL import Image
 
 import raycollect as rc
 from conftest import check_output, read_jsonl, render_all
-from raycollect.files import load
+from raycollect.output.files import load
 from scenes import (BOX_SIDE, BOXES, FLAT_COLORS, WALL_Z, depth_scene, depth_scene_separate,
                     flat_scene)
 

@@ -1,4 +1,4 @@
-"""One writer per output (raycollect/lock.py): pure, no Ray, no browser."""
+"""One writer per output (raycollect/output/lock.py): pure, no Ray, no browser."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 import pytest
 
 from raycollect.errors import OutputBusy
-from raycollect.lock import OutputLock
+from raycollect.output.lock import OutputLock
 
 
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
@@ -60,7 +60,7 @@ def test_a_journal_cut_short_is_found_from_its_header_alone(tmp_path):
     than the page count it records is found without reading the pages."""
     import sqlite3
 
-    from raycollect.repair import _header_problem
+    from raycollect.output.repair import _header_problem
 
     path = tmp_path / "queue.sqlite"
     db = sqlite3.connect(path)

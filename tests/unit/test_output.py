@@ -10,11 +10,11 @@ import tarfile
 
 import numpy as np
 
-from raycollect import files, shards
+from raycollect.output import files, shards
 from raycollect.jobs import Result
-from raycollect.manifest import FrameReader, read_manifest
-from raycollect.store import LocalLocation
-from raycollect.writer import ShardWriter
+from raycollect.output.manifest import FrameReader, read_manifest
+from raycollect.output.store import LocalLocation
+from raycollect.output.writer import ShardWriter
 
 
 def _frame(i: int) -> tuple[str, dict, dict]:

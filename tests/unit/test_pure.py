@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 import raycollect as rc
-from raycollect import assets, capture, camera, cluster, constants as C, files, stage
+from raycollect import assets, camera, cluster, constants as C
+from raycollect.render import capture, stage
+from raycollect.output import files
 from raycollect.config import Config
 from raycollect.errors import (BrokenModel, InvalidJob, NoBrowser, RenderError, RunFailed,
                                disposition)
@@ -162,7 +164,7 @@ def test_marker_colours_tell_neighbouring_revisions_apart():
 
 # --- writer: what a crash leaves is repaired ------------------------------------------------
 def test_writer_repairs_a_cut_manifest_and_orphan_files(tmp_path):
-    from raycollect.writer import OutputWriter
+    from raycollect.output.writer import OutputWriter
 
     (tmp_path / "frames").mkdir()
     (tmp_path / "manifest.jsonl").write_text(json.dumps({"job_id": "a", "files": {}}) +
@@ -221,9 +223,9 @@ def test_a_dead_recorded_cluster_means_a_local_ray_and_a_dead_given_one_an_error
 
 # --- export: per-frame intrinsics when frames differ ---------------------------------------
 def test_nerfstudio_export_lists_per_frame_intrinsics_when_they_differ(tmp_path):
-    from raycollect.export import nerfstudio
+    from raycollect.output.export import nerfstudio
     from raycollect.jobs import Result
-    from raycollect.writer import OutputWriter
+    from raycollect.output.writer import OutputWriter
 
     w = OutputWriter(tmp_path)
     for i, (fov, size) in enumerate(((40, (32, 24)), (60, (48, 32)))):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from raycollect import bop, coco, labels, meshgen, urdf
+from raycollect.output import bop, coco
+import meshgen
+from raycollect import labels, urdf
 from raycollect.errors import InvalidJob
 
 

@@ -13,7 +13,7 @@ from vuer.base import websocket_handler
 
 
 def test_the_server_internals_lockedvuer_overrides():
-    # raycollect/server.py replaces these methods and calls these helpers.
+    # raycollect/render/server.py replaces these methods and calls these helpers.
     for name in ("socket_index", "downlink", "uplink", "_proxy", "_add_route", "send",
                  "close_ws", "spawn"):
         assert callable(getattr(Vuer, name, None)), f"vuer.Vuer.{name} is gone"

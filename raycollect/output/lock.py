@@ -1,0 +1,143 @@
+"""One writer per output: a run holds OUT/.raycollect/lock while it writes OUT.
+
+Two runs writing one output would each render every job and append it to the manifest (both
+exit 0, every job twice). So a run takes the output's lock before anything else, and a second
+run, from another process or another host on a shared filesystem, is refused at once with the
+holder's host, pid and start time.
+
+The lock is a file created with O_EXCL (atomic on local filesystems and NFSv3+), holding the
+holder's host, pid, start time and a random token. The holder touches it every
+LOCK_HEARTBEAT seconds. A lock is stale, and the next run takes it over without asking, when
+its holder is a process of this host that no longer exists, or when its heartbeat is older
+than LOCK_STALE (a holder on another host that died, or lost its mount). Taking over renames
+the stale lock away first: of two runs that find the same stale lock, one rename succeeds,
+and the other sees the new holder's lock and is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import constants as C
+from ..browser import _alive  # is a process of this host still there
+from ..errors import OutputBusy
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "lock"
+
+
+class OutputLock:
+    """`with OutputLock(state_dir):` holds the output while the block runs."""
+
+    def __init__(self, state_dir: str | os.PathLike, heartbeat: float = C.LOCK_HEARTBEAT,
+                 stale_after: float = C.LOCK_STALE):
+        self.path = Path(state_dir) / LOCK_NAME
+        self.heartbeat, self.stale_after = heartbeat, stale_after
+        self.token = secrets.token_hex(8)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _record(self) -> dict:
+        return {"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
+                "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+    def holder(self) -> dict | None:
+        """What the lock file says, or None without one (a lock being written reads as {})."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return {}
+
+    def _stale(self, holder: dict) -> str | None:
+        """Why the lock is stale, or None while its holder may be alive."""
+        try:
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return "gone"
+        if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int) \
+                and not _alive(holder["pid"]):
+            return f"process {holder['pid']} is gone"
+        if age > self.stale_after:
+            return f"no heartbeat for {age:.0f} s"
+        return None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(C.LOCK_ATTEMPTS):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self.holder()
+                if holder is None:
+                    continue  # released meanwhile: try again
+                why = self._stale(holder)
+                if why is None:
+                    raise OutputBusy(
+                        f"output {self.path.parent.parent} is being written by another run: "
+                        f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, since "
+                        f"{holder.get('since', '?')} (lock {self.path}); wait for it to "
+                        f"finish, or stop it. A lock whose run died is taken over by the "
+                        f"next run (at once on the same host, after {self.stale_after:.0f} s "
+                        f"without a heartbeat from another host)")
+                aside = self.path.with_name(f"{LOCK_NAME}.stale-{self.token}")
+                try:
+                    os.rename(self.path, aside)  # one of several racing runs wins this
+                except FileNotFoundError:
+                    continue
+                moved = json.loads(aside.read_text(encoding="utf-8") or "{}")
+                if moved.get("token") != holder.get("token"):
+                    # Another run took the stale lock over between our read and our rename:
+                    # what we moved is its live lock. Put it back (unless a third run holds
+                    # the name by now) and start again.
+                    try:
+                        os.link(aside, self.path)
+                    except FileExistsError:
+                        pass
+                    aside.unlink(missing_ok=True)
+                    continue
+                aside.unlink(missing_ok=True)
+                log.warning("%s: took over a stale lock of host %s pid %s (%s)", self.path,
+                            holder.get("host"), holder.get("pid"), why)
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self._record(), f)
+            self._thread = threading.Thread(target=self._beat, name="raycollect-lock",
+                                            daemon=True)
+            self._thread.start()
+            return
+        raise OutputBusy(f"could not take the lock {self.path}: it kept changing hands")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat):
+            try:
+                os.utime(self.path)
+            except OSError as e:  # a full or lost filesystem: the run will hear of it
+                log.warning("%s: heartbeat failed: %s", self.path, e)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        holder = self.holder()
+        if holder and holder.get("token") == self.token:
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "OutputLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

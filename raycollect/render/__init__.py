@@ -1,0 +1,4 @@
+"""What runs inside a render worker: the RenderWorker actor (worker.py), its leases
+(leases.py), its browser page (page.py) and what the page shows (stage.py), the locked-down
+Vuer server (server.py), and the capture script the page runs (capture.js) with its decoder
+(capture.py)."""
