@@ -199,3 +199,5 @@ WORKER_STATUS_TIMEOUT = 5.0  # a worker's counters at the end of a run
 SESSION_POLL = 1.0  # a worker waiting for its browser looks again this often
 CHROMIUM_VERSION_TIMEOUT = 30.0  # `chromium --version`
 BROWSER_THREAD_JOIN = 30.0  # a browser host's watcher thread, when it stops
+SQLITE_PARAMS_CHUNK = 500  # ids bound in one SQLite query (its limit on bound parameters)
+POOL_CLOSE_GRACE = 10.0  # seconds workers and browser hosts get to stop at the end of a run

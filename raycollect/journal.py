@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
 
+from . import constants as C
 from .jobs import JobState
 
 _SCHEMA = """
@@ -77,8 +78,8 @@ class Journal:
 
     def params(self, job_ids: list[str]) -> dict[str, dict]:
         out = {}
-        for i in range(0, len(job_ids), 500):  # SQLite's limit on bound parameters
-            chunk = job_ids[i:i + 500]
+        for i in range(0, len(job_ids), C.SQLITE_PARAMS_CHUNK):
+            chunk = job_ids[i:i + C.SQLITE_PARAMS_CHUNK]
             rows = self._db.execute(f"SELECT id, params FROM jobs WHERE id IN "
                                     f"({','.join('?' * len(chunk))})", chunk)
             out.update((job_id, json.loads(params)) for job_id, params in rows)

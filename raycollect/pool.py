@@ -201,7 +201,7 @@ class WorkerPool:
         return None if member is None else self.browsers.kill_one(member.info["node_id"], worker_id)
 
     # --- shutdown ----------------------------------------------------------------------
-    def close(self, grace: float = 10.0) -> None:
+    def close(self, grace: float = C.POOL_CLOSE_GRACE) -> None:
         """Ask workers to stop (they give back prefetched leases), then end everything."""
         with self._lock:  # no worker is adopted once this is set
             self._closed.set()

@@ -27,6 +27,9 @@ from .journal import Journal, JobUpdate
 log = logging.getLogger(__name__)
 
 RELEASE = "release"  # fail()'s third mode: the lease given back untried
+# A call with a lease that is no longer live, by the counter stats() reports it under.
+_REFUSALS = {"complete": "stale_refused", "extend": "refused_heartbeats",
+             "fail": "refused_failures"}
 
 
 class QueueStats(TypedDict):
@@ -113,12 +116,11 @@ class _QueueActor:
         self._counts = {s: 0 for s in JobState}
         # Calls refused for a stale token, by call: a refused completion is a frame that
         # never landed (a stale attempt); refused heartbeats and failures are its side effects.
-        self._refused = {"complete": 0, "extend": 0, "fail": 0}
-        self._expired = 0
+        # Events counted, by the names stats() reports them under.
+        self._events = dict.fromkeys(_REFUSALS.values(), 0) | {"expired": 0}
         self._workers: dict[str, dict] = {}
         # Pending jobs outside the current run (_Job.in_run False) stay in the journal but are
         # not leased ("parked"): a rerun with another job list renders that list.
-        self._parked = 0
         self._journal = Journal(journal) if journal else None
         self._uid = self._journal.meta("uid", uid) if self._journal else uid
         self._inserts: list[tuple[str, str]] = []
@@ -159,16 +161,19 @@ class _QueueActor:
         """A job of an earlier run is given again: it is this run's now."""
         job.in_run = True
         if job.state is JobState.PENDING:
-            self._parked -= 1
             self._pending.append(job.id)
 
     def _queue_pending(self, job: _Job) -> None:
-        """A pending job goes to the leasable deque if it belongs to the run, else it is
+        """A pending job goes to the leasable deque if it belongs to the run; else it stays
         parked (a job of an earlier run over the same journal)."""
         if job.in_run:
             self._pending.append(job.id)
-        else:
-            self._parked += 1
+
+    @property
+    def _parked(self) -> int:
+        """Pending jobs outside the run. The deque holds exactly the run's pending jobs:
+        every job enters it as it becomes pending and leaves it only to be leased."""
+        return self._counts[JobState.PENDING] - len(self._pending)
 
     def _end_attempt(self, job: _Job, error: str) -> None:
         """An attempt ended without a frame: retry, or dead-letter at max_attempts."""
@@ -200,7 +205,7 @@ class _QueueActor:
             # Lazy deletion: entries of leases that were extended, completed or failed are
             # skipped here instead of being searched for in the heap.
             if job.token == token and job.deadline <= now:
-                self._expired += 1
+                self._events["expired"] += 1
                 self._end_attempt(job, f"lease expired (worker {job.worker or '?'})")
         self._flush()
 
@@ -225,7 +230,7 @@ class _QueueActor:
         if job.state is JobState.LEASED and job.token == token:
             return job
         if not (call == "extend" and job.state is JobState.DONE and job.done_token == token):
-            self._refused[call] += 1
+            self._events[_REFUSALS[call]] += 1
         return None
 
     # --- the API ---------------------------------------------------------------------------
@@ -360,7 +365,6 @@ class _QueueActor:
             job.in_run = wanted is None or job_id in wanted
             if job.state is JobState.PENDING and job.in_run:
                 self._pending.append(job_id)
-        self._parked = self._counts[JobState.PENDING] - len(self._pending)
         return self._parked
 
     async def complete_and_count(self, items: list[tuple[str, str, Any]]
@@ -378,11 +382,8 @@ class _QueueActor:
             **{s.value: n for s, n in self._counts.items()},
             "pending": self._counts[JobState.PENDING] - self._parked,
             "total": len(self._jobs),
-            "stale_refused": self._refused["complete"],
-            "refused_heartbeats": self._refused["extend"],
-            "refused_failures": self._refused["fail"],
+            **self._events,
             "parked": self._parked,
-            "expired": self._expired,
             "workers": len(self._workers),
             "max_attempts": self._max_attempts,
             "lease_ttl": self._ttl,

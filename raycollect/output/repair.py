@@ -88,7 +88,7 @@ def _manifest_lines(path: Path) -> list[dict]:
 
 def repair(out: str | Path) -> dict:
     """Rebuild OUT's queue journal from its manifest; returns what was done."""
-    from ..journal import Journal
+    from ..journal import JobUpdate, Journal
     from .manifest import MANIFEST
     from .writer import STATE_DIR
 
@@ -112,8 +112,8 @@ def repair(out: str | Path) -> dict:
     journal = Journal(path)
     try:
         journal.write(((m["job_id"], json.dumps(m["params"])) for m in lines),
-                      ((m["job_id"], JobState.DONE, int(m.get("attempt", 1)), None, None, None)
-                       for m in lines))
+                      (JobUpdate(m["job_id"], JobState.DONE, int(m.get("attempt", 1)), None,
+                                 None, None) for m in lines))
         journal.add_instances(sorted(((k, int(i)) for k, i in instances.items() if i),
                                      key=lambda kv: kv[1]))
     finally:

@@ -199,7 +199,10 @@ def _said(e: BaseException) -> str:
 
 
 def _permanent(e: BaseException) -> bool:
-    """Errors a retry cannot fix: a missing bucket, refused credentials."""
+    """Errors a retry cannot fix: a missing bucket, refused credentials, a call the store's
+    client does not take (a wrong option, a driver too old)."""
+    if isinstance(e, (TypeError, ValueError, AttributeError, ImportError, KeyError)):
+        return True
     text = f"{type(e).__name__} {e}"
     return any(s in text for s in ("NoSuchBucket", "AccessDenied", "InvalidAccessKeyId",
                                    "SignatureDoesNotMatch", "NoCredentialsError",
