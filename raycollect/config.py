@@ -105,10 +105,7 @@ class Config:
         opts = dict(self.storage_options or {})
         if self.endpoint_url:
             opts["endpoint_url"] = self.endpoint_url
-        loc = location(self.out, opts)
-        if hasattr(loc, "retry_seconds"):
-            loc.retry_seconds = self.store_retry
-        return loc
+        return location(self.out, opts, self.store_retry)
 
     @property
     def to_store(self) -> bool:

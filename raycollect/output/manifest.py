@@ -4,8 +4,8 @@ shards, shards.py) and its status.
 
 The manifest is the record of what is done: a job is in the output exactly when its line
 is there. A local output's manifest is manifest.jsonl. A store output's is manifest.jsonl
-plus the parts a run writes as it goes (manifest/<run>-<seq>.jsonl, one object per batch
-recorded: a store has no append), which the run merges into manifest.jsonl when it ends.
+the parts runs write as they go (manifest/<run>-<seq>.jsonl, one object every few seconds:
+a store has no append).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .store import Location, StoreLocation, location
 
 MANIFEST = "manifest.jsonl"
 FAILURES = "failures.jsonl"
-PARTS = "manifest"  # a store output's manifest parts, until its run merges them
+PARTS = "manifest"  # a store output's manifest parts
 JOURNAL = f"{C.STATE_DIR}/{C.JOURNAL_NAME}"
 
 
@@ -39,19 +39,12 @@ def part_keys(loc: Location) -> list[str]:
 
 
 def read_manifest(out, name: str = MANIFEST, storage_options: dict | None = None) -> list[dict]:
-    """The output's manifest lines, first line per job (a merge a crash cut short can leave a
-    line in both the merged manifest and a part)."""
+    """The output's manifest lines (of a store output: every part's, in order)."""
     loc = as_location(out, storage_options)
     lines = _lines(loc.read_text(name))
     if name == MANIFEST:
         for key in part_keys(loc):
             lines += _lines(loc.read_text(key))
-        seen, unique = set(), []
-        for line in lines:
-            if line["job_id"] not in seen:
-                seen.add(line["job_id"])
-                unique.append(line)
-        lines = unique
     return lines
 
 

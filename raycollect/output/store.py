@@ -209,10 +209,11 @@ def _permanent(e: BaseException) -> bool:
                                    "PermissionError", "Forbidden", "ParamValidationError"))
 
 
-def location(out: str | os.PathLike, storage_options: dict | None = None) -> Location:
+def location(out: str | os.PathLike, storage_options: dict | None = None,
+             retry_seconds: float = C.STORE_RETRY_SECONDS) -> Location:
     """The Location of an output given as a path or a URL."""
     if is_url(out):
-        return StoreLocation(str(out), storage_options)
+        return StoreLocation(str(out), storage_options, retry_seconds)
     return LocalLocation(str(out)[len("file://"):] if str(out).startswith("file://") else out)
 
 
