@@ -25,6 +25,7 @@ from .errors import (AssetsError, BrokenModel, BrowserError, ClusterUnreachable,
                      WrongQueue)
 from .camera import intrinsics, look_at, project
 from .config import Config
+from .flow import flow
 from .output.dataset import read
 from .driver import Run, render
 from .output.export import export
@@ -34,7 +35,7 @@ from .records import Failure, Summary
 from .scene import demo_scene, orbit
 
 __all__ = [
-    "render", "Run", "Config", "Summary", "Failure", "read", "export", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit",
+    "render", "Run", "Config", "Summary", "Failure", "read", "export", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit", "flow",
     "JobQueue", "JobState", "Job", "Lease", "Result",
     "RaycollectError", "InvalidJob", "UnknownJob", "WrongQueue", "QueueUnavailable",
     "SceneError", "BrowserError", "NoBrowser", "RenderError", "RunFailed", "AssetsError",
