@@ -47,7 +47,7 @@ import numpy as np
 
 from ..assets import URL_PREFIX, local_path
 from ..errors import RaycollectError
-from ..labels import LINK_SEPARATOR
+from ..labels import LINK_SEPARATOR, box
 from . import metadata, models
 from .files import png_bytes
 from .manifest import finished
@@ -101,21 +101,13 @@ def depth_scale(depth_m: np.ndarray) -> float:
     return DEPTH_SCALES[-1]
 
 
-def bop_box(box) -> list[int]:
+def bop_box(labels_box) -> list[int]:
     """A labels box [x, y, w, h] (w pixels across) as the BOP toolkit's calc_2d_bbox gives
     it: [x, y, w - 1, h - 1]."""
-    if box is None:
+    if labels_box is None:
         return list(NO_BOX)
-    x, y, w, h = (int(v) for v in box)
+    x, y, w, h = (int(v) for v in labels_box)
     return [x, y, w - 1, h - 1]
-
-
-def tight_box(hit: np.ndarray) -> list[int] | None:
-    rows = np.flatnonzero(hit.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(hit.any(axis=0))
-    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
 class Catalog:
@@ -321,7 +313,7 @@ def _frame(loc, reader, scene: str, im: int, m: dict, chosen: list, obj_ids: dic
         px_visib, px_all = int(visib.sum()), int(obj["px_all"])
         seen = px_visib > 0  # calc_gt_info gives both boxes only for an object it sees
         info.append({"bbox_obj": bop_box(obj["bbox_all"]) if seen else list(NO_BOX),
-                     "bbox_visib": bop_box(tight_box(visib)) if seen else list(NO_BOX),
+                     "bbox_visib": bop_box(box(visib)) if seen else list(NO_BOX),
                      "px_count_all": px_all,
                      "px_count_valid": int((whole & (depth_png > 0)).sum()),
                      "px_count_visib": px_visib,

@@ -856,6 +856,15 @@ ${OUTS.map((i) => `  p${i} = pack(t${i}, q);`).join("\n")}
     return t;
   }
 
+  // Draw into all `n` textures of a target, the whole of each.
+  function bindTarget(gl, s, name, w, h, n) {
+    const t = target(gl, s, name, w, h, n);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, t.fb);
+    gl.drawBuffers(OUTS.slice(0, n).map((i) => A0 + i));
+    gl.viewport(0, 0, w, h);
+    return t;
+  }
+
   // The GL buffer of a geometry's attribute or index, uploaded again when three.js says it
   // changed (its version).
   function glBuffer(gl, s, attr, kind) {
@@ -912,10 +921,7 @@ ${OUTS.map((i) => `  p${i} = pack(t${i}, q);`).join("\n")}
   function silhouetteRender(gl, s, meshes, ids, camera, w, h, scale) {
     const n = Math.ceil(ids.length / 4);
     const slot = new Map(ids.map((id, i) => [id, i]));
-    const draw = target(gl, s, "draw", w, h, n);
-    gl.bindFramebuffer(gl.FRAMEBUFFER, draw.fb);
-    gl.drawBuffers(OUTS.slice(0, n).map((i) => A0 + i));
-    gl.viewport(0, 0, w, h);
+    const draw = bindTarget(gl, s, "draw", w, h, n);
     gl.disable(gl.SCISSOR_TEST);
     gl.disable(gl.DEPTH_TEST);
     gl.disable(gl.STENCIL_TEST);
@@ -939,10 +945,7 @@ ${OUTS.map((i) => `  p${i} = pack(t${i}, q);`).join("\n")}
     gl.disable(gl.CULL_FACE);
     // Pack: 8 pixels of each channel into a byte.
     const w8 = Math.ceil(w / 8);
-    const packed = target(gl, s, "pack", w8, h, n);
-    gl.bindFramebuffer(gl.FRAMEBUFFER, packed.fb);
-    gl.drawBuffers(OUTS.slice(0, n).map((i) => A0 + i));
-    gl.viewport(0, 0, w8, h);
+    bindTarget(gl, s, "pack", w8, h, n);
     gl.useProgram(s.pack);
     gl.bindVertexArray(s.emptyVao);
     gl.uniform1i(s.uW, w);
