@@ -780,32 +780,36 @@
   }
 
   const OUTS = [...Array(PLANES).keys()];
+  const upTo = (n) => OUTS.slice(0, n);
   const SILHOUETTE_VS = `#version 300 es
 in highp vec3 position;
 uniform highp mat4 uMV;
 uniform highp mat4 uP;
 void main() { gl_Position = uP * (uMV * vec4(position, 1.0)); }`;
-  const SILHOUETTE_FS = `#version 300 es
+  // Both programs are made for the number of planes a render needs (n outputs, n inputs):
+  // SwiftShader runs every output and every fetch a shader names, used or not (all 8 planes
+  // each time cost 3 to 5 times what 1 to 3 do).
+  const SILHOUETTE_FS = (n) => `#version 300 es
 precision highp float;
 precision highp int;
 uniform int uSlot;
-${OUTS.map((i) => `layout(location = ${i}) out vec4 o${i};`).join("\n")}
+${upTo(n).map((i) => `layout(location = ${i}) out vec4 o${i};`).join("\n")}
 void main() {
   int a = uSlot / 4;
   int c = uSlot - a * 4;
   vec4 v = vec4(equal(ivec4(c), ivec4(0, 1, 2, 3)));
-${OUTS.map((i) => `  o${i} = a == ${i} ? v : vec4(0.0);`).join("\n")}
+${upTo(n).map((i) => `  o${i} = a == ${i} ? v : vec4(0.0);`).join("\n")}
 }`;
   const PACK_VS = `#version 300 es
 void main() {
   vec2 p = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
   gl_Position = vec4(p * 2.0 - 1.0, 0.0, 1.0);
 }`;
-  const PACK_FS = `#version 300 es
+  const PACK_FS = (n) => `#version 300 es
 precision highp float;
 precision highp int;
 uniform int uW;
-${OUTS.map((i) => `uniform highp sampler2D t${i};\nlayout(location = ${i}) out vec4 p${i};`).join("\n")}
+${upTo(n).map((i) => `uniform highp sampler2D t${i};\nlayout(location = ${i}) out vec4 p${i};`).join("\n")}
 vec4 pack(highp sampler2D t, ivec2 q) {
   vec4 acc = vec4(0.0);
   for (int b = 0; b < 8; b++) {
@@ -817,22 +821,30 @@ vec4 pack(highp sampler2D t, ivec2 q) {
 }
 void main() {
   ivec2 q = ivec2(gl_FragCoord.xy);
-${OUTS.map((i) => `  p${i} = pack(t${i}, q);`).join("\n")}
+${upTo(n).map((i) => `  p${i} = pack(t${i}, q);`).join("\n")}
 }`;
 
   function silhouetteState(gl) {
     let s = silhouettes.get(gl);
     if (s) return s;
-    const draw = program(gl, SILHOUETTE_VS, SILHOUETTE_FS);
-    const pack = program(gl, PACK_VS, PACK_FS);
-    s = {draw, pack, vao: gl.createVertexArray(), emptyVao: gl.createVertexArray(),
-         position: gl.getAttribLocation(draw, "position"),
-         uMV: gl.getUniformLocation(draw, "uMV"), uP: gl.getUniformLocation(draw, "uP"),
-         uSlot: gl.getUniformLocation(draw, "uSlot"), uW: gl.getUniformLocation(pack, "uW"),
-         samplers: OUTS.map((i) => gl.getUniformLocation(pack, `t${i}`)),
+    s = {programs: new Map(), vao: gl.createVertexArray(), emptyVao: gl.createVertexArray(),
          buffers: new WeakMap(), targets: new Map()};
     silhouettes.set(gl, s);
     return s;
+  }
+
+  // The silhouette and pack programs for n planes, and their locations, made once.
+  function programsFor(gl, s, n) {
+    let p = s.programs.get(n);
+    if (p) return p;
+    const draw = program(gl, SILHOUETTE_VS, SILHOUETTE_FS(n));
+    const pack = program(gl, PACK_VS, PACK_FS(n));
+    p = {draw, pack, position: gl.getAttribLocation(draw, "position"),
+         uMV: gl.getUniformLocation(draw, "uMV"), uP: gl.getUniformLocation(draw, "uP"),
+         uSlot: gl.getUniformLocation(draw, "uSlot"), uW: gl.getUniformLocation(pack, "uW"),
+         samplers: upTo(n).map((i) => gl.getUniformLocation(pack, `t${i}`))};
+    s.programs.set(n, p);
+    return p;
   }
 
   // A framebuffer with `n` RGBA8 textures of w x h, kept for the next frame of that size.
@@ -879,7 +891,7 @@ ${OUTS.map((i) => `  p${i} = pack(t${i}, q);`).join("\n")}
     return b.buf;
   }
 
-  function drawSilhouette(gl, s, obj, camera) {
+  function drawSilhouette(gl, s, prog, obj, camera) {
     const geo = obj.geometry;
     const pos = geo && geo.attributes && geo.attributes.position;
     if (!pos || pos.count === 0 || pos.itemSize < 3) return;
@@ -887,11 +899,11 @@ ${OUTS.map((i) => `  p${i} = pack(t${i}, q);`).join("\n")}
     const inter = pos.isInterleavedBufferAttribute;
     const bytes = pos.array ? pos.array.BYTES_PER_ELEMENT : (inter ? pos.data.array.BYTES_PER_ELEMENT : 4);
     const type = {1: gl.BYTE, 2: gl.SHORT, 4: gl.FLOAT}[bytes] || gl.FLOAT;
-    gl.enableVertexAttribArray(s.position);
-    gl.vertexAttribPointer(s.position, 3, type, !!pos.normalized,
+    gl.enableVertexAttribArray(prog.position);
+    gl.vertexAttribPointer(prog.position, 3, type, !!pos.normalized,
                            inter ? pos.data.stride * bytes : 0, inter ? pos.offset * bytes : 0);
     const mv = obj.modelViewMatrix.clone().multiplyMatrices(camera.matrixWorldInverse, obj.matrixWorld);
-    gl.uniformMatrix4fv(s.uMV, false, new Float32Array(mv.elements));
+    gl.uniformMatrix4fv(prog.uMV, false, new Float32Array(mv.elements));
     const m = [].concat(obj.material)[0];
     const side = m ? m.side : 0; // three.js FrontSide 0, BackSide 1, DoubleSide 2
     if (side === 2) gl.disable(gl.CULL_FACE);
@@ -920,6 +932,7 @@ ${OUTS.map((i) => `  p${i} = pack(t${i}, q);`).join("\n")}
   // plane a holds id a * 4 + c, bit b of byte x the pixel x * 8 + b.
   function silhouetteRender(gl, s, meshes, ids, camera, w, h, scale) {
     const n = Math.ceil(ids.length / 4);
+    const prog = programsFor(gl, s, n);
     const slot = new Map(ids.map((id, i) => [id, i]));
     const draw = bindTarget(gl, s, "draw", w, h, n);
     gl.disable(gl.SCISSOR_TEST);
@@ -931,28 +944,28 @@ ${OUTS.map((i) => `  p${i} = pack(t${i}, q);`).join("\n")}
     gl.enable(gl.BLEND);
     gl.blendEquation(gl.FUNC_ADD);
     gl.blendFunc(gl.ONE, gl.ONE);
-    gl.useProgram(s.draw);
+    gl.useProgram(prog.draw);
     gl.bindVertexArray(s.vao);
     const p = camera.projectionMatrix.elements.slice();
     for (const i of [0, 4, 8, 12, 1, 5, 9, 13]) p[i] /= scale; // x and y rows: a wider view
-    gl.uniformMatrix4fv(s.uP, false, new Float32Array(p));
+    gl.uniformMatrix4fv(prog.uP, false, new Float32Array(p));
     for (const [obj, id] of meshes) {
       if (!slot.has(id)) continue;
-      gl.uniform1i(s.uSlot, slot.get(id));
-      drawSilhouette(gl, s, obj, camera);
+      gl.uniform1i(prog.uSlot, slot.get(id));
+      drawSilhouette(gl, s, prog, obj, camera);
     }
     gl.disable(gl.BLEND);
     gl.disable(gl.CULL_FACE);
     // Pack: 8 pixels of each channel into a byte.
     const w8 = Math.ceil(w / 8);
     bindTarget(gl, s, "pack", w8, h, n);
-    gl.useProgram(s.pack);
+    gl.useProgram(prog.pack);
     gl.bindVertexArray(s.emptyVao);
-    gl.uniform1i(s.uW, w);
-    for (const i of OUTS) {
+    gl.uniform1i(prog.uW, w);
+    for (const i of upTo(n)) {
       gl.activeTexture(gl.TEXTURE0 + i);
-      gl.bindTexture(gl.TEXTURE_2D, draw.textures[Math.min(i, n - 1)]);
-      gl.uniform1i(s.samplers[i], i);
+      gl.bindTexture(gl.TEXTURE_2D, draw.textures[i]);
+      gl.uniform1i(prog.samplers[i], i);
     }
     gl.drawArrays(gl.TRIANGLES, 0, 3);
     const data = new Uint8Array(n * w8 * h * 4);

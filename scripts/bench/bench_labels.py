@@ -1,7 +1,9 @@
 """What the labels cost: frames/s of a scene of 10 objects at 640x480 with rgb+depth+masks,
 against the same with amodal silhouettes (goal >= 0.8: the silhouettes of every object in one
 extra render, not a render per object), with normals and object coordinates, and with every
-pass; and the bytes each pass writes per frame. Rounds alternate the variants, medians are
+pass; and the bytes each pass writes per frame. Two scenes: the 10 objects alone, and the same
+on a large labelled table that the image's border cuts in every frame (so every frame also
+draws that object on BOP's threefold canvas). Rounds alternate the variants, medians are
 printed, each ratio measured within one run of this script (the machine is shared: compare
 ratios, not absolute rates).
 
@@ -34,16 +36,17 @@ OBJECTS = 10
 
 
 def ten_objects(params):
-    """10 objects of 4 models on a table top, overlapping from the orbit's cameras, some of
-    them cut by the image's border in some views."""
+    """10 objects of 3 models, overlapping from the orbit's cameras; with params["table"], on
+    a 3 m table the border cuts in every view."""
     from vuer.schemas import AmbientLight, Box, Cylinder, DirectionalLight, Sphere
 
     els = [AmbientLight(key="amb", intensity=0.6),
-           DirectionalLight(key="sun", position=[2, 4, 3], intensity=1.5),
-           Box(key="table", args=[3.0, 0.1, 2.0], position=[0, -0.05, 0],
-               materialType="standard", material={"color": "#8d99ae"})]
-    for i in range(OBJECTS - 1):
-        a = 2 * math.pi * i / (OBJECTS - 1)
+           DirectionalLight(key="sun", position=[2, 4, 3], intensity=1.5)]
+    if params.get("table"):
+        els.append(Box(key="table", args=[3.0, 0.1, 2.0], position=[0, -0.05, 0],
+                       materialType="standard", material={"color": "#8d99ae"}))
+    for i in range(OBJECTS):
+        a = 2 * math.pi * i / OBJECTS
         pos = [0.7 * math.cos(a), 0.15, 0.5 * math.sin(a)]
         kind = i % 3
         if kind == 0:
@@ -58,9 +61,10 @@ def ten_objects(params):
     return els
 
 
-def run(frames: int, radius: float, **passes) -> tuple[float, dict]:
+def run(frames: int, radius: float, table: bool, **passes) -> tuple[float, dict]:
     """(frames/s from the first frame to the last, bytes per pass of the last frame)."""
-    jobs = rc.orbit(frames, *SIZE, radius=radius, height_m=1.6, target=(0.0, 0.1, 0.0))
+    jobs = rc.orbit(frames, *SIZE, radius=radius, height_m=1.6, target=(0.0, 0.1, 0.0),
+                    **({"table": True} if table else {}))
     stamps, sizes = [], {}
     with rc.render(jobs, scene=ten_objects, workers=1, depth=True, masks=True, progress=False,
                    queue_name=f"bench-labels-{time.time()}", **passes) as r:
@@ -76,22 +80,26 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=112)
     args = ap.parse_args()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    fps = {v: [] for v in VARIANTS}
+    scenes = {"10 objects": False, "on a table": True}
+    fps = {(s, v): [] for s in scenes for v in VARIANTS}
     sizes = {}
     for r in range(args.rounds):
-        for i, (name, passes) in enumerate(VARIANTS.items()):
-            f, sizes[name] = run(args.frames, 3.0 + 0.01 * r + 0.001 * i, **passes)
-            fps[name].append(f)
-        print(f"round {r + 1}: " + ", ".join(f"{v} {fps[v][-1]:.1f}" for v in VARIANTS)
+        for scene, table in scenes.items():
+            for i, (name, passes) in enumerate(VARIANTS.items()):
+                f, sizes[name] = run(args.frames, 3.0 + 0.01 * r + 0.001 * i, table, **passes)
+                fps[(scene, name)].append(f)
+        print(f"round {r + 1}: " + ", ".join(f"{s}: {v} {fps[(s, v)][-1]:.1f}"
+                                             for s in scenes for v in VARIANTS)
               + " frames/s", flush=True)
     ray.shutdown()
-    med = {v: statistics.median(x) for v, x in fps.items()}
-    base = med["rgb+depth+masks"]
+    med = {k: statistics.median(x) for k, x in fps.items()}
     rows = []
-    for name in list(VARIANTS)[1:]:
-        goal = " (goal >= 0.8)" if name == "+ amodal" else ""
-        rows.append((f"{name} / rgb+depth+masks", f"{med[name] / base:.2f}",
-                     f"{med[name]:.1f} fps / {base:.1f} fps, 1 worker{goal}"))
+    for scene in scenes:
+        base = med[(scene, "rgb+depth+masks")]
+        for name in list(VARIANTS)[1:]:
+            goal = " (goal >= 0.8)" if name == "+ amodal" and scene == "10 objects" else ""
+            rows.append((f"{scene}: {name} / rgb+depth+masks", f"{med[(scene, name)] / base:.2f}",
+                         f"{med[(scene, name)]:.1f} fps / {base:.1f} fps, 1 worker{goal}"))
     every = sizes["every pass"]
     for kind, n in every.items():
         rows.append((f"bytes {kind}", f"{n / 1024:.0f} KiB", f"{n / (SIZE[0] * SIZE[1]):.2f} "
