@@ -75,6 +75,7 @@ class _RenderWorker:
         self._assets_root = None
         self._aliases: tuple = ()  # the assets folder as the driver saw it (file:// paths)
         self._robots: dict = {}  # key -> urdf.Robot of the scene on the page
+        self._moving = False  # the scene on the page has elements placed per view
         self._scene_digests: OrderedDict[str, str] = OrderedDict()
         self._started = time.monotonic()
         self.driver_wait_s = 0.0  # time blocked handing frames over (driver backpressure)
@@ -200,7 +201,7 @@ class _RenderWorker:
         if digest is None:
             try:
                 elements = scenes.build(self.scene, lease.job_id, lease.params)
-                digest = hashlib.blake2b(repr([_without_joints(el._serialize())
+                digest = hashlib.blake2b(repr([_without_joints(scenes.view_state_free(el))
                                                for el in elements]).encode(),
                                          digest_size=16).hexdigest()
             except RaycollectError:  # it fails again, with its error, when it renders alone
@@ -228,6 +229,7 @@ class _RenderWorker:
                 elements = scenes.build(self.scene, good[0][0].job_id, good[0][0].params)
                 self._robots = asset_folder.check_sources(
                     good[0][0].job_id, elements, self._assets_root, self._aliases)
+                self._moving = any(scenes.is_moving(el) for el in elements)
             # Each job's joint values, checked against its robots: a job that names a joint
             # its robot lacks fails alone, the batch goes on without it.
             joints, kept = [], []
@@ -363,15 +365,20 @@ class _RenderWorker:
         return []
 
     def _joints(self, lease: Lease, elements: list | None = None) -> dict:
-        """{robot key: complete joint values} of one job (raycollect/urdf.py)."""
-        if not self._robots:
+        """What the page sets for one job's view: {robot key: complete joint values}
+        (raycollect/urdf.py) and, for a scene with moving elements, {POSES_KEY: {key:
+        placement}} (raycollect/scene.py)."""
+        if not self._robots and not self._moving:
             return {}
         if elements is None:
             elements = scenes.build(self.scene, lease.job_id, lease.params)
-        return {str(el.key): urdf.joint_values(lease.job_id, f"scene[{i}].jointValues",
-                                               self._robots[str(el.key)],
-                                               getattr(el, "jointValues", None))
-                for i, el in enumerate(elements) if str(el.key) in self._robots}
+        out = {str(el.key): urdf.joint_values(lease.job_id, f"scene[{i}].jointValues",
+                                              self._robots[str(el.key)],
+                                              getattr(el, "jointValues", None))
+               for i, el in enumerate(elements) if str(el.key) in self._robots}
+        if self._moving:
+            out[scenes.POSES_KEY] = scenes.poses(elements)
+        return out
 
     async def _groups(self, elements: list, joints: dict) -> list:
         """Complete the scene's URDFs (paths resolved, the first job's joint values as the
