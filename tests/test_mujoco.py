@@ -178,6 +178,9 @@ def test_bodies_agree_with_mujoco(worlds, name):
             compared += 1
         for body, key in ((b, world.body_key(b)) for b in ids):
             pose = np.asarray(m["objects"][key]["pose"])
+            print(name, m["params"].get("state"), key, "pose error",
+                  max(np.abs(pose[:3, 3] - data.xpos[body]).max(),
+                      np.abs(pose[:3, :3] - data.xmat[body].reshape(3, 3)).max()))
             np.testing.assert_allclose(pose[:3, 3], data.xpos[body], atol=POSE_ATOL, err_msg=key)
             np.testing.assert_allclose(pose[:3, :3], data.xmat[body].reshape(3, 3),
                                        atol=POSE_ATOL, err_msg=key)

@@ -94,6 +94,12 @@ class World:
         key = params.get(KEYFRAME)
         if key is not None:
             mujoco.mj_resetDataKeyframe(model, data, self._keyframe(key))
+        self._fill(data, params)
+        mujoco.mj_forward(model, data)
+        return data
+
+    def _fill(self, data, params: dict) -> None:
+        model = self.model
         for field, (size, width) in STATE_FIELDS.items():
             if field in params:
                 getattr(data, field)[:] = self._values(params[field], field,
@@ -103,8 +109,6 @@ class World:
             if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
                 raise InvalidJob(scenes.UNNAMED_JOB, TIME, f"must be a number, got {t!r}")
             data.time = float(t)
-        mujoco.mj_forward(model, data)
-        return data
 
     def _keyframe(self, key) -> int:
         model = self.model
@@ -133,15 +137,34 @@ class World:
         return arr.reshape((rows, width) if width > 1 else (rows,))
 
     # --- the scene -----------------------------------------------------------------------
+    def poses(self, params: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(xpos, xquat) of every body in the params' state. The body frames of mj_forward
+        from its first stage alone (mj_kinematics), in one MjData per process: a worker
+        computes this for every job of a rollout."""
+        import mujoco
+
+        model = self.model  # compiles it in this process, once
+        compiled = self._local
+        with compiled.lock:
+            data = compiled.scratch()
+            key = params.get(KEYFRAME)
+            if key is not None:
+                mujoco.mj_resetDataKeyframe(model, data, self._keyframe(key))
+            else:
+                mujoco.mj_resetData(model, data)
+            self._fill(data, params)
+            mujoco.mj_kinematics(model, data)
+            return data.xpos.copy(), data.xquat.copy()
+
     def __call__(self, params: dict) -> list:
-        data = self.forward(params)
+        xpos, xquat = self.poses(params)
         sun = -np.asarray(SUN_DIRECTION) / np.linalg.norm(SUN_DIRECTION)
         out = [AmbientLight(key=LIGHT_KEYS[0], intensity=AMBIENT_INTENSITY),
                DirectionalLight(key=LIGHT_KEYS[1], position=list(-sun * 10),
                                 intensity=SUN_INTENSITY)]
         for body, key, children in self._local.bodies():
-            el = group(*children, key=key, position=[float(v) for v in data.xpos[body]],
-                       quaternion=[float(v) for v in geoms.xyzw(data.xquat[body])])
+            el = group(*children, key=key, position=[float(v) for v in xpos[body]],
+                       quaternion=[float(v) for v in geoms.xyzw(xquat[body])])
             out.append(scenes.moving(el) if body != 0 else el)
         return out
 
@@ -206,6 +229,15 @@ class _Compiled:
         self.model = model
         self._bodies = None
         self._lock = threading.Lock()
+        self.lock = threading.Lock()  # held while the scratch MjData is in use
+        self._scratch = None
+
+    def scratch(self):
+        import mujoco
+
+        if self._scratch is None:
+            self._scratch = mujoco.MjData(self.model)
+        return self._scratch
 
     def bodies(self) -> list[tuple[int, str, list]]:
         """(body id, key, geom elements) of every body that draws something."""

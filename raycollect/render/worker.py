@@ -77,6 +77,7 @@ class _RenderWorker:
         self._robots: dict = {}  # key -> urdf.Robot of the scene on the page
         self._moving = False  # the scene on the page has elements placed per view
         self._scene_digests: OrderedDict[str, str] = OrderedDict()
+        self._built: OrderedDict[str, list] = OrderedDict()  # scene key -> elements (_joints)
         self._started = time.monotonic()
         self.driver_wait_s = 0.0  # time blocked handing frames over (driver backpressure)
         self.clock = StageClock()  # where a frame's time goes (raycollect/metrics.py)
@@ -201,6 +202,11 @@ class _RenderWorker:
         if digest is None:
             try:
                 elements = scenes.build(self.scene, lease.job_id, lease.params)
+                # Kept for _joints, which needs them again when the job renders (a rollout
+                # builds each job's scene once, not twice).
+                self._built[pkey] = elements
+                if len(self._built) > C.BUILT_SCENE_CACHE:
+                    self._built.popitem(last=False)
                 digest = hashlib.blake2b(repr([_without_joints(scenes.view_state_free(el))
                                                for el in elements]).encode(),
                                          digest_size=16).hexdigest()
@@ -371,7 +377,8 @@ class _RenderWorker:
         if not self._robots and not self._moving:
             return {}
         if elements is None:
-            elements = scenes.build(self.scene, lease.job_id, lease.params)
+            elements = self._built.get(scenes.scene_key(lease.params)) or \
+                scenes.build(self.scene, lease.job_id, lease.params)
         out = {str(el.key): urdf.joint_values(lease.job_id, f"scene[{i}].jointValues",
                                               self._robots[str(el.key)],
                                               getattr(el, "jointValues", None))
