@@ -30,12 +30,14 @@ from .output.dataset import read
 from .driver import Run, render
 from .output.export import export
 from .jobs import Job, JobState, Lease, Result
+from .mjcf import mjcf
 from .queue import JobQueue
 from .records import Failure, Summary
 from .scene import demo_scene, orbit
 
 __all__ = [
     "render", "Run", "Config", "Summary", "Failure", "read", "export", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit", "flow",
+    "mjcf",
     "JobQueue", "JobState", "Job", "Lease", "Result",
     "RaycollectError", "InvalidJob", "UnknownJob", "WrongQueue", "QueueUnavailable",
     "SceneError", "BrowserError", "NoBrowser", "RenderError", "RunFailed", "AssetsError",

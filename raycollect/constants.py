@@ -69,6 +69,9 @@ MAX_VIEWS_PER_UPDATE = 14
 VIEWS_PER_UPDATE = MAX_VIEWS_PER_UPDATE
 # Scene digests (what a job's scene is, for batching) a worker remembers, by params.
 SCENE_DIGEST_CACHE = 4096
+# Scenes (element lists) a worker keeps from batching until their jobs render, by params: a
+# lease waits at most views_per_update x (1 + PREFETCH_BATCHES) leases in a worker's buffer.
+BUILT_SCENE_CACHE = 64
 # Leases a worker keeps in hand beyond the batch it renders, hiding the actor round trip.
 PREFETCH_BATCHES = 1
 GRAB_TTL = 10.0

@@ -169,6 +169,11 @@ class Run:
         self.scene = scenes.load_scene(scene)
         self._pickle_scene_by_value(self.scene)
         self.jobs, self.keys = jobs, keys
+        # A scene object may say what it needs (an MJCF world, raycollect/mjcf/world.py: its
+        # Z-up axes and the folder of files it wrote); what the caller gives wins.
+        defaults = getattr(self.scene, "render_defaults", None)
+        if callable(defaults):
+            options = {**defaults(), **{k: v for k, v in options.items() if v is not None}}
         self.config = (config or Config()).replace(**options)
         self.summary = Summary()
         self.failures: list[Failure] = []
@@ -184,7 +189,8 @@ class Run:
         import sys
         module = sys.modules.get(getattr(fn, "__module__", "") or "")
         path = getattr(module, "__file__", None) or ""
-        if module is None or module.__name__ in ("__main__", "raycollect.scene"):
+        if module is None or module.__name__ == "__main__" or \
+                module.__name__.split(".")[0] == "raycollect":
             return
         if "site-packages" in path or "dist-packages" in path:
             return

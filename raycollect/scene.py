@@ -22,6 +22,54 @@ from .jobs import canonical_json
 SceneFn = Callable[[dict], list]
 # Keys of the elements raycollect adds to every scene (camera views, the revision marker).
 RESERVED_KEY_PREFIX = "rc-"
+# A scene function may refuse a param with InvalidJob(UNNAMED_JOB, field, message): it does
+# not know the job's id, which build() fills in.
+UNNAMED_JOB = ""
+# An element marked `moving` is placed per view: jobs that differ only in its position and
+# quaternion share one scene update, and the page sets each view's placements just before
+# that view renders (raycollect/render/capture.js, as URDF joint values). The mark is a
+# private attribute, which vuer never sends to the page.
+MOVING_ATTR = "_rc_moving"
+MOVING_PROPS = ("position", "quaternion")
+# The key of the per-view placements in a job's view state ({element key: [x, y, z, qx, qy,
+# qz, qw]}), beside its robots' joint values.
+POSES_KEY = f"{RESERVED_KEY_PREFIX}poses"
+
+
+def moving(element: Element) -> Element:
+    """Mark a top-level element as placed per view by its `position` and `quaternion`
+    ((x, y, z, w), three.js order); it must not be placed by `rotation` or `matrix`."""
+    for prop in ("rotation", "matrix"):
+        if getattr(element, prop, None) is not None:
+            raise ValueError(f"element {getattr(element, 'key', None)!r}: a moving element is "
+                             f"placed by position and quaternion, not {prop}")
+    setattr(element, MOVING_ATTR, True)
+    return element
+
+
+def is_moving(element) -> bool:
+    return bool(getattr(element, MOVING_ATTR, False))
+
+
+def poses(elements: list) -> dict:
+    """{key: [x, y, z, qx, qy, qz, qw]} of the moving elements among `elements`."""
+    out = {}
+    for el in elements:
+        if is_moving(el):
+            pos = list(getattr(el, "position", None) or (0.0, 0.0, 0.0))
+            quat = list(getattr(el, "quaternion", None) or (0.0, 0.0, 0.0, 1.0))
+            out[str(el.key)] = [float(v) for v in pos + quat]
+    return out
+
+
+def view_state_free(element: Element) -> dict:
+    """The element serialised without what the page sets per view (a moving element's
+    placement): what decides whether two jobs share a scene update."""
+    out = element._serialize()
+    if is_moving(element):
+        for prop in MOVING_PROPS:
+            out.pop(prop, None)
+    return out
 
 
 def demo_scene(params: dict) -> list:
@@ -107,7 +155,9 @@ def build(scene: SceneFn, job_id: str, params: dict) -> list[Element]:
     """Call the scene function and check what it returned, giving each element a key."""
     try:
         elements = scene({k: v for k, v in params.items() if k != "camera"})
-    except InvalidJob:
+    except InvalidJob as e:
+        if e.job == UNNAMED_JOB:
+            raise InvalidJob(job_id, e.field, e.message) from None
         raise
     except Exception as e:  # the user's code: any failure is that job's scene error
         raise SceneError(f"job {job_id}: field 'scene': the scene function raised "

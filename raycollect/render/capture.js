@@ -111,18 +111,35 @@
     const undo = [];
     if (job) {
       for (const key in job) {
+        if (key === POSES_KEY) { setPoses(job[key], groups, undo, index); continue; }
         let robot = null;
         if (groups[key]) groups[key].traverse((o) => { if (!robot && o.isURDFRobot) robot = o; });
         if (!robot) throw new Error(`no robot ${key} on the page for view state ${index}`);
         for (const name in job[key]) {
           const joint = robot.joints[name];
           if (!joint) continue;
-          undo.push([joint, joint.jointValue.slice()]);
+          const before = joint.jointValue.slice();
+          undo.push(() => joint.setJointValue(...before));
           joint.setJointValue(job[key][name]);
         }
       }
     }
-    applied.set(r, {index, restore() { for (const [j, v] of undo.reverse()) j.setJointValue(...v); }});
+    applied.set(r, {index, restore() { for (const f of undo.reverse()) f(); }});
+  }
+
+  // Moving elements (raycollect/scene.py `moving`): {key: [x, y, z, qx, qy, qz, qw]}, the
+  // placement of the element's own object (its instance group's first child), which the
+  // render's matrix update then carries to everything below it.
+  const POSES_KEY = "rc-poses";
+  function setPoses(poses, groups, undo, index) {
+    for (const key in poses) {
+      const el = groups[key] && groups[key].children[0];
+      if (!el) throw new Error(`no element ${key} on the page for view state ${index}`);
+      const p = el.position.clone(), q = el.quaternion.clone();
+      undo.push(() => { el.position.copy(p); el.quaternion.copy(q); });
+      el.position.fromArray(poses[key], 0);
+      el.quaternion.fromArray(poses[key], 3);
+    }
   }
 
   // --- asset loads and errors ---------------------------------------------------------------

@@ -81,7 +81,9 @@ class _RenderWorker:
         self._assets_root = None
         self._aliases: tuple = ()  # the assets folder as the driver saw it (file:// paths)
         self._robots: dict = {}  # key -> urdf.Robot of the scene on the page
+        self._moving = False  # the scene on the page has elements placed per view
         self._scene_digests: OrderedDict[str, str] = OrderedDict()
+        self._built: OrderedDict[str, list] = OrderedDict()  # scene key -> elements (_joints)
         self._started = time.monotonic()
         self.driver_wait_s = 0.0  # time blocked handing frames over (driver backpressure)
         self.clock = StageClock()  # where a frame's time goes (raycollect/metrics.py)
@@ -206,7 +208,12 @@ class _RenderWorker:
         if digest is None:
             try:
                 elements = scenes.build(self.scene, lease.job_id, lease.params)
-                digest = hashlib.blake2b(repr([_without_joints(el._serialize())
+                # Kept for _joints, which needs them again when the job renders (a rollout
+                # builds each job's scene once, not twice).
+                self._built[pkey] = elements
+                if len(self._built) > C.BUILT_SCENE_CACHE:
+                    self._built.popitem(last=False)
+                digest = hashlib.blake2b(repr([_without_joints(scenes.view_state_free(el))
                                                for el in elements]).encode(),
                                          digest_size=16).hexdigest()
             except RaycollectError:  # it fails again, with its error, when it renders alone
@@ -234,6 +241,7 @@ class _RenderWorker:
                 elements = scenes.build(self.scene, good[0][0].job_id, good[0][0].params)
                 self._robots = asset_folder.check_sources(
                     good[0][0].job_id, elements, self._assets_root, self._aliases)
+                self._moving = any(scenes.is_moving(el) for el in elements)
             # Each job's joint values, checked against its robots: a job that names a joint
             # its robot lacks fails alone, the batch goes on without it.
             joints, kept = [], []
@@ -369,15 +377,21 @@ class _RenderWorker:
         return []
 
     def _joints(self, lease: Lease, elements: list | None = None) -> dict:
-        """{robot key: complete joint values} of one job (raycollect/urdf.py)."""
-        if not self._robots:
+        """What the page sets for one job's view: {robot key: complete joint values}
+        (raycollect/urdf.py) and, for a scene with moving elements, {POSES_KEY: {key:
+        placement}} (raycollect/scene.py)."""
+        if not self._robots and not self._moving:
             return {}
         if elements is None:
-            elements = scenes.build(self.scene, lease.job_id, lease.params)
-        return {str(el.key): urdf.joint_values(lease.job_id, f"scene[{i}].jointValues",
-                                               self._robots[str(el.key)],
-                                               getattr(el, "jointValues", None))
-                for i, el in enumerate(elements) if str(el.key) in self._robots}
+            elements = self._built.get(scenes.scene_key(lease.params)) or \
+                scenes.build(self.scene, lease.job_id, lease.params)
+        out = {str(el.key): urdf.joint_values(lease.job_id, f"scene[{i}].jointValues",
+                                              self._robots[str(el.key)],
+                                              getattr(el, "jointValues", None))
+               for i, el in enumerate(elements) if str(el.key) in self._robots}
+        if self._moving:
+            out[scenes.POSES_KEY] = scenes.poses(elements)
+        return out
 
     async def _groups(self, elements: list, joints: dict, job_id: str) -> list:
         """Complete the scene's URDFs (paths resolved, the first job's joint values as the

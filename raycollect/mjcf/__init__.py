@@ -1,0 +1,13 @@
+"""MuJoCo worlds: MJCF models as raycollect scenes, checked against MuJoCo's own renderer.
+
+    world.py      rc.mjcf(path) -> World: params (qpos, ...) -> one element per body; cameras
+    geoms.py      each MuJoCo geom as a Vuer element in its body's frame
+    files.py      the model's meshes as float32 PLY files, the folder the world serves
+    reference.py  mujoco.Renderer as the reference (tests/test_mujoco.py, scripts/sweep_mjcf.py)
+
+Needs the `mujoco` package: `pip install 'raycollect[mujoco]'`.
+"""
+
+from .world import World, mjcf
+
+__all__ = ["World", "mjcf"]

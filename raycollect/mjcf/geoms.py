@@ -1,0 +1,147 @@
+"""MuJoCo geoms as Vuer elements, placed in their body's frame.
+
+Each visible geom becomes one element whose position and quaternion are the geom's pose in
+its body (`geom_pos`, `geom_quat`, fixed by the compiled model), so a body is a group of
+static children and only the group moves with the state. What differs from MuJoCo's axes
+is handled here:
+
+- three.js quaternions are (x, y, z, w), MuJoCo's (w, x, y, z);
+- three.js capsules and cylinders run along their local Y, MuJoCo's along Z: such a geom
+  turns by +90 degrees about X first (Y -> Z);
+- an ellipsoid is a unit sphere scaled by its three radii (scale applies in the geom frame);
+- a plane of size 0 along an axis is infinite in MuJoCo: it is drawn as wide as MuJoCo's
+  far clipping distance.
+
+Primitives get enough segments that their outlines agree with MuJoCo's own tessellation
+(tests/test_mujoco.py compares them pixel by pixel).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from vuer.schemas import Box, Capsule, Cylinder, Plane, Ply, Sphere
+
+from ..assets import asset
+from .files import mesh_file
+
+# MuJoCo's mjtGeom values.
+PLANE, HFIELD, SPHERE, CAPSULE, ELLIPSOID, CYLINDER, BOX, MESH = range(8)
+NAMES = {PLANE: "plane", HFIELD: "hfield", SPHERE: "sphere", CAPSULE: "capsule",
+         ELLIPSOID: "ellipsoid", CYLINDER: "cylinder", BOX: "box", MESH: "mesh"}
+# Geom groups MuJoCo's viewer and renderer show by default (mjvOption.geomgroup).
+VISIBLE_GROUPS = 3
+# Segments of round primitives: at 64 around, a circle's polygon is within 0.12% of its
+# radius (a tenth of a pixel for a radius of 80 px).
+ROUND_SEGMENTS = 64
+SPHERE_STACKS = 32
+CAP_SEGMENTS = 16
+# MuJoCo's default geom colour: a geom with a material and this rgba takes the material's.
+DEFAULT_RGBA = (0.5, 0.5, 0.5, 1.0)
+# Y -> Z: +90 degrees about X, as a three.js (x, y, z, w) quaternion.
+_Y_TO_Z = np.array([math.sin(math.pi / 4), 0.0, 0.0, math.cos(math.pi / 4)])
+
+
+def xyzw(wxyz) -> np.ndarray:
+    w, x, y, z = (float(v) for v in wxyz)
+    return np.array([x, y, z, w])
+
+
+def qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of two (x, y, z, w) quaternions: rotation a after b."""
+    ax, ay, az, aw = a
+    bx, by, bz, bw = b
+    return np.array([aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw,
+                     aw * bw - ax * bx - ay * by - az * bz])
+
+
+def rgba(model, geom: int) -> np.ndarray:
+    """The colour MuJoCo draws a geom with: its own rgba, or its material's when the geom
+    has a material and leaves its rgba at the default."""
+    own = np.asarray(model.geom_rgba[geom], dtype=float)
+    mat = int(model.geom_matid[geom])
+    if mat >= 0 and np.allclose(own, DEFAULT_RGBA):
+        return np.asarray(model.mat_rgba[mat], dtype=float)
+    return own
+
+
+def visible(model, geom: int) -> bool:
+    """Drawn by MuJoCo's renderer with its default options: groups 0-2, not fully transparent,
+    and of a type this module draws (height fields are not drawn yet)."""
+    return (int(model.geom_group[geom]) < VISIBLE_GROUPS and rgba(model, geom)[3] > 0
+            and int(model.geom_type[geom]) in _DRAW)
+
+
+def material(model, geom: int) -> dict:
+    r, g, b, a = rgba(model, geom)
+    hexa = "#%02x%02x%02x" % tuple(int(round(min(max(c, 0.0), 1.0) * 255)) for c in (r, g, b))
+    out = {"color": hexa}
+    if a < 1:
+        out.update(transparent=True, opacity=float(a))
+    mat = int(model.geom_matid[geom])
+    if mat >= 0:  # MuJoCo's shininess is 0..1; a shinier surface is a less rough one
+        out["roughness"] = float(1.0 - 0.8 * model.mat_shininess[mat])
+        out["emissive"] = hexa if model.mat_emission[mat] > 0 else "#000000"
+        out["emissiveIntensity"] = float(model.mat_emission[mat])
+    return out
+
+
+def element(model, geom: int, far: float):
+    """The Vuer element of one visible geom, in its body's frame."""
+    kind = int(model.geom_type[geom])
+    size = [float(s) for s in model.geom_size[geom]]
+    pos = [float(p) for p in model.geom_pos[geom]]
+    quat = xyzw(model.geom_quat[geom])
+    look = material(model, geom)
+    if kind == MESH:
+        # Vuer's Ply draws its own physical material, coloured by its `color` and
+        # `opacity` props; a `material` prop would replace it on the mesh after the first
+        # render (the mesh then vanished from every later view).
+        common = dict(color=look["color"], opacity=look.get("opacity", 1.0))
+    else:
+        common = dict(materialType="standard", material=look)
+    common.update(key=f"g{geom}", position=pos)
+    make = _DRAW[kind]
+    el, turn = make(model, geom, size, far)
+    if turn:
+        quat = qmul(quat, _Y_TO_Z)
+    for k, v in common.items():
+        setattr(el, k, v)
+    el.quaternion = [float(q) for q in quat]
+    return el
+
+
+def _plane(model, geom, size, far):
+    w, h = (2 * s if s > 0 else 2 * far for s in size[:2])
+    return Plane(args=[w, h]), False
+
+
+def _sphere(model, geom, size, far):
+    return Sphere(args=[size[0], ROUND_SEGMENTS, SPHERE_STACKS]), False
+
+
+def _ellipsoid(model, geom, size, far):
+    return Sphere(args=[1.0, ROUND_SEGMENTS, SPHERE_STACKS], scale=size[:3]), False
+
+
+def _capsule(model, geom, size, far):
+    return Capsule(args=[size[0], 2 * size[1], CAP_SEGMENTS, ROUND_SEGMENTS]), True
+
+
+def _cylinder(model, geom, size, far):
+    return Cylinder(args=[size[0], size[0], 2 * size[1], ROUND_SEGMENTS]), True
+
+
+def _box(model, geom, size, far):
+    return Box(args=[2 * size[0], 2 * size[1], 2 * size[2]]), False
+
+
+def _mesh(model, geom, size, far):
+    return Ply(src=asset(mesh_file(int(model.geom_dataid[geom])))), False
+
+
+_DRAW = {PLANE: _plane, SPHERE: _sphere, ELLIPSOID: _ellipsoid, CAPSULE: _capsule,
+         CYLINDER: _cylinder, BOX: _box, MESH: _mesh}

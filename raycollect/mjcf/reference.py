@@ -1,0 +1,111 @@
+"""MuJoCo's own renderer (`mujoco.Renderer`) as the reference for MJCF worlds.
+
+The same state, seen by the same raycollect camera, rendered by MuJoCo offscreen (on the CPU
+here: `MUJOCO_GL=egl` with Mesa's llvmpipe, or `osmesa`): per pixel the body it shows (from
+MuJoCo's segmentation, which gives geom ids) and its z-depth in metres. raycollect's masks,
+depth and body poses are compared with it in tests/test_mujoco.py and scripts/sweep_mjcf.py.
+
+What makes the comparison fair:
+- edge pixels: `vis.quality.offsamples = 0` turns off multisampling, so every pixel holds
+  one geom's id and depth (as raycollect's passes do);
+- the camera: MuJoCo keeps two eye cameras (`scene.camera[0]` and `[1]`, `ipd` apart) and a
+  mono render uses their average; both are set to the raycollect camera's pose and frustum
+  here, so any camera (an MJCF one or an orbit) is rendered exactly;
+- round primitives: MuJoCo tessellates them with `vis.quality.numslices`/`numstacks`
+  (28/16 by default, ~0.6% of a radius off the true circle); they are raised to 96/48 so
+  both renderers draw close to the analytic outline.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+# The offscreen GL backend MuJoCo uses when the caller set none: EGL works on Mesa's
+# llvmpipe without a display or a GPU.
+DEFAULT_GL = "egl"
+SLICES, STACKS = 96, 48
+OBJ_GEOM = 5  # mjtObj.mjOBJ_GEOM
+
+
+@dataclass
+class Frame:
+    seg: np.ndarray  # H x W: body id per pixel, -1 where none
+    depth: np.ndarray  # H x W float32 z-depth in metres, 0 where none
+
+
+def renderer(model, width: int, height: int):
+    """A mujoco.Renderer set up for exact comparisons (see the module docstring). Sets
+    MUJOCO_GL to egl when unset: it must be chosen before mujoco first makes a context."""
+    os.environ.setdefault("MUJOCO_GL", DEFAULT_GL)
+    import mujoco
+
+    model.vis.quality.offsamples = 0
+    model.vis.quality.numslices = max(int(model.vis.quality.numslices), SLICES)
+    model.vis.quality.numstacks = max(int(model.vis.quality.numstacks), STACKS)
+    model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
+    model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
+    return mujoco.Renderer(model, height, width)
+
+
+def render(r, model, data, camera: dict) -> Frame:
+    """MuJoCo's view of `data` through a raycollect camera dict (matrix, fov, width, height,
+    near, far; Z-up world): body segmentation and z-depth."""
+    m = np.asarray(camera["matrix"], dtype=float)
+    near, far = float(camera["near"]), float(camera["far"])
+    top = near * math.tan(math.radians(camera["fov"]) / 2)
+
+    def place():
+        r.update_scene(data)
+        for eye in r.scene.camera:
+            eye.pos[:] = m[:3, 3]
+            eye.forward[:] = -m[:3, 2]
+            eye.up[:] = m[:3, 1]
+            eye.frustum_near, eye.frustum_far = near, far
+            eye.frustum_top, eye.frustum_bottom = top, -top
+            eye.frustum_center = 0.0
+            eye.frustum_width = top * camera["width"] / camera["height"]
+            eye.orthographic = 0
+
+    place()
+    r.enable_segmentation_rendering()
+    seg = r.render().copy()
+    r.disable_segmentation_rendering()
+    place()
+    r.enable_depth_rendering()
+    z = r.render().copy()
+    r.disable_depth_rendering()
+    geom = np.where(seg[..., 1] == OBJ_GEOM, seg[..., 0], -1)
+    body = np.where(geom >= 0, np.asarray(model.geom_bodyid)[np.clip(geom, 0, None)], -1)
+    return Frame(body.astype(np.int64), np.where(body >= 0, z, 0.0).astype(np.float32))
+
+
+def compare(mask: np.ndarray, depth: np.ndarray, ref: Frame, ids: dict[int, int]) -> dict:
+    """Per body ({body id: raycollect instance id}): mask IoU with MuJoCo's, pixel counts,
+    and the median and 99th percentile of |z-depth difference| (metres) on the pixels both
+    call that body; plus `near`: the share of pixels where only one renderer shows the body
+    that lie within one pixel of the other's outline (tessellation, not misplacement)."""
+    out = {}
+    for body, rid in ids.items():
+        ours, theirs = mask == rid, ref.seg == body
+        union = int((ours | theirs).sum())
+        both = ours & theirs
+        err = np.abs(depth[both].astype(np.float64) - ref.depth[both])
+        diff = ours ^ theirs
+        near = (diff & (_grow(ours) & _grow(theirs))).sum() / diff.sum() if diff.any() else 1.0
+        out[body] = {"iou": float(both.sum() / union) if union else 1.0,
+                     "px": int(ours.sum()), "ref_px": int(theirs.sum()), "near": float(near),
+                     "depth_median": float(np.median(err)) if err.size else float("nan"),
+                     "depth_p99": float(np.percentile(err, 99)) if err.size else float("nan")}
+    return out
+
+
+def _grow(a: np.ndarray) -> np.ndarray:
+    """The mask with every pixel's 8 neighbours added."""
+    p = np.pad(a, 1)
+    h, w = a.shape
+    return np.any([p[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+                   for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)

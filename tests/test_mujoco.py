@@ -1,0 +1,233 @@
+"""MJCF worlds (rc.mjcf), checked against MuJoCo's own renderer and kinematics: per body
+and frame, mask IoU with mujoco.Renderer's segmentation, z-depth against its depth, and
+every body's pose against data.xpos/xmat. Models: one written here (every primitive type,
+a mesh, a camera on a moving body, a keyframe) and dm_control's manipulator as it ships."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco makes its first GL context
+
+import numpy as np
+import pytest
+
+import raycollect as rc
+from conftest import check_output, render_all
+
+mujoco = pytest.importorskip("mujoco")
+from raycollect.mjcf import mjcf, reference  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+W, H = 160, 120
+# A body whose outline MuJoCo and raycollect both draw with at least this many pixels is
+# held to the IoU bound; a smaller one's IoU is dominated by its edge pixels, and it is held
+# to agreeing up to one pixel along its outline instead (`near`).
+IOU_MIN, IOU_MIN_PX = 0.95, 300
+NEAR_MIN = 0.95
+DEPTH_MEDIAN_MAX = 1e-3
+POSE_ATOL = 1e-5
+
+# An upright pyramid with its apex off its base's centre, away from the origin: MuJoCo moves a
+# mesh to its centre of mass and principal axes, and the geom's pose takes the difference.
+PYRAMID_OBJ = """v 0.10 0.00 0.00
+v 0.30 0.00 0.00
+v 0.30 0.20 0.00
+v 0.10 0.20 0.00
+v 0.15 0.05 0.25
+f 1 3 2
+f 1 4 3
+f 1 2 5
+f 2 3 5
+f 3 4 5
+f 4 1 5
+"""
+
+SHAPES_XML = """<mujoco model="shapes">
+  <asset>
+    <mesh name="pyramid" file="pyramid.obj" scale="1.2 1 1"/>
+    <material name="red" rgba="0.8 0.15 0.1 1"/>
+  </asset>
+  <worldbody>
+    <light pos="0 0 3"/>
+    <geom name="floor" type="plane" size="1.4 1.4 0.1" rgba="0.55 0.55 0.6 1"/>
+    <camera name="front" pos="0.2 -2.4 1.5" xyaxes="1 0 0 0 0.53 0.85" fovy="50"/>
+    <body name="base" pos="0 0 0.3">
+      <joint name="yaw" type="hinge" axis="0 0 1"/>
+      <geom type="box" size="0.15 0.1 0.05" material="red"/>
+      <body name="arm" pos="0.1 0 0.1">
+        <joint name="pitch" type="hinge" axis="0 1 0"/>
+        <geom type="capsule" fromto="0 0 0 0.4 0 0" size="0.04" rgba="0.9 0.9 0.9 1"/>
+        <camera name="wrist" pos="0.3 0 0.25" xyaxes="0 -1 0 0.6 0 0.8" fovy="50"/>
+        <body name="tip" pos="0.45 0 0">
+          <geom type="sphere" size="0.07" rgba="0.1 0.6 0.9 1"/>
+        </body>
+      </body>
+    </body>
+    <body name="egg" pos="-0.5 0.3 0.5">
+      <freejoint/>
+      <geom type="ellipsoid" size="0.16 0.1 0.07" rgba="0.9 0.7 0.1 1"/>
+    </body>
+    <body name="can" pos="0.5 0.5 0.16">
+      <joint name="slide" type="slide" axis="1 0 0"/>
+      <geom type="cylinder" size="0.09 0.15" rgba="0.2 0.8 0.3 1" euler="0.3 0 0"/>
+    </body>
+    <body name="pyramid" pos="-0.45 -0.45 0.05">
+      <joint name="spin" type="hinge" axis="0 0 1"/>
+      <geom type="mesh" mesh="pyramid" rgba="0.7 0.3 0.8 1"/>
+    </body>
+    <body name="ghost" pos="0 0.8 0.3">
+      <geom type="box" size="0.1 0.1 0.1" rgba="1 1 1 0"/>
+    </body>
+    <body name="collider" pos="0.6 -0.3 0.3">
+      <geom type="box" size="0.1 0.1 0.1" group="3"/>
+    </body>
+  </worldbody>
+  <keyframe>
+    <key name="bent" qpos="0.8 -0.6  -0.3 0.2 0.6 0.92 0.2 0.3 0.1  0.1  1.2"/>
+  </keyframe>
+</mujoco>
+"""
+
+# yaw, pitch, the egg's free joint (position, quaternion), the can's slide, the pyramid's spin
+SHAPES_STATES = [{"qpos": [0.3, 0.4, -0.5, 0.3, 0.5, 1, 0, 0, 0, -0.1, 0.5]},
+                 {"keyframe": "bent"}]
+DM_CONTROL_MODEL = "manipulator.xml"
+
+
+def _shapes_world(folder):
+    (folder / "pyramid.obj").write_text(PYRAMID_OBJ)
+    (folder / "shapes.xml").write_text(SHAPES_XML)
+    return mjcf(folder / "shapes.xml")
+
+
+def _orbit(world, eye, target):
+    cam = world.camera(0, W, H)  # MuJoCo's clipping planes, another pose
+    cam["matrix"] = rc.look_at(eye, target, up=(0, 0, 1)).tolist()
+    return cam
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory):
+    """Two runs in one local Ray: the shapes world (2 states x 3 cameras: fixed, on the
+    moving arm, an orbit) and dm_control's manipulator (2 states x 2 cameras)."""
+    import ray
+
+    suite = pytest.importorskip("dm_control.suite")
+    root = tmp_path_factory.mktemp("mujoco")
+    shapes = _shapes_world(root)
+    manipulator = mjcf(os.path.join(os.path.dirname(suite.__file__), DM_CONTROL_MODEL))
+    rng = np.random.default_rng(7)
+    nq = manipulator.model.nq
+    runs = {}
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    try:
+        for name, world, states, cams in (
+                ("shapes", shapes, SHAPES_STATES,
+                 lambda s: [world_cam(shapes, "front", s), world_cam(shapes, "wrist", s),
+                            _orbit(shapes, (1.6, 1.4, 1.2), (0, 0, 0.3))]),
+                ("manipulator", manipulator,
+                 [{"qpos": (0.4 * rng.standard_normal(nq)).tolist()} for _ in range(2)],
+                 lambda s: [world_cam(manipulator, "fixed", s),
+                            _orbit(manipulator, (0.9, -1.1, 0.9), (0, 0, 0.4))])):
+            jobs = [{**s, "state": i, "camera": c} for i, s in enumerate(states) for c in cams(s)]
+            out = root / f"{name}-out"
+            results, run = render_all(jobs, scene=world, out=out, workers=1, depth=True,
+                                      masks=True)
+            assert run.summary["failed"] == 0, run.failures
+            runs[name] = (world, out, results, run, len(jobs))
+    finally:
+        ray.shutdown()
+    return runs
+
+
+def world_cam(world, name, state):
+    return world.camera(name, W, H, state=state)
+
+
+@pytest.mark.parametrize("name", ["shapes", "manipulator"])
+def test_bodies_agree_with_mujoco(worlds, name):
+    """Per body and frame: mask IoU >= 0.95 (or, for a small body, every differing pixel on
+    the other's outline), z-depth median error <= 1 mm, pose = data.xpos/xmat within 1e-5."""
+    world, out, results, run, n = worlds[name]
+    manifest = check_output(out, results, run)
+    assert len(manifest) == n
+    model = world.model
+    r = reference.renderer(model, W, H)
+    compared = 0
+    for m in manifest:
+        res = results[m["job_id"]]
+        data = world.forward(m["params"])
+        ref = reference.render(r, model, data, res.camera)
+        ids = {b: m["instances"][world.body_key(b)] for b in range(model.nbody)
+               if world.body_key(b) in m["instances"]}
+        for body, cmp in reference.compare(res.mask, res.depth, ref, ids).items():
+            key = world.body_key(body)
+            print(name, m["params"].get("state"), key, cmp)
+            if cmp["px"] == 0 and cmp["ref_px"] == 0:
+                continue
+            assert cmp["px"] > 0 and cmp["ref_px"] > 0, (key, cmp)
+            if min(cmp["px"], cmp["ref_px"]) >= IOU_MIN_PX:
+                assert cmp["iou"] >= IOU_MIN, (key, cmp)
+            else:
+                assert cmp["near"] >= NEAR_MIN, (key, cmp)
+            assert cmp["depth_median"] <= DEPTH_MEDIAN_MAX, (key, cmp)
+            compared += 1
+        for body, key in ((b, world.body_key(b)) for b in ids):
+            pose = np.asarray(m["objects"][key]["pose"])
+            print(name, m["params"].get("state"), key, "pose error",
+                  max(np.abs(pose[:3, 3] - data.xpos[body]).max(),
+                      np.abs(pose[:3, :3] - data.xmat[body].reshape(3, 3)).max()))
+            np.testing.assert_allclose(pose[:3, 3], data.xpos[body], atol=POSE_ATOL, err_msg=key)
+            np.testing.assert_allclose(pose[:3, :3], data.xmat[body].reshape(3, 3),
+                                       atol=POSE_ATOL, err_msg=key)
+        # Nothing else in the frame: MuJoCo draws no body that raycollect leaves out.
+        assert set(np.unique(ref.seg)) <= set(ids) | {-1}
+    assert compared >= len(manifest) * 3
+
+
+def test_shapes_world_draws_what_mujoco_draws(worlds):
+    """Every primitive type and the mesh are in the frames; the transparent and the
+    collision-only geom are not; a state's jobs share one scene update."""
+    world, out, results, run, n = worlds["shapes"]
+    seen = set()
+    for res in results.values():
+        seen |= {k for k, o in res.objects.items() if o["px"] > 0}
+    assert {"world", "base", "arm", "tip", "egg", "can", "pyramid"} <= seen
+    assert not {"ghost", "collider"} & set(next(iter(results.values())).instances)
+    # Jobs differing only in state and camera: one scene update for the whole run.
+    assert [w["scene_updates"] for w in run.summary["by_worker"].values()] == [1]
+
+
+def test_wrist_camera_follows_the_arm(tmp_path):
+    world = _shapes_world(tmp_path)
+    a, b = (np.asarray(world.camera("wrist", W, H, state=s)["matrix"]) for s in SHAPES_STATES)
+    assert np.linalg.norm(a[:3, 3] - b[:3, 3]) > 0.05
+    data = world.forward(SHAPES_STATES[1])
+    np.testing.assert_allclose(b[:3, 3], data.cam_xpos[1])
+    fixed = [np.asarray(world.camera("front", W, H, state=s)["matrix"]) for s in SHAPES_STATES]
+    np.testing.assert_allclose(*fixed)
+
+
+def test_bad_input_is_named(ray_local, chromium, tmp_path):
+    """An MJCF MuJoCo cannot load fails at once naming the file and MuJoCo's message; a
+    camera that does not exist lists the model's cameras; a qpos of the wrong length fails
+    its job alone naming the expected length, and the other job renders."""
+    bad = tmp_path / "bad.xml"
+    bad.write_text('<mujoco><worldbody><geom type="box" size="0.1"/></worldbody></mujoco>')
+    with pytest.raises(ValueError, match=r"bad\.xml.*size"):
+        mjcf(bad)
+    world = _shapes_world(tmp_path)
+    with pytest.raises(ValueError, match="its cameras: front, wrist"):
+        world.camera("top", W, H)
+    cam = world.camera("front", W, H)
+    jobs = [{"qpos": [0.0] * 4, "camera": cam}, {"qpos": SHAPES_STATES[0]["qpos"], "camera": cam}]
+    results, run = render_all(jobs, scene=world, workers=1, masks=True)
+    assert len(results) == 1 and run.summary["failed"] == 1
+    (failure,) = run.failures
+    assert failure.attempts == 1
+    assert "'qpos'" in failure.error and "has 4 values" in failure.error \
+        and "takes 11" in failure.error, failure.error

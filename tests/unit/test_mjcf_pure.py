@@ -1,0 +1,149 @@
+"""MJCF worlds without Ray or a browser: geoms as elements, the mesh files, states, cameras,
+bad input, and the per-view placements of moving elements (raycollect/mjcf/,
+raycollect/scene.py)."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+mujoco = pytest.importorskip("mujoco")
+
+from raycollect import scene as scenes  # noqa: E402
+from raycollect.errors import InvalidJob  # noqa: E402
+from raycollect.mjcf import files, geoms, mjcf  # noqa: E402
+
+XML = """<mujoco model="t">
+  <asset><mesh name="tet" vertex="0 0 0  0.2 0 0  0 0.2 0  0 0 0.2"/>
+         <material name="m" rgba="0.1 0.2 0.9 1"/></asset>
+  <worldbody>
+    <geom type="plane" size="0 0 1"/>
+    <camera name="top" pos="0 0 3" fovy="40"/>
+    <camera name="sensor" pos="0 -2 1" sensorsize="0.01 0.0075" focal="0.008 0.008"
+            resolution="160 120"/>
+    <body name="a" pos="0 0 1">
+      <joint type="hinge" axis="0 1 0"/>
+      <geom type="capsule" size="0.05 0.2" material="m"/>
+      <geom type="cylinder" size="0.05 0.1" pos="0.3 0 0" rgba="1 0 0 0.5"/>
+      <geom type="box" size="0.1 0.1 0.1" rgba="1 1 1 0"/>
+      <geom type="sphere" size="0.1" group="4"/>
+      <body name="b" pos="0.5 0 0"><joint type="slide" axis="1 0 0"/>
+        <geom type="mesh" mesh="tet"/>
+        <camera name="hand" pos="0.1 0 0"/>
+      </body>
+    </body>
+    <body><geom type="ellipsoid" size="0.1 0.2 0.3" pos="1 1 1"/></body>
+  </worldbody>
+  <keyframe><key name="home" qpos="0.5 0.1"/></keyframe>
+</mujoco>"""
+
+
+@pytest.fixture
+def world(tmp_path):
+    (tmp_path / "t.xml").write_text(XML)
+    return mjcf(tmp_path / "t.xml")
+
+
+def test_bodies_hold_their_visible_geoms(world):
+    els = world({"qpos": [0.3, 0.0]})
+    keys = [e.key for e in els]
+    assert keys[2:] == ["world", "a", "b", "body3"]  # lights first; an unnamed body gets its id
+    a = els[3]
+    # alpha 0 and group 4 are not drawn: a capsule and a cylinder are left
+    assert [c.tag for c in a.children] == ["Capsule", "Cylinder"]
+    capsule, cylinder = a.children
+    assert capsule.args[:2] == [0.05, 0.4]
+    # the capsule's material colour (its own rgba is the default), the cylinder's own rgba
+    assert capsule.material["color"] == "#1a33e5"
+    assert cylinder.material["opacity"] == 0.5 and cylinder.material["transparent"]
+    # three.js capsules run along Y: turned +90 degrees about X onto MuJoCo's Z
+    q = np.asarray(capsule.quaternion)
+    np.testing.assert_allclose(q, [np.sin(np.pi / 4), 0, 0, np.cos(np.pi / 4)], atol=1e-12)
+    data = world.forward({"qpos": [0.3, 0.0]})
+    np.testing.assert_allclose(a.position, data.xpos[1])
+    np.testing.assert_allclose(a.quaternion, geoms.xyzw(data.xquat[1]))
+    assert scenes.is_moving(a) and not scenes.is_moving(els[2])
+    plane = els[2].children[0]
+    assert plane.tag == "Plane" and plane.args[0] == 2 * world.model.vis.map.zfar * world.model.stat.extent
+    ellipsoid = els[5].children[0]
+    assert ellipsoid.tag == "Sphere" and ellipsoid.scale == [0.1, 0.2, 0.3]
+
+
+def test_mesh_file_is_float32_as_mujoco_holds_it(world):
+    model = world.model
+    mesh_el = world({})[4].children[0]
+    assert mesh_el.tag == "Ply" and mesh_el.src == "/workspace/" + files.mesh_file(0)
+    data = (world.folder and open(f"{world.folder}/{files.mesh_file(0)}", "rb").read())
+    head, _, body = data.partition(b"end_header\n")
+    n = int(head.split(b"element vertex ")[1].split(b"\n")[0])
+    assert n == 3 * model.mesh_facenum[0]
+    verts = np.frombuffer(body[:n * 24], dtype="<f4").reshape(n, 6)
+    faces = model.mesh_face[:model.mesh_facenum[0]]
+    np.testing.assert_array_equal(verts[:, :3], model.mesh_vert[faces].reshape(-1, 3).astype(np.float32))
+    assert struct.unpack("<B3i", body[n * 24:n * 24 + 13]) == (3, 0, 1, 2)
+
+
+def test_scenes_of_two_states_differ_only_in_per_view_placements(world):
+    one, two = world({"qpos": [0.1, 0.0]}), world({"qpos": [0.9, 0.2]})
+    assert [scenes.view_state_free(e) for e in one] == [scenes.view_state_free(e) for e in two]
+    assert scenes.poses(one) != scenes.poses(two)
+    assert set(scenes.poses(one)) == {"a", "b", "body3"}
+
+
+def test_state_fields_and_keyframes(world):
+    assert list(world.forward({"keyframe": "home"}).qpos) == [0.5, 0.1]
+    assert list(world.forward({"keyframe": "home", "qpos": [0.2, 0.0]}).qpos) == [0.2, 0.0]
+    with pytest.raises(InvalidJob, match=r"has 3 values; t.xml takes 2 \(2 values\)") as e:
+        world.forward({"qpos": [0, 0, 0]})
+    assert e.value.field == "qpos"
+    with pytest.raises(InvalidJob, match="its keyframes: home"):
+        world.forward({"keyframe": "away"})
+    with pytest.raises(InvalidJob, match="non-finite"):
+        world.forward({"qpos": [float("nan"), 0]})
+    # the scene function's refusal gets its job id from scene.build
+    with pytest.raises(InvalidJob, match="job j1: field 'qpos'"):
+        scenes.build(world, "j1", {"qpos": [1]})
+
+
+def test_cameras(world):
+    cam = world.camera("top", 160, 120)
+    np.testing.assert_allclose(np.asarray(cam["matrix"])[:3, 3], [0, 0, 3])
+    assert cam["fov"] == pytest.approx(40)
+    # sensorsize + focal: fovy = 2 atan(h/2 / f)
+    assert world.camera("sensor", 160, 120)["fov"] == pytest.approx(
+        np.degrees(2 * np.arctan(0.0075 / 2 / 0.008)))
+    a = np.asarray(world.camera("hand", 160, 120, state={"qpos": [0.0, 0.0]})["matrix"])
+    b = np.asarray(world.camera("hand", 160, 120, state={"qpos": [0.0, 0.3]})["matrix"])
+    np.testing.assert_allclose(b[:3, 3] - a[:3, 3], [0.3, 0, 0], atol=1e-12)
+    with pytest.raises(ValueError, match="no camera 'side' in t.xml; its cameras: top, sensor, hand"):
+        world.camera("side", 160, 120)
+
+
+def test_unloadable_mjcf_names_the_file_and_mujocos_message(tmp_path):
+    bad = tmp_path / "broken.xml"
+    bad.write_text("<mujoco><worldbody><geom type='mesh' mesh='nope'/></worldbody></mujoco>")
+    with pytest.raises(ValueError, match=r"MuJoCo cannot load .*broken\.xml: .*nope"):
+        mjcf(bad)
+    with pytest.raises(ValueError, match="cannot load .*missing.xml"):
+        mjcf(tmp_path / "missing.xml")
+
+
+def test_world_pickles_as_its_path(world):
+    import pickle
+
+    again = pickle.loads(pickle.dumps(world))
+    assert again.folder == world.folder and again.path == world.path
+    assert [e.key for e in again({})] == [e.key for e in world({})]
+    assert world.render_defaults() == {"up": "z", "assets": world.folder}
+
+
+def test_moving_elements_are_placed_by_position_and_quaternion():
+    from vuer.schemas import Box
+
+    with pytest.raises(ValueError, match="not rotation"):
+        scenes.moving(Box(key="b", rotation=[0, 1, 0]))
+    b = scenes.moving(Box(key="b", position=[1, 2, 3]))
+    assert scenes.poses([b]) == {"b": [1.0, 2.0, 3.0, 0.0, 0.0, 0.0, 1.0]}
+    assert "position" not in scenes.view_state_free(b) and "_rc_moving" not in b._serialize()
