@@ -102,8 +102,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-format", choices=list(C.IMAGE_FORMATS), default="png",
                    help="how RGB frames are written: png (fastest encode), png-small, webp "
                         "(lossless) or npy [%(default)s]")
-    p.add_argument("--up", choices=C.UP_AXES, default="y",
-                   help="the world's up axis: z for ROS, pybullet and MuJoCo worlds [y]")
+    p.add_argument("--up", choices=C.UP_AXES, default=None,
+                   help="the world's up axis: z for ROS, pybullet and MuJoCo worlds [y, or "
+                        "what the scene says: an MJCF world is z]")
     p.add_argument("--assets", metavar="DIR",
                    help="folder of meshes and textures every worker serves at /workspace/")
     p.add_argument("--queue", default=C.DEFAULT_QUEUE_NAME, help="queue name [%(default)s]")
@@ -166,7 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                  views_per_update=args.views_per_update, depth=args.depth, masks=args.masks,
                  classes=classes, semantic=args.semantic, amodal=args.amodal,
                  normals=args.normals, coords=args.coords,
-                 up=args.up, assets=args.assets, image_format=args.image_format,
+                 **({"up": args.up} if args.up else {}), assets=args.assets,
+                 image_format=args.image_format,
                  endpoint_url=args.endpoint_url, shard_size=args.shard_size,
                  progress=not args.no_progress)
     try:
