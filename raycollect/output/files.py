@@ -7,9 +7,10 @@
     frames/<job_id>.semantic.png 16-bit greyscale H x W, class id per pixel, 0 where none
     frames/<job_id>.normals.npy  float32 H x W x 3, unit normals in the camera frame
     frames/<job_id>.coords.npy   float32 H x W x 3, position in the frame of the pixel's id
-    frames/<job_id>.amodal.npz   `ids` (uint32 n) and `bits` (uint8 n x H x ceil(W / 8)): each
-                                 id's whole silhouette, rows packed 8 pixels a byte (numpy's
-                                 packbits, little bit order)
+    frames/<job_id>.amodal.npz   `ids` (uint32 n), `size` (H, W), `boxes` (n x 4: x, y, w, h)
+                                 and `bits`: each id's whole silhouette cropped to its box,
+                                 rows packed 8 pixels a byte (numpy's packbits, little bit
+                                 order), the crops one after another
 
 Workers encode, so the driver only writes bytes and the cost of encoding grows with the
 cluster instead of limiting it. It still runs on the cores the browser renders with, so the
@@ -105,24 +106,44 @@ def encode_mask(ids: np.ndarray) -> bytes:
 
 
 def encode_amodal(masks: dict[int, np.ndarray]) -> bytes:
-    """{id: bool H x W} as an .npz of the ids and their rows packed 8 pixels a byte: a
-    silhouette costs an eighth of a byte a pixel, and numpy alone reads it back."""
+    """{id: bool H x W} as an .npz: each silhouette cropped to its box (`boxes`: x, y, w, h
+    per id) with its rows packed 8 pixels a byte (`bits`: every crop's bytes, one after
+    another). An object costs an eighth of a byte a pixel of its box, and numpy alone
+    reads it back."""
     ids = sorted(masks)
-    buf = BytesIO()
     first = next(iter(masks.values()), None)
-    shape = (0, 0, 0) if first is None else (0, first.shape[0], -(-first.shape[1] // 8))
-    bits = np.stack([np.packbits(masks[i], axis=-1, bitorder="little") for i in ids]) if ids \
-        else np.zeros(shape, np.uint8)
-    np.savez(buf, ids=np.asarray(ids, dtype=np.uint32), bits=bits,
-             width=np.asarray(0 if first is None else first.shape[1]))
+    h, w = (0, 0) if first is None else first.shape
+    boxes, parts = [], []
+    for i in ids:
+        m = masks[i]
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        if rows.size == 0:
+            boxes.append((0, 0, 0, 0))
+            continue
+        x, y = int(cols[0]), int(rows[0])
+        bw, bh = int(cols[-1]) - x + 1, int(rows[-1]) - y + 1
+        boxes.append((x, y, bw, bh))
+        parts.append(np.packbits(m[y:y + bh, x:x + bw], axis=-1, bitorder="little").ravel())
+    buf = BytesIO()
+    np.savez(buf, ids=np.asarray(ids, dtype=np.uint32), size=np.asarray([h, w]),
+             boxes=np.asarray(boxes, dtype=np.int32).reshape(-1, 4),
+             bits=np.concatenate(parts) if parts else np.zeros(0, np.uint8))
     return buf.getvalue()
 
 
 def decode_amodal(data: bytes) -> dict[int, np.ndarray]:
     with np.load(BytesIO(data), allow_pickle=False) as z:
-        width = int(z["width"])
-        return {int(i): np.unpackbits(b, axis=-1, bitorder="little")[:, :width].astype(bool)
-                for i, b in zip(z["ids"], z["bits"])}
+        h, w = (int(v) for v in z["size"])
+        bits, at, out = z["bits"], 0, {}
+        for i, (x, y, bw, bh) in zip(z["ids"], z["boxes"]):
+            m = np.zeros((h, w), bool)
+            if bw:
+                n = bh * -(-bw // 8)
+                crop = bits[at:at + n].reshape(bh, -1)
+                m[y:y + bh, x:x + bw] = np.unpackbits(crop, axis=-1, bitorder="little")[:, :bw]
+                at += n
+            out[int(i)] = m
+        return out
 
 
 def encode(kind: str, array, config) -> bytes:

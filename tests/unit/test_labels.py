@@ -83,6 +83,9 @@ def test_silhouettes_count_on_bops_threefold_canvas():
 def test_amodal_file_round_trips_and_classes_fall_back():
     rng = np.random.default_rng(1)
     masks = {i: rng.random((7, 11)) > 0.3 for i in (2, 5, 300)}
+    masks[7] = np.zeros((7, 11), bool)  # an object with no silhouette at all
+    masks[9] = np.zeros((7, 11), bool)
+    masks[9][2:4, 3:12] = True  # a box 9 wide (two bytes a row), to the right edge
     back = files.decode("amodal", files.encode_amodal(masks))
     assert back.keys() == masks.keys()
     assert all(np.array_equal(back[i], masks[i]) for i in masks)
