@@ -32,9 +32,12 @@ from .jobs import Job, JobState, Lease, Result
 from .queue import JobQueue
 from .records import Failure, Summary
 from .scene import demo_scene, orbit
+from .seeding import rng
+from . import sample
 
 __all__ = [
     "render", "Run", "Config", "Summary", "Failure", "read", "export", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit",
+    "rng", "sample",
     "JobQueue", "JobState", "Job", "Lease", "Result",
     "RaycollectError", "InvalidJob", "UnknownJob", "WrongQueue", "QueueUnavailable",
     "SceneError", "BrowserError", "NoBrowser", "RenderError", "RunFailed", "AssetsError",

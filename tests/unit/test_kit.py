@@ -1,0 +1,161 @@
+"""The scene kit's pure parts (issue 27): seeding, the shell sampler and the visibility
+filter, the randomisers, and pybullet physics. No Ray, no browser."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import raycollect as rc
+from raycollect import sample, seeding
+
+
+# --- seeding -------------------------------------------------------------------------------
+def test_rng_is_a_pure_function_of_the_params_without_the_camera():
+    a = {"scene": 3, "objects": ["duck", "cube"], "camera": {"fov": 50}}
+    b = {"camera": {"fov": 70, "matrix": [1]}, "objects": ["duck", "cube"], "scene": 3}
+    assert np.array_equal(rc.rng(a).random(8), rc.rng(b).random(8))  # key order, camera
+    assert not np.array_equal(rc.rng(a).random(8), rc.rng({**a, "scene": 4}).random(8))
+    # Streams: another salt is independent, the same salt is the same stream.
+    assert not np.array_equal(rc.rng(a, "lights").random(8), rc.rng(a).random(8))
+    assert np.array_equal(rc.rng(a, ["lights", 1]).random(8), rc.rng(b, ["lights", 1]).random(8))
+    # numpy values in params are their plain values, as in job ids.
+    assert np.array_equal(rc.rng({"x": np.float64(0.5)}).random(4), rc.rng({"x": 0.5}).random(4))
+
+
+def test_rng_is_the_same_in_another_process():
+    """No per-process state (hash randomisation, import order) leaks into the seed."""
+    code = ("import raycollect as rc; print(repr(rc.rng({'scene': 7, 'p': [1.5, 'a']}, 3)"
+            ".integers(0, 2**62, 4).tolist()))")
+    env = {"PYTHONHASHSEED": "123"}
+    import os
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, **env, "PYTHONHASHSEED": h}).stdout
+            for h in ("1", "2")}
+    assert len(outs) == 1
+    here = rc.rng({"scene": 7, "p": [1.5, "a"]}, 3).integers(0, 2**62, 4).tolist()
+    assert outs.pop().strip() == repr(here)
+
+
+def test_unseeded_draws_are_refused():
+    with pytest.raises(ValueError, match="seed is required"):
+        sample.shell([0, 0, 0], n=2)
+    with pytest.raises(TypeError):
+        rc.rng([1, 2])
+    with pytest.raises(ValueError, match="params.x"):
+        rc.rng({"x": object()})
+
+
+# --- the shell sampler -----------------------------------------------------------------------
+def _elevation_deg(eye, center, up):
+    d = np.asarray(eye) - np.asarray(center)
+    u = sample.FRAMES[up][2]
+    return math.degrees(math.asin(np.dot(d, u) / np.linalg.norm(d)))
+
+
+@pytest.mark.parametrize("up", ["y", "z"])
+def test_shell_cameras_look_at_the_centre_within_their_bounds(up):
+    center = [0.3, -0.2, 0.5]
+    mats = rc.sample.shell(center, radius=(1.0, 2.5), elevation=(10, 60), azimuth=(0, 360),
+                           inplane=(-30, 30), n=500, seed=11, up=up)
+    assert len(mats) == 500
+    for m in mats:
+        assert np.allclose(m[:3, :3].T @ m[:3, :3], np.eye(3), atol=1e-12)
+        assert np.isclose(np.linalg.det(m[:3, :3]), 1.0)
+        assert np.allclose(m[3], [0, 0, 0, 1])
+        eye = m[:3, 3]
+        to_center = (np.asarray(center) - eye) / np.linalg.norm(np.asarray(center) - eye)
+        angle = math.degrees(math.acos(min(1.0, float(np.dot(-m[:3, 2], to_center)))))
+        assert angle < 0.1, angle  # the optical axis hits the centre
+        r = np.linalg.norm(eye - center)
+        assert 1.0 - 1e-9 <= r <= 2.5 + 1e-9
+        assert 10 - 1e-6 <= _elevation_deg(eye, center, up) <= 60 + 1e-6
+        # Through raycollect's own projection the centre lands on the principal point.
+        K = rc.intrinsics(50, 160, 120)
+        assert np.allclose(rc.project(np.array([center]), m, K), [[80, 60]], atol=1e-6)
+    # Same seed, same matrices bit for bit; another seed, others.
+    again = rc.sample.shell(center, radius=(1.0, 2.5), elevation=(10, 60), inplane=(-30, 30),
+                            n=500, seed=11, up=up)
+    assert all(np.array_equal(a, b) for a, b in zip(mats, again))
+    other = rc.sample.shell(center, radius=(1.0, 2.5), elevation=(10, 60), inplane=(-30, 30),
+                            n=500, seed=12, up=up)
+    assert not any(np.array_equal(a, b) for a, b in zip(mats, other))
+
+
+def test_shell_is_uniform_over_the_area_and_rolls_as_asked():
+    # Uniform on the sphere's area: half the area of the upper hemisphere lies below
+    # 30 degrees of elevation (sin 30 = 1/2), not a third as a uniform elevation would give.
+    mats = rc.sample.shell([0, 0, 0], radius=1, elevation=(0, 90), n=20000, seed=1, up="z")
+    el = np.array([_elevation_deg(m[:3, 3], [0, 0, 0], "z") for m in mats])
+    assert abs((el < 30).mean() - 0.5) < 0.015
+    az = np.degrees(np.arctan2([m[1, 3] for m in mats], [m[0, 3] for m in mats])) % 360
+    assert abs((az < 90).mean() - 0.25) < 0.015
+    # No roll: the image's right axis is horizontal. A roll of 30 degrees tilts it by 30.
+    flat = rc.sample.shell([0, 0, 0], radius=2, elevation=(20, 20), n=5, seed=2, up="z")
+    assert all(abs(m[2, 0]) < 1e-12 for m in flat)
+    rolled = rc.sample.shell([0, 0, 0], radius=2, elevation=(20, 20), inplane=(30, 30), n=5,
+                             seed=2, up="z")
+    for f, m in zip(flat, rolled):  # the same eye (the roll is drawn last), turned about -Z
+        assert np.allclose(f[:3, 2:], m[:3, 2:])
+        turn = math.degrees(math.atan2(np.dot(m[:3, 0], f[:3, 1]), np.dot(m[:3, 0], f[:3, 0])))
+        assert math.isclose(turn, 30, abs_tol=1e-9)
+    # Straight above: still a rigid camera looking down at the centre.
+    top = rc.sample.shell([0, 0, 0], radius=2, elevation=90, n=3, seed=3, up="y")
+    for m in top:
+        assert np.allclose(m[:3, 3], [0, 2, 0]) and np.allclose(m[:3, 2], [0, 1, 0])
+        assert np.isclose(np.linalg.det(m[:3, :3]), 1.0)
+
+
+def test_shell_y_and_z_give_the_same_views():
+    """A Z-up scene and its Y-up rendering (raycollect/camera.py Z_UP_TO_Y_UP) get the same
+    cameras from the same seed."""
+    from raycollect.camera import Z_UP_TO_Y_UP
+
+    z = rc.sample.shell([0, 0, 0], (1, 2), (5, 80), inplane=(-10, 10), n=20, seed=4, up="z")
+    y = rc.sample.shell([0, 0, 0], (1, 2), (5, 80), inplane=(-10, 10), n=20, seed=4, up="y")
+    assert all(np.allclose(Z_UP_TO_Y_UP @ a, b) for a, b in zip(z, y))
+
+
+def test_shell_bounds_are_checked():
+    for kwargs, word in (({"radius": (2, 1)}, "radius"), ({"radius": 0}, "radius"),
+                         ({"elevation": (0, 95)}, "elevation"), ({"inplane": "x"}, "inplane"),
+                         ({"up": "x"}, "up"), ({"n": -1}, "n"), ({"center": [0, 0]}, "center")):
+        args = {"center": [0, 0, 0], "n": 1, "seed": 1, **kwargs}
+        with pytest.raises(ValueError, match=word):
+            rc.sample.shell(**args)
+
+
+# --- the visibility filter -------------------------------------------------------------------
+def _line(job, **fracts):
+    return {"job_id": job, "objects": {k: {"id": i + 1, "px": int(v * 100), "visib_fract": v}
+                                       for i, (k, v) in enumerate(fracts.items())}}
+
+
+def test_keep_visible_splits_by_the_frames_own_labels():
+    frames = [_line("a", duck=0.9, cube=0.8), _line("b", duck=0.2, cube=1.0),
+              _line("c", cube=1.0), _line("d", duck=0.5, cube=0.5)]
+    kept, rejected = rc.sample.keep_visible(frames, ["duck", "cube"], least=0.5)
+    assert [f["job_id"] for f in kept] == ["a", "d"]
+    assert [f["job_id"] for f in rejected] == ["b", "c"]  # c does not show the duck at all
+    kept, _ = rc.sample.keep_visible(frames, {"duck": 0.1}, field="px")
+    assert [f["job_id"] for f in kept] == ["a", "b", "d"]
+    with pytest.raises(ValueError, match="masks=True"):
+        rc.sample.keep_visible([{"job_id": "e", "objects": None}], ["duck"])
+    with pytest.raises(ValueError, match="job f: field 'objects.duck.visib_fract'"):
+        rc.sample.keep_visible([{"job_id": "f", "objects": {"duck": {"px": 3}}}], ["duck"])
+
+
+def test_redraw_is_a_pure_function_of_the_rejected_job_and_round():
+    redraw = rc.sample.shell_redraw([0, 0, 0], radius=(1, 2), elevation=(10, 80), up="z")
+    job = {"scene": 1, "camera": {"matrix": np.eye(4).tolist(), "fov": 50, "width": 160,
+                                  "height": 120}}
+    a, b = redraw(job, 1), redraw(dict(job), 1)
+    assert a == b and a["scene"] == 1 and a["camera"]["fov"] == 50
+    assert a["camera"]["matrix"] != job["camera"]["matrix"]
+    assert redraw(job, 2)["camera"]["matrix"] != a["camera"]["matrix"]
+    moved = {**job, "camera": {**job["camera"], "matrix": a["camera"]["matrix"]}}
+    assert redraw(moved, 1)["camera"]["matrix"] != a["camera"]["matrix"]
