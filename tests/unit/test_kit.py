@@ -159,3 +159,91 @@ def test_redraw_is_a_pure_function_of_the_rejected_job_and_round():
     assert redraw(job, 2)["camera"]["matrix"] != a["camera"]["matrix"]
     moved = {**job, "camera": {**job["camera"], "matrix": a["camera"]["matrix"]}}
     assert redraw(moved, 1)["camera"]["matrix"] != a["camera"]["matrix"]
+
+
+# --- looks -----------------------------------------------------------------------------------
+def _props(el):
+    return {k: v for k, v in vars(el).items() if not k.startswith("_")}
+
+
+def test_lights_are_seeded_and_within_their_bounds():
+    from raycollect import randomize
+
+    made = [randomize.lights(rc.rng({"scene": s}, "lights"), count=(1, 4), center=[0, 0, 0.2],
+                             radius=(2, 3), elevation=(30, 60), up="z") for s in range(200)]
+    kinds = set()
+    for ls in made:
+        assert 1 <= len(ls) <= 4
+        for el in ls:
+            p = _props(el)
+            kind = {"DirectionalLight": "directional", "PointLight": "point",
+                    "SpotLight": "spot"}[el.tag]
+            kinds.add(kind)
+            lo, hi = randomize.INTENSITY[kind]
+            assert lo <= p["intensity"] <= hi
+            d = np.asarray(p["position"]) - [0, 0, 0.2]
+            assert 2 - 1e-9 <= np.linalg.norm(d) <= 3 + 1e-9
+            assert 30 - 1e-6 <= math.degrees(math.asin(d[2] / np.linalg.norm(d))) <= 60 + 1e-6
+            assert p["color"].startswith("#") and len(p["color"]) == 7
+    assert kinds == set(randomize.LIGHT_KINDS)
+    assert {len(ls) for ls in made} == {1, 2, 3, 4}
+    again = randomize.lights(rc.rng({"scene": 5}, "lights"), count=(1, 4), center=[0, 0, 0.2],
+                             radius=(2, 3), elevation=(30, 60), up="z")
+    assert [_props(a) for a in again] == [_props(a) for a in made[5]]
+    one = randomize.lights(rc.rng({}, 1), count=1, kinds=["directional"],
+                           intensity={"directional": (2.5, 2.5)})
+    assert one[0].tag == "DirectionalLight" and _props(one[0])["intensity"] == 2.5
+    with pytest.raises(ValueError, match="kinds"):
+        randomize.lights(rc.rng({}, 1), kinds=["laser"])
+    with pytest.raises(TypeError, match="Generator"):
+        randomize.lights(7)
+
+
+def test_materials_and_textures(tmp_path):
+    from raycollect import randomize
+
+    (tmp_path / "tex" / "b").mkdir(parents=True)
+    for name in ("tex/b/z.png", "tex/a.jpg", "tex/notes.txt", "other.png"):
+        (tmp_path / name).write_bytes(b"x")
+    urls = randomize.textures(tmp_path, "tex")
+    assert urls == ["/workspace/tex/a.jpg", "/workspace/tex/b/z.png"]  # sorted, images only
+    with pytest.raises(ValueError, match="leaves"):
+        randomize.textures(tmp_path, "../..")
+    with pytest.raises(ValueError, match="no .png"):
+        (tmp_path / "empty").mkdir()
+        randomize.textures(tmp_path, "empty")
+    seen = set()
+    for s in range(50):
+        m = randomize.material(rc.rng({"s": s}), roughness=(0.3, 0.4), metalness=(0, 0.1),
+                               textures=urls, repeat=(2, 3))
+        assert m["materialType"] == "standard"
+        mat = m["material"]
+        assert 0.3 <= mat["roughness"] <= 0.4 and 0 <= mat["metalness"] <= 0.1
+        assert mat["map"] in urls and 2 <= mat["mapRepeat"][0] == mat["mapRepeat"][1] <= 3
+        seen.add(mat["map"])
+        assert m == randomize.material(rc.rng({"s": s}), roughness=(0.3, 0.4),
+                                       metalness=(0, 0.1), textures=urls, repeat=(2, 3))
+    assert seen == set(urls)
+    plain = randomize.material(rc.rng({}, 2), colors=False)
+    assert plain["material"]["color"] == "#ffffff" and "map" not in plain["material"]
+    bg = _props(randomize.background(rc.rng({}, 3)))
+    assert bg["color"].startswith("#")
+
+
+def test_a_textured_primitive_is_waited_for_and_its_image_checked(tmp_path):
+    """A primitive whose material names a texture loads something: the worker waits for it
+    like a model, and a texture missing from the assets folder fails the job at once."""
+    from vuer.schemas import Box
+
+    from raycollect import assets
+    from raycollect.errors import InvalidJob
+
+    (tmp_path / "wood.png").write_bytes(b"x")
+    box = Box(key="b", materialType="standard", material={"map": rc.asset("wood.png")})
+    assert assets.is_model(box) and assets.sources(box) == ["/workspace/wood.png"]
+    assets.check_sources("j1", [box], tmp_path)
+    gone = Box(key="c", material={"map": rc.asset("stone.png"), "color": "#fff"})
+    with pytest.raises(InvalidJob, match="stone.png") as e:
+        assets.check_sources("j2", [box, gone], tmp_path)
+    assert e.value.field == "scene[1].src"
+    assert not assets.is_model(Box(key="d", material={"color": "#fff"}))

@@ -1,0 +1,114 @@
+"""The scene kit in real renders (issue 27): randomised looks reach the page, settled poses
+are the rendered poses, the generator is deterministic. Real Ray, real Chromium, small frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+from vuer.schemas import Plane
+
+import raycollect as rc
+from conftest import render_all
+from raycollect import randomize
+
+pytestmark = pytest.mark.browser
+W, H = 160, 120
+
+
+def _srgb(linear: float) -> float:
+    """The sRGB transfer function (IEC 61966-2-1), as the page encodes its output."""
+    return 12.92 * linear if linear <= 0.0031308 else 1.055 * linear ** (1 / 2.4) - 0.055
+
+
+def _srgb_inverse(encoded: float) -> float:
+    return encoded / 12.92 if encoded <= 0.04045 else ((encoded + 0.055) / 1.055) ** 2.4
+
+
+def _top_camera(height: float = 2.0) -> dict:
+    return {"matrix": rc.look_at([0, 0, height], [0, 0, 0], up=(0, 1, 0)).tolist(), "fov": 40,
+            "width": W, "height": H}
+
+
+def _sun(params):
+    """The one randomised light of light_scene: a pure function of the params."""
+    return randomize.lights(rc.rng(params, "lights"), count=1, kinds=["directional"],
+                            intensity={"directional": (0.3, 2.8)}, radius=(2, 4),
+                            elevation=(35, 85), up="z")[0]
+
+
+def light_scene(params):
+    """A white Lambert plane (Z-up: facing up) under one randomised directional light, no tone
+    mapping: every pixel of the plane is sRGB(I cos(theta) / pi) (three.js r182's Lambert
+    BRDF: irradiance I cos(theta) times albedo / pi)."""
+    return [_sun(params),
+            Plane(key="floor", args=[20, 20], materialType="lambert",
+                  material={"color": "#ffffff", "toneMapped": False})]
+
+
+def test_the_light_intensity_drawn_is_the_one_the_page_rendered(ray_local, chromium):
+    jobs = [{"scene": s, "camera": _top_camera()} for s in range(3)]
+    results, run = render_all(jobs, scene=light_scene, workers=1, up="z")
+    assert run.summary["failed"] == 0 and len(results) == 3
+    measured = []
+    for r in results.values():
+        light = vars(_sun(r.params))
+        pos = np.asarray(light["position"])
+        cos = pos[2] / np.linalg.norm(pos)  # towards the target, the origin; normal is +Z
+        centre = r.image[H // 4: 3 * H // 4, W // 4: 3 * W // 4].astype(float)
+        # The tint is part of the draw: per channel, colour x intensity.
+        tint = np.array([int(light["color"][i:i + 2], 16) for i in (1, 3, 5)]) / 255.0
+        tint = np.array([_srgb_inverse(c) for c in tint])
+        expected = np.array([255 * _srgb(min(1.0, t * light["intensity"] * cos / math.pi))
+                             for t in tint])
+        assert np.abs(centre - expected).max() <= 1.0, (r.params, light, centre.mean((0, 1)),
+                                                        expected)
+        # Read back: the intensity the page used, from the brightest channel's pixels.
+        c = int(np.argmax(tint))
+        got = _srgb_inverse(centre[..., c].mean() / 255) * math.pi / (cos * tint[c])
+        assert math.isclose(got, light["intensity"], rel_tol=0.02), (got, light["intensity"])
+        measured.append(got)
+    assert len({round(m, 2) for m in measured}) == 3  # three draws, three intensities
+
+
+def _checker(path, size=64, square=16):
+    """A red and blue checkerboard PNG, size x size pixels of square x square squares."""
+    a = np.zeros((size, size, 3), np.uint8)
+    y, x = np.mgrid[:size, :size]
+    red = ((x // square + y // square) % 2) == 0
+    a[red] = (255, 0, 0)
+    a[~red] = (0, 0, 255)
+    Image.fromarray(a).save(path)
+
+
+def texture_scene(params):
+    g = rc.rng(params, "looks")
+    look = randomize.material(g, colors=False, textures=params["textures"], repeat=(1, 1),
+                              material_type="basic")
+    look["material"]["toneMapped"] = False
+    return [randomize.background(g, value=(0.5, 0.9)),
+            Plane(key="floor", args=[1, 1], position=[0, 0, 0], **look)]
+
+
+def test_textures_and_backgrounds_reach_the_page(ray_local, chromium, tmp_path):
+    (tmp_path / "tex").mkdir()
+    _checker(tmp_path / "tex" / "checker.png")
+    urls = randomize.textures(tmp_path, "tex")
+    jobs = [{"scene": s, "textures": urls, "camera": _top_camera(2.5)} for s in range(2)]
+    results, run = render_all(jobs, scene=texture_scene, workers=1, up="z",
+                              assets=str(tmp_path), masks=True)
+    assert run.summary["failed"] == 0 and len(results) == 2
+    for r in results.values():
+        img, mask = r.image, r.mask
+        floor = mask == r.instances["floor"]
+        assert 0.1 < floor.mean() < 0.9
+        red = np.all(img == (255, 0, 0), axis=-1)
+        blue = np.all(img == (0, 0, 255), axis=-1)
+        # The texture's two colours cover the plane (but its edges, where texels blend).
+        assert red[floor].mean() > 0.3 and blue[floor].mean() > 0.3
+        bg = vars(texture_scene(r.params)[0])["color"]
+        rgb = tuple(int(bg[i:i + 2], 16) for i in (1, 3, 5))
+        assert np.all(img[~floor] == rgb), (bg, np.unique(img[~floor].reshape(-1, 3), axis=0)[:5])
