@@ -247,3 +247,118 @@ def test_a_textured_primitive_is_waited_for_and_its_image_checked(tmp_path):
         assets.check_sources("j2", [box, gone], tmp_path)
     assert e.value.field == "scene[1].src"
     assert not assets.is_model(Box(key="d", material={"color": "#fff"}))
+
+
+# --- physics ---------------------------------------------------------------------------------
+pybullet = pytest.importorskip("pybullet", reason="the reference extra brings pybullet")
+import pybullet_data  # noqa: E402
+
+from raycollect import physics  # noqa: E402
+
+PD = pybullet_data.getDataPath()
+TABLE = physics.Support(size=(0.5, 0.4), z=0.1)
+
+
+def _bodies():
+    """pybullet_data's objects: a concave mesh decomposed by V-HACD, meshes by convex hull,
+    a shipped decomposition as the collision mesh, a URDF."""
+    return [physics.Body("duck", f"{PD}/duck.obj", 0.05, concave=True),
+            physics.Body("duck2", f"{PD}/duck.obj", 0.05, collision=f"{PD}/duck_vhacd.obj"),
+            physics.Body("cube", f"{PD}/cube.obj", 0.05),
+            physics.Body("blob0", f"{PD}/random_urdfs/000/000.obj", 0.015),
+            physics.Body("blob1", f"{PD}/random_urdfs/001/001.obj", 0.015, mass=0.3),
+            physics.Body("teddy", f"{PD}/teddy2_VHACD_CHs.obj", 0.1),
+            physics.Body("brick", f"{PD}/lego/lego.urdf", 1.0)]
+
+
+def _fresh_world(bodies, poses, support):
+    """The resting poses in a new pybullet world built here, not by raycollect.physics: each
+    body from its file, the support as a box of its own."""
+    cid = pybullet.connect(pybullet.DIRECT)
+    sx, sy = support.size
+    box = pybullet.createCollisionShape(pybullet.GEOM_BOX, halfExtents=[sx / 2, sy / 2, 0.05],
+                                        physicsClientId=cid)
+    table = pybullet.createMultiBody(0, box, basePosition=[support.x, support.y, support.z - 0.05],
+                                     physicsClientId=cid)
+    uids = {}
+    for b in bodies:
+        pose = poses[b.key]
+        if b.mesh.endswith(".urdf"):
+            uids[b.key] = pybullet.loadURDF(b.mesh, pose.position, pose.quaternion,
+                                            globalScaling=b.scale, physicsClientId=cid)
+            continue
+        source = physics.decompose(b.mesh) if b.concave else (b.collision or b.mesh)
+        shape = pybullet.createCollisionShape(pybullet.GEOM_MESH, fileName=source,
+                                              meshScale=[b.scale] * 3, physicsClientId=cid)
+        uids[b.key] = pybullet.createMultiBody(0, shape, basePosition=pose.position,
+                                               baseOrientation=pose.quaternion,
+                                               physicsClientId=cid)
+    return cid, table, uids
+
+
+def test_dropped_objects_rest_without_interpenetrating():
+    bodies = _bodies()
+    poses = rc.physics.drop(bodies, on=TABLE, seed=3)
+    assert set(poses) == {b.key for b in bodies}
+    cid, table, uids = _fresh_world(bodies, poses, TABLE)
+    try:
+        keys = list(uids)
+        for i, a in enumerate(keys):
+            # No two objects interpenetrate by more than 2 mm, nor any object and the table.
+            for b in keys[i + 1:]:
+                pts = pybullet.getClosestPoints(uids[a], uids[b], 0.0, physicsClientId=cid)
+                assert all(p[8] >= -0.002 for p in pts), (a, b, min(p[8] for p in pts))
+            pts = pybullet.getClosestPoints(uids[a], table, 0.0, physicsClientId=cid)
+            assert all(p[8] >= -0.002 for p in pts), (a, "table", min(p[8] for p in pts))
+            # Rests on the table or on another object: something within 5 mm below its centre.
+            centre = np.add(*pybullet.getAABB(uids[a], physicsClientId=cid)) / 2
+            below = [p for o in [table] + [uids[k] for k in keys if k != a]
+                     for p in pybullet.getClosestPoints(uids[a], o, 0.005, physicsClientId=cid)
+                     if p[6][2] < centre[2]]  # the point on the other body, below
+            assert below, f"{a} rests on nothing"
+            # Did not fall off: its centre is over the table, above its top.
+            assert abs(centre[0] - TABLE.x) < TABLE.size[0] / 2
+            assert abs(centre[1] - TABLE.y) < TABLE.size[1] / 2 and centre[2] > TABLE.z
+        # The URDF's pose is its link frame: loading it there puts its inertial frame where
+        # the drop had it (raycollect.physics undoes the URDF's inertial offset).
+        assert np.allclose(poses["brick"].matrix, physics.matrix(poses["brick"].position,
+                                                                 poses["brick"].quaternion))
+    finally:
+        pybullet.disconnect(cid)
+
+
+def test_the_same_seed_gives_the_same_poses_bit_for_bit():
+    bodies = _bodies()[2:6]
+    a = rc.physics.drop(bodies, on=TABLE, seed=7)
+    physics._drop.cache_clear()  # computed again, not remembered
+    b = rc.physics.drop(bodies, on=TABLE, seed=7)
+    assert all(a[k].position == b[k].position and a[k].quaternion == b[k].quaternion
+               and a[k].matrix == b[k].matrix for k in a)
+    c = rc.physics.drop(bodies, on=TABLE, seed=8)
+    assert all(a[k].position != c[k].position for k in a)
+    # In another process too.
+    code = ("import json, sys, raycollect as rc; from raycollect import physics as ph; "
+            f"bodies = [ph.Body(**b) for b in json.loads(sys.argv[1])]; "
+            "p = rc.physics.drop(bodies, on=ph.Support(size=(0.5, 0.4), z=0.1), seed=7); "
+            "print(json.dumps({k: [v.position, v.quaternion] for k, v in p.items()}))")
+    import dataclasses
+    import json
+
+    out = subprocess.run([sys.executable, "-c", code,
+                          json.dumps([dataclasses.asdict(x) for x in bodies])],
+                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    there = json.loads(out)
+    assert all(there[k] == [list(a[k].position), list(a[k].quaternion)] for k in a)
+
+
+def test_drop_errors_name_the_object(tmp_path):
+    with pytest.raises(physics.PhysicsError, match=r"objects\[0\] \(x\): no file"):
+        rc.physics.drop([physics.Body("x", str(tmp_path / "none.obj"))], seed=1)
+    (tmp_path / "m.glb").write_bytes(b"x")
+    with pytest.raises(physics.PhysicsError, match=r"\.glb is not a mesh"):
+        rc.physics.drop([{"key": "y", "mesh": str(tmp_path / "m.glb")}], seed=1)
+    with pytest.raises(physics.PhysicsError, match="does not fit"):
+        rc.physics.drop([physics.Body("big", f"{PD}/cube.obj", 1.0)],
+                        on=physics.Support(size=(0.3, 0.3)), seed=1)
+    with pytest.raises(physics.PhysicsError, match="unique"):
+        rc.physics.drop([physics.Body("a", f"{PD}/cube.obj", 0.05)] * 2, seed=1)
