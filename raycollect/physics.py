@@ -284,7 +284,8 @@ def _quaternion(g: np.random.Generator) -> list[float]:
             b * math.sin(2 * math.pi * u3), b * math.cos(2 * math.pi * u3)]
 
 
-def _attempt(bodies: list[Body], on: Support, g: np.random.Generator) -> tuple[dict, list[str]]:
+def _attempt(bodies: list[Body], on: Support, area: tuple[float, float],
+             g: np.random.Generator) -> tuple[dict, list[str]]:
     world = _World(on)
     try:
         uids: list[int] = []
@@ -295,11 +296,12 @@ def _attempt(bodies: list[Body], on: Support, g: np.random.Generator) -> tuple[d
             lo, hi = world.aabb(uid)
             half = (hi - lo) / 2
             centre_off = (hi + lo) / 2 - np.array([on.x, on.y, on.z + 10.0])
-            rx = on.size[0] / 2 - half[0] - EDGE_MARGIN
-            ry = on.size[1] / 2 - half[1] - EDGE_MARGIN
+            rx = min(area[0], on.size[0]) / 2 - half[0] - EDGE_MARGIN
+            ry = min(area[1], on.size[1]) / 2 - half[1] - EDGE_MARGIN
             if rx <= 0 or ry <= 0:
                 raise PhysicsError(f"drop: {b.key} ({2 * half[0]:.3f} x {2 * half[1]:.3f} m) "
-                                   f"does not fit on the support ({on.size[0]} x {on.size[1]} m)")
+                                   f"does not fit in the drop area ({area[0]} x {area[1]} m) of "
+                                   f"the support ({on.size[0]} x {on.size[1]} m)")
             lowest = on.z + g.uniform(*DROP_GAP)
             placed = False
             for _ in range(PLACE_TRIES * 4):
@@ -333,11 +335,12 @@ def _attempt(bodies: list[Body], on: Support, g: np.random.Generator) -> tuple[d
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def _drop(bodies: tuple[Body, ...], on: Support, seed_json: str, attempts: int) -> dict:
+def _drop(bodies: tuple[Body, ...], on: Support, area: tuple[float, float], seed_json: str,
+          attempts: int) -> dict:
     seed = json.loads(seed_json)
     fell: list[str] = []
     for k in range(attempts):
-        poses, fell = _attempt(list(bodies), on, rng({"physics": seed}, ["drop", k]))
+        poses, fell = _attempt(list(bodies), on, area, rng({"physics": seed}, ["drop", k]))
         if not fell:
             return poses
     raise PhysicsError(f"drop: {', '.join(fell)} fell off the support in each of {attempts} "
@@ -345,9 +348,11 @@ def _drop(bodies: tuple[Body, ...], on: Support, seed_json: str, attempts: int) 
 
 
 def drop(objects: Sequence[Body | dict], on: Support | None = None, seed: Any = 0,
-         attempts: int = ATTEMPTS) -> dict[str, Pose]:
+         area: Sequence[float] | None = None, attempts: int = ATTEMPTS) -> dict[str, Pose]:
     """Drop `objects` onto `on` and let them settle; {key: Pose} of their resting poses in the
     Z-up world (module doc). seed: an int or any JSON value (a job's scene params, for one).
+    area: (x, y) metres of the square centred on the support where bodies are dropped (the
+    whole support by default; a smaller one keeps bodies that bounce from going over the edge).
     The same call returns the same poses, bit for bit; it is memoised per process."""
     bodies = tuple(_check_body(i, b) for i, b in enumerate(objects))
     keys = [b.key for b in bodies]
@@ -359,4 +364,7 @@ def drop(objects: Sequence[Body | dict], on: Support | None = None, seed: Any = 
     except TypeError:
         raise PhysicsError(f"drop: seed must be JSON (an int, a string, a dict), got "
                            f"{type(seed).__name__}") from None
-    return dict(_drop(bodies, on, seed_json, attempts))
+    area = tuple(float(a) for a in (area or on.size))
+    if len(area) != 2 or min(area) <= 0:
+        raise PhysicsError(f"drop: area must be (x, y) > 0 metres, got {area!r}")
+    return dict(_drop(bodies, on, area, seed_json, attempts))

@@ -357,7 +357,7 @@ def test_drop_errors_name_the_object(tmp_path):
     (tmp_path / "m.glb").write_bytes(b"x")
     with pytest.raises(physics.PhysicsError, match=r"\.glb is not a mesh"):
         rc.physics.drop([{"key": "y", "mesh": str(tmp_path / "m.glb")}], seed=1)
-    with pytest.raises(physics.PhysicsError, match="does not fit"):
+    with pytest.raises(physics.PhysicsError, match="does not fit in the drop area"):
         rc.physics.drop([physics.Body("big", f"{PD}/cube.obj", 1.0)],
                         on=physics.Support(size=(0.3, 0.3)), seed=1)
     with pytest.raises(physics.PhysicsError, match="unique"):
