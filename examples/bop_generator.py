@@ -97,15 +97,16 @@ def scene(params: dict) -> list:
         *randomize.lights(g, count=(1, 3), intensity=LIGHT_INTENSITY, center=[0, 0, 0],
                           radius=(1.0, 1.3), elevation=(35, 85), up="z"),
         Plane(key="floor", args=[ROOM, ROOM], **floor),
-        # Planes face their local +Z: each wall is turned to face the room's centre.
+        # Planes face their local +Z and are drawn from the front only: each wall is turned
+        # to face the room's centre (three.js Euler angles, XYZ: R = Rx Ry Rz).
         Plane(key="wall-x0", args=[ROOM, WALL_HEIGHT], position=[-h, 0, WALL_HEIGHT / 2],
               rotation=[math.pi / 2, math.pi / 2, 0], **walls),
         Plane(key="wall-x1", args=[ROOM, WALL_HEIGHT], position=[h, 0, WALL_HEIGHT / 2],
               rotation=[math.pi / 2, -math.pi / 2, 0], **walls),
         Plane(key="wall-y0", args=[ROOM, WALL_HEIGHT], position=[0, -h, WALL_HEIGHT / 2],
-              rotation=[math.pi / 2, 0, 0], **walls),
+              rotation=[-math.pi / 2, 0, 0], **walls),
         Plane(key="wall-y1", args=[ROOM, WALL_HEIGHT], position=[0, h, WALL_HEIGHT / 2],
-              rotation=[-math.pi / 2, 0, math.pi], **walls),
+              rotation=[math.pi / 2, 0, 0], **walls),
     ]
     for key, (src, scale) in params["models"].items():
         position, quaternion = params["poses"][key]

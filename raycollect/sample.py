@@ -169,9 +169,10 @@ def shell_redraw(center, radius=(1.0, 2.0), elevation=(0.0, 90.0), azimuth=(0.0,
 
 @dataclass
 class Visible:
-    """What render_visible made: the kept results (each shows what was required), the ids of
-    the rendered jobs that were rejected, the jobs still rejected after the last round, and
-    the run of each round."""
+    """What render_visible made: the kept frames (each shows what was required: a Result, or
+    the manifest line of a job an earlier run on the same output rendered), the ids of the
+    rendered jobs that were rejected, the jobs still rejected after the last round, and the
+    run of each round."""
 
     kept: list = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)

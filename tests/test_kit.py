@@ -114,6 +114,56 @@ def test_textures_and_backgrounds_reach_the_page(ray_local, chromium, tmp_path):
         assert np.all(img[~floor] == rgb), (bg, np.unique(img[~floor].reshape(-1, 3), axis=0)[:5])
 
 
+# --- the visibility loop ---------------------------------------------------------------------
+def crate_scene(params):
+    """A box at the origin of a Z-up world, and a wall that hides it from -X."""
+    from vuer.schemas import AmbientLight, Box
+
+    return [AmbientLight(key="amb", intensity=1.0),
+            Box(key="crate", args=[0.3, 0.3, 0.3], position=[0, 0, 0.15],
+                materialType="basic", material={"color": "#e63946"}),
+            Box(key="wall", args=[0.05, 4, 2], position=[-0.6, 0, 0.5],
+                materialType="basic", material={"color": "#457b9d"})]
+
+
+def test_render_visible_replaces_the_views_that_do_not_show_the_object(ray_local, chromium,
+                                                                        tmp_out):
+    """Cameras all round the crate: those behind the wall (and the wall's side) are rejected
+    by their own frame's labels and replaced by redraws until every kept frame shows it."""
+    least = 400  # pixels of the crate, of about 1,400 when nothing hides it
+    shell = dict(center=[0, 0, 0.15], radius=(2.0, 2.0), elevation=(5, 15), up="z")
+    cams = rc.sample.shell(n=6, seed=1, **shell)
+    jobs = [{"camera": {"matrix": m.tolist(), "fov": 40, "width": W, "height": H}} for m in cams]
+    redraw = rc.sample.shell_redraw(**shell)
+    got = rc.sample.render_visible(jobs, {"crate": least}, redraw, field="px", rounds=6,
+                                   scene=crate_scene, workers=1, up="z", masks=True,
+                                   out=tmp_out, progress=False)
+    assert got.rejected, "every first view showed the crate: the test shows nothing"
+    assert len(got.kept) == len(jobs) and not got.unresolved
+    for r in got.kept:
+        assert r.objects["crate"]["px"] >= least
+        # Checked on the frame itself too: the crate's id covers that many pixels.
+        assert (r.mask == r.instances["crate"]).sum() >= least
+    # Every rejected frame is in the output, and really does not show the crate enough.
+    import json
+
+    lines = {json.loads(x)["job_id"]: json.loads(x)
+             for x in (tmp_out / "manifest.jsonl").read_text().splitlines()}
+    assert set(got.rejected) <= set(lines)
+    assert all(lines[j]["objects"]["crate"]["px"] < least for j in got.rejected)
+    # The loop again on the same output: nothing is rendered, the same frames are kept.
+    again = rc.sample.render_visible(jobs, {"crate": least}, redraw, field="px", rounds=6,
+                                     scene=crate_scene, workers=1, up="z", masks=True,
+                                     out=tmp_out, progress=False)
+    assert sum(run.summary["rendered"] for run in again.runs) == 0
+    assert sorted(again.rejected) == sorted(got.rejected)
+    assert sorted(_job_id(r) for r in again.kept) == sorted(r.job_id for r in got.kept)
+
+
+def _job_id(r):
+    return r["job_id"] if isinstance(r, dict) else r.job_id
+
+
 # --- the generator ---------------------------------------------------------------------------
 ARGS = {"scenes": 2, "views": 3, "size": (160, 120)}
 

@@ -362,3 +362,24 @@ def test_drop_errors_name_the_object(tmp_path):
                         on=physics.Support(size=(0.3, 0.3)), seed=1)
     with pytest.raises(physics.PhysicsError, match="unique"):
         rc.physics.drop([physics.Body("a", f"{PD}/cube.obj", 0.05)] * 2, seed=1)
+
+
+def test_the_generators_room_faces_inwards():
+    """examples/bop_generator.py: planes are drawn from the front only, so every wall and the
+    floor must face the room's centre, or the cameras see through them."""
+    import bop_generator as bg
+
+    def euler_xyz(a, b, c):  # three.js order "XYZ": R = Rx(a) Ry(b) Rz(c)
+        rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+        ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+        rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+        return rx @ ry @ rz
+
+    params = {"textures": ["/workspace/t.png"], "models": {}, "poses": {}}
+    planes = [e for e in bg.scene(params) if e.tag == "Plane"]
+    assert len(planes) == 5
+    for p in planes:
+        props = vars(p)
+        normal = euler_xyz(*props.get("rotation", [0, 0, 0])) @ [0, 0, 1]
+        to_centre = np.array([0, 0, 0.5]) - np.asarray(props.get("position", [0, 0, 0]))
+        assert np.dot(normal, to_centre) > 0, p.key
