@@ -36,7 +36,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -55,7 +55,8 @@ STILL_ANGULAR = 2e-2  # rad/s
 STILL_STEPS = 48
 CLEARANCE = 0.005  # m between a newly placed body and every other at its drop pose
 PLACE_TRIES = 60  # random places tried at one height before placing higher
-DROP_GAP = (0.01, 0.06)  # m from the support's top (or the tallest body so far) to a body's lowest point
+PLACE_HEIGHTS = 8  # heights tried, each a body's height above the last, before giving up
+DROP_GAP = (0.01, 0.06)  # m from the support's top to a body's lowest point, at the first height
 EDGE_MARGIN = 0.02  # m kept between a body's drop footprint and the support's edge
 ATTEMPTS = 5
 FRICTION, ROLLING_FRICTION, SPINNING_FRICTION = 0.8, 1e-3, 1e-3
@@ -112,9 +113,6 @@ class Pose:
     position: tuple[float, float, float]
     quaternion: tuple[float, float, float, float]
     matrix: list = field(compare=False)
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def matrix(position: Sequence[float], quaternion: Sequence[float]) -> np.ndarray:
@@ -289,7 +287,6 @@ def _attempt(bodies: list[Body], on: Support, area: tuple[float, float],
     world = _World(on)
     try:
         uids: list[int] = []
-        top = on.z  # the highest point of anything placed so far
         for b in bodies:
             q = _quaternion(g)
             uid = world.add(b, [on.x, on.y, on.z + 10.0], q)  # out of the way, to measure
@@ -304,7 +301,7 @@ def _attempt(bodies: list[Body], on: Support, area: tuple[float, float],
                                    f"the support ({on.size[0]} x {on.size[1]} m)")
             lowest = on.z + g.uniform(*DROP_GAP)
             placed = False
-            for _ in range(PLACE_TRIES * 4):
+            for _ in range(PLACE_HEIGHTS):
                 for _ in range(PLACE_TRIES):
                     centre = np.array([on.x + g.uniform(-rx, rx), on.y + g.uniform(-ry, ry),
                                        lowest + half[2]])
@@ -317,7 +314,6 @@ def _attempt(bodies: list[Body], on: Support, area: tuple[float, float],
                 lowest += 2 * half[2]  # crowded at this height: try above
             if not placed:
                 raise PhysicsError(f"drop: no free place for {b.key} above the support")
-            top = max(top, centre[2] + half[2])
             uids.append(uid)
         world.settle(uids)
         poses, fell = {}, []
