@@ -1,5 +1,6 @@
 """A BOP-style training set: objects dropped on a textured floor in a room with random lights,
-photographed from cameras on a shell; RGB, depth, instance masks and labels, exported as BOP.
+photographed from cameras on a shell; RGB, depth, instance and amodal masks, labels with
+classes, exported as BOP.
 
     python examples/bop_generator.py --out OUT --scenes N --views V --seed S
         [--workers W] [--objects DIR] [--size WxH] [--copies C] [--shard-size N]
@@ -166,19 +167,10 @@ def jobs(n_scenes: int, views: int, seed: int, width: int, height: int,
 
 
 def render_options(bodies: dict[str, Model]) -> dict:
-    """RGB, depth, masks; amodal masks and classes where this raycollect has them (they are
-    fields of rc.Config once the labels work lands)."""
-    fields = {f.name for f in dataclasses.fields(rc.Config)}
-    opts: dict = {"depth": True, "masks": True, "up": "z"}
-    if "amodal" in fields:
-        opts["amodal"] = True
-    if "classes" in fields:
-        opts["classes"] = {k: m.cls for k, m in bodies.items()}
-    missing = sorted({"amodal", "classes"} - fields)
-    if missing:
-        logging.getLogger("bop_generator").warning(
-            "this raycollect has no %s option: rendering without", " or ".join(missing))
-    return opts
+    """RGB, depth, instance masks with labels, amodal masks (BOP's mask/ and visib_fract), and
+    each object's class (its model's name; the room's elements are their own keys)."""
+    return {"depth": True, "masks": True, "amodal": True, "up": "z",
+            "classes": {k: m.cls for k, m in bodies.items()}}
 
 
 def main(argv=None) -> rc.Run:
@@ -228,8 +220,8 @@ def main(argv=None) -> rc.Run:
     s = run.summary
     cores = len(os.sched_getaffinity(0))
     frames = s["rendered"]
-    print(f"{frames} frames ({args.scenes} scenes x {args.views} views, {width}x{height}, rgb + "
-          f"depth + masks) in {render_s:.1f} s with {workers} workers on {cores} cores: "
+    print(f"{frames} frames ({args.scenes} scenes x {args.views} views, {width}x{height}, "
+          f"rgb + depth + masks + amodal) in {render_s:.1f} s with {workers} workers on {cores} cores: "
           f"{frames / render_s:.2f} frames/s, "
           f"{cores * render_s / 3600 / max(frames, 1) * 1e6:.0f} core-hours per million frames; "
           f"physics {physics_s:.2f} s for {args.scenes} scenes; {s['failed']} failed")

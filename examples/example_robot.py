@@ -74,7 +74,7 @@ def main() -> None:
             (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
     run = rc.render(jobs(args.frames), scene=scene, out=args.out, assets=str(assets),
                     workers=int(args.workers) if str(args.workers).isdigit() else args.workers,
-                    depth=True, masks=True, up="z")
+                    depth=True, masks=True, amodal=True, up="z")  # amodal: BOP's whole silhouettes
     with run:
         for _ in run:
             pass

@@ -25,6 +25,7 @@ from .errors import (AssetsError, BrokenModel, BrowserError, ClusterUnreachable,
                      WrongQueue)
 from .camera import intrinsics, look_at, project
 from .config import Config
+from .flow import flow
 from .output.dataset import read
 from .driver import Run, render
 from .output.export import export
@@ -36,7 +37,7 @@ from .seeding import rng
 from . import physics, randomize, sample
 
 __all__ = [
-    "render", "Run", "Config", "Summary", "Failure", "read", "export", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit",
+    "render", "Run", "Config", "Summary", "Failure", "read", "export", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit", "flow",
     "rng", "sample", "randomize", "physics",
     "JobQueue", "JobState", "Job", "Lease", "Result",
     "RaycollectError", "InvalidJob", "UnknownJob", "WrongQueue", "QueueUnavailable",

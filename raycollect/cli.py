@@ -88,6 +88,17 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masks", nargs="?", const=True, default=False, metavar="links",
                    help="also write instance masks (frames/<job_id>.mask.png, 16-bit ids) and "
                         "labels (objects in the manifest); --masks links: one id per URDF link")
+    p.add_argument("--classes", metavar="FILE.json",
+                   help="each element key's class: a JSON object {key: class name} [its key]")
+    p.add_argument("--semantic", action="store_true",
+                   help="also write class-id masks: frames/<job_id>.semantic.png (needs --masks)")
+    p.add_argument("--amodal", action="store_true",
+                   help="also write each object's whole silhouette, occluded parts included: "
+                        "frames/<job_id>.amodal.npz, px_all, bbox_all, visib_fract (needs --masks)")
+    p.add_argument("--normals", action="store_true",
+                   help="also write unit normals in the camera frame: frames/<job_id>.normals.npy")
+    p.add_argument("--coords", action="store_true",
+                   help="also write object coordinates: frames/<job_id>.coords.npy")
     p.add_argument("--image-format", choices=list(C.IMAGE_FORMATS), default="png",
                    help="how RGB frames are written: png (fastest encode), png-small, webp "
                         "(lossless) or npy [%(default)s]")
@@ -119,6 +130,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Everything a command line can get wrong is checked here, before Ray starts.
     if args.masks not in (True, False, C.MASKS_LINKS):
         return _fail(f"--masks takes no value or {C.MASKS_LINKS!r}, got {args.masks!r}")
+    for flag in ("amodal", "semantic"):
+        if getattr(args, flag) and not args.masks:
+            return _fail(f"--{flag} needs --masks (it is made from the instance masks)")
+    classes = None
+    if args.classes:
+        try:
+            classes = json.loads(Path(args.classes).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            return _fail(f"--classes {args.classes}: {e}")
+        if not isinstance(classes, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in classes.items()):
+            return _fail(f"--classes {args.classes}: not a JSON object of element key -> "
+                         f"class name")
     if args.jobs and not Path(args.jobs).is_file():
         return _fail(f"--jobs {args.jobs}: no such file")
     if args.assets and not Path(args.assets).is_dir():
@@ -140,6 +164,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                  address=args.address, browsers=args.browsers, queue_name=args.queue,
                  lease_ttl=args.lease_ttl, max_attempts=args.max_attempts,
                  views_per_update=args.views_per_update, depth=args.depth, masks=args.masks,
+                 classes=classes, semantic=args.semantic, amodal=args.amodal,
+                 normals=args.normals, coords=args.coords,
                  up=args.up, assets=args.assets, image_format=args.image_format,
                  endpoint_url=args.endpoint_url, shard_size=args.shard_size,
                  progress=not args.no_progress)
@@ -239,7 +265,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     try:
         path = export(args.out, args.format, categories=args.categories,
-                      storage_options=_endpoint(args))
+                      storage_options=_endpoint(args), split=args.split, assets=args.assets)
     except RaycollectError as e:
         print(f"raycollect: {e}", file=sys.stderr)
         return 2
@@ -284,12 +310,17 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("out", help="the output of a run (a directory or a store URL)")
     export.add_argument("--format", required=True, choices=C.EXPORT_FORMATS,
                         help="nerfstudio: OUT/transforms.json (also read by instant-ngp); coco: "
-                             "OUT/coco.json (instances, RLE masks); bop: OUT/bop/000000/ "
-                             "(BOP scenewise); coco and bop need a run with --masks")
+                             "OUT/coco.json (instances, RLE masks); bop: OUT/bop/ (a BOP dataset: "
+                             "models, SPLIT/000000/); coco needs a run with --masks, bop with "
+                             "--depth --masks --amodal")
     export.add_argument("--endpoint-url", metavar="URL", help="S3-compatible server of an "
                                                             "s3:// OUT [$AWS_ENDPOINT_URL]")
     export.add_argument("--categories", help="coco: a JSON file of {element key: category name} "
                                              "[each key its own category]")
+    export.add_argument("--split", default="train", help="bop: the split folder, OUT/bop/SPLIT/ "
+                                                         "[%(default)s]")
+    export.add_argument("--assets", metavar="DIR", help="bop: the assets folder of the scenes' "
+                                                        "model files [the one OUT/dataset.json names]")
     repair = sub.add_parser("repair", help="rebuild an output's damaged queue journal from its "
                                            "manifest")
     repair.add_argument("out", help="the output directory of a run")

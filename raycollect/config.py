@@ -40,6 +40,20 @@ class Config:
     # instance ids, frames/<id>.mask.png, and labels (`objects`) in the manifest; "links":
     # every URDF link its own id (part segmentation)
     masks: bool | str = False
+    # what each labelled thing is: {element key: class name} or a callable key -> name (None:
+    # its own key); a URDF link without a class of its own takes its robot's. Manifest
+    # objects carry "class", lines the frame's {class: id}
+    classes: Any = None
+    # a class-id mask per frame (frames/<id>.semantic.png), from the instance mask
+    semantic: bool = False
+    # each labelled thing's whole silhouette, occluded parts included (frames/<id>.amodal.npz),
+    # and px_all, bbox_all (BOP's, on a canvas 3x the image) and visib_fract in its labels
+    amodal: bool = False
+    # per-pixel unit normals in the camera frame (frames/<id>.normals.npy, float32 H x W x 3)
+    normals: bool = False
+    # per-pixel position in the frame of the thing the pixel shows (its element's own object,
+    # or with masks="links" its URDF link), metres (frames/<id>.coords.npy)
+    coords: bool = False
     # "png" (default, the fastest encode), "png-small", "webp" (lossless) or "npy"
     # (raycollect/output/files.py IMAGE_FORMATS: what each costs and writes)
     image_format: str = "png"
@@ -80,6 +94,18 @@ class Config:
         if self.image_format not in C.IMAGE_FORMATS:
             raise ValueError(f"image_format must be one of {', '.join(map(repr, C.IMAGE_FORMATS))}, "
                              f"got {self.image_format!r}")
+        for name in ("amodal", "semantic"):
+            if getattr(self, name) and not self.masks:
+                raise ValueError(f"{name}=True needs the instance masks it is made from: "
+                                 f"masks=True or masks={MASKS_LINKS!r}")
+        if self.classes is not None and not (callable(self.classes) or isinstance(self.classes, dict)):
+            raise ValueError(f"classes must be a dict {{element key: class name}} or a callable "
+                             f"key -> name, got {type(self.classes).__name__}")
+        if isinstance(self.classes, dict):
+            bad = [k for k, v in self.classes.items() if not isinstance(k, str) or not isinstance(v, str) or not v]
+            if bad:
+                raise ValueError(f"classes: key {bad[0]!r} must map a string key to a non-empty "
+                                 f"class name, got {self.classes[bad[0]]!r}")
         if self.up not in UP_AXES:
             raise ValueError(f"up must be one of {', '.join(map(repr, UP_AXES))}, got {self.up!r}")
         if self.views_per_update > C.MAX_VIEWS_PER_UPDATE:
@@ -115,5 +141,7 @@ class Config:
 
     @property
     def passes(self) -> tuple[str, ...]:
-        """The extra passes the page renders with every grab."""
-        return tuple(p for p, on in (("depth", self.depth), ("mask", self.masks)) if on)
+        """The extra passes the page renders with every grab (raycollect/render/capture.js)."""
+        return tuple(p for p, on in (("depth", self.depth), ("mask", self.masks),
+                                     ("normals", self.normals), ("coords", self.coords),
+                                     ("amodal", self.amodal)) if on)

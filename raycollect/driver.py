@@ -34,6 +34,7 @@ from .pool import FrameArrived, WorkerPool
 from .queue import JobQueue
 from .records import Failure, Summary
 from .output.lock import OutputLock
+from .output import metadata
 from .output.repair import check_journal
 from .output.store import StoreLock
 from .output.writer import STATE_DIR, OutputWriter, StoreWriter, output_error, writer_for
@@ -459,7 +460,8 @@ class Run:
             try:
                 writer.write_failures([f.to_json() for f in failures])
                 sheet = writer.contact_sheet()
-            except (OutputError, StoreError) as e:  # what stopped the run says it already
+                metadata.write(self.config.location(), self.config)
+            except (OutputError, StoreError, OSError) as e:  # what stopped the run says it already
                 log.error("raycollect: %s", e)
             finally:
                 try:

@@ -144,7 +144,13 @@ class Result(Job):
     camera: {"matrix" (4x4 camera-to-world), "K" (3x3, pixels), "width", "height", "fov",
     "near", "far"}. instances: {scene element key: id} of the frame's drawn elements (and
     "robot/link" keys with masks="links"). objects: the frame's labels by element key (id,
-    pose, bbox, px, links; raycollect/labels.py), with the mask pass.
+    class, pose, bbox, px, links, model; with amodal px_all, bbox_all, visib_fract;
+    raycollect/labels.py), with the mask pass. classes: {class name: class id} of the
+    frame's scene (the ids `semantic` holds). semantic: HxW uint16 class ids (semantic=True).
+    amodal: {key: bool HxW} each labelled thing's whole silhouette (amodal=True). normals:
+    HxWx3 float32 unit normals in the camera frame (x right, y up, z towards the viewer), 0
+    where nothing is hit (normals=True). coords: HxWx3 float32, where each pixel's surface is
+    in the frame of the thing its mask id names, metres (coords=True; rc.flow uses them).
     path: the PNG written, when rendering to an output directory. With an object store
     output the frame's bytes stay in the store (only `keys`, and `shard`, come back to the
     driver): the arrays are read from the store on first use."""
@@ -157,6 +163,7 @@ class Result(Job):
     node: str = ""
     instances: dict | None = None
     objects: dict | None = None
+    classes: dict | None = None
     files: dict = field(default_factory=dict, repr=False)  # kind -> encoded bytes
     # A store output: kind -> the object's key (or the shard's member), the shard, the store.
     keys: dict | None = None
@@ -189,6 +196,27 @@ class Result(Job):
     @property
     def mask(self):
         return self._array("mask")
+
+    @property
+    def semantic(self):
+        return self._array("semantic")
+
+    @property
+    def normals(self):
+        return self._array("normals")
+
+    @property
+    def coords(self):
+        return self._array("coords")
+
+    @property
+    def amodal(self) -> dict | None:
+        """{key: bool HxW}: each labelled thing's silhouette, occluded parts included."""
+        by_id = self._array("amodal")
+        if by_id is None:
+            return None
+        keys = {i: k for k, i in (self.instances or {}).items()}
+        return {keys.get(i, str(i)): m for i, m in by_id.items()}
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,16 @@
 
 With masks on, every manifest line carries `objects`, keyed by element key:
 
-    {"id": instance id, "pose": 4x4 element-to-world, "bbox": [x, y, w, h] or None,
-     "px": visible pixel count, "links": {link: 4x4 link-frame-to-world} (URDF robots)}
+    {"id": instance id, "class": class name, "pose": 4x4 element-to-world,
+     "bbox": [x, y, w, h] or None, "px": visible pixel count,
+     "links": {link: 4x4 link-frame-to-world} (URDF robots),
+     "model": {"tag", "src", "args", "scale"} (what the element draws: the BOP export's model),
+     with amodal=True: "px_all", "bbox_all", "visib_fract"}
+
+`px_all` and `bbox_all` are counted as the BOP toolkit counts them (its calc_gt_info): on a
+canvas three times the image's size with the image in its middle, so a part the image's
+border cuts off counts and the box is not clipped (it may start left of or above the image).
+`visib_fract` is px / px_all. The silhouette in the image always holds the visible pixels.
 
 Poses are what the page rendered: the renderer's world matrices read after the render
 (raycollect/render/capture.js), in the world the camera matrices are in (the user's Z-up world with
@@ -17,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .scene import RESERVED_KEY_PREFIX
+
 # vuer element tags that draw nothing into a frame (raycollect/render/stage.py wraps each element
 # in a group with its id; these get id 0).
 NON_DRAWING = frozenset({
@@ -26,6 +36,13 @@ NON_DRAWING = frozenset({
     "PointerControls", "SceneCamera", "SceneCameraControl", "CameraView", "Gamepad",
     "KeyboardMonitor"})
 LINK_SEPARATOR = "/"
+# Class ids share the queue's id registry with instance ids, under keys no element can have
+# (raycollect/scene.py reserves the prefix).
+CLASS_KEY_PREFIX = f"{RESERVED_KEY_PREFIX}class:"
+
+
+def class_key(name: str) -> str:
+    return CLASS_KEY_PREFIX + name
 
 
 def draws(element) -> bool:
@@ -47,38 +64,103 @@ def _matrix(col_major) -> list | None:
 def boxes(mask: np.ndarray) -> dict[int, tuple[list[int], int]]:
     """For every id in the mask but 0: ([x, y, w, h] tight on its pixels, pixel count)."""
     counts = np.bincount(mask.ravel())
-    out = {}
-    for i in np.flatnonzero(counts):
-        if i == 0:
+    return {int(i): (box(mask == i), int(counts[i])) for i in np.flatnonzero(counts) if i}
+
+
+def box(hit: np.ndarray) -> list[int] | None:
+    """[x, y, w, h] tight on a bool mask's pixels, None if it has none."""
+    rows = np.flatnonzero(hit.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(hit.any(axis=0))
+    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+
+
+def silhouettes(inner: dict[int, np.ndarray], outer: dict[int, np.ndarray],
+                mask: np.ndarray) -> tuple[dict[int, np.ndarray], dict[int, tuple]]:
+    """Each id's amodal silhouette in the image (the page's, with the id's visible pixels
+    added: things with no silhouette of their own, points and lines, are what they show),
+    and its (px_all, bbox_all) on BOP's 3x canvas. `outer` holds the 3x canvas of the ids
+    the image's border cuts (raycollect/render/capture.py)."""
+    h, w = mask.shape
+    masks, stats = {}, {}
+    for i in set(inner) | {int(v) for v in np.unique(mask) if v}:
+        m = mask == i
+        if i in inner:
+            m |= inner[i]
+        masks[i] = m
+        big = outer.get(i)
+        if big is None:
+            stats[i] = (int(m.sum()), box(m))
             continue
-        hit = mask == i
-        rows = np.flatnonzero(hit.any(axis=1))
-        cols = np.flatnonzero(hit.any(axis=0))
-        out[int(i)] = ([int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1),
-                        int(rows[-1] - rows[0] + 1)], int(counts[i]))
-    return out
+        big = big.copy()
+        big[h:2 * h, w:2 * w] |= m
+        b = box(big)
+        stats[i] = (int(big.sum()), None if b is None else [b[0] - w, b[1] - h, b[2], b[3]])
+    return masks, stats
 
 
-def objects(rendered: dict, mask: np.ndarray, instances: dict[str, int]) -> dict:
+def objects(rendered: dict, mask: np.ndarray, instances: dict[str, int],
+            classes: dict[str, str] | None = None, models: dict[str, dict] | None = None,
+            amodal: dict[int, tuple] | None = None) -> dict:
     """The manifest's `objects` for one frame: what the page reported (`rendered`, by element
-    key, column-major matrices) with the boxes and counts of the frame's mask."""
+    key, column-major matrices) with the boxes and counts of the frame's mask; each thing's
+    class (by key), its model (by element key) and, with `amodal` ({id: (px_all,
+    bbox_all)}, silhouettes()), its whole silhouette's count and box."""
     seen = boxes(mask)
+
+    def entry(key: str, pose) -> dict:
+        i = instances[key]
+        bbox, px = seen.get(i, (None, 0))
+        e = {"id": i, "pose": pose, "bbox": bbox, "px": px}
+        if classes is not None:
+            e["class"] = classes.get(key, key)
+        if models and key in models:
+            e["model"] = models[key]
+        if amodal is not None:
+            px_all, bbox_all = amodal.get(i, (px, bbox))
+            e.update(px_all=px_all, bbox_all=bbox_all,
+                     visib_fract=round(px / px_all, 6) if px_all else 0.0)
+        return e
+
     out = {}
     for key, rec in rendered.items():
         if key not in instances:
             continue
         links = {name: _matrix(m) for name, m in (rec.get("links") or {}).items()}
-        entry = _entry(instances[key], _matrix(rec.get("pose")), seen)
+        e = entry(key, _matrix(rec.get("pose")))
         if links:
-            entry["links"] = links
+            e["links"] = links
             for name, pose in links.items():
                 lk = link_key(key, name)
                 if lk in instances:
-                    out[lk] = _entry(instances[lk], pose, seen)
-        out[key] = entry
+                    out[lk] = entry(lk, pose)
+        out[key] = e
     return out
 
 
-def _entry(i: int, pose, seen: dict) -> dict:
-    bbox, px = seen.get(i, (None, 0))
-    return {"id": i, "pose": pose, "bbox": bbox, "px": px}
+def class_of(key: str, classes) -> str:
+    """A labelled thing's class: the user's (a dict or a callable key -> name), else a URDF
+    link's robot's, else its own key."""
+    def named(k: str):
+        if classes is None:
+            return None
+        return classes(k) if callable(classes) else classes.get(k)
+
+    name = named(key)
+    if name is None and LINK_SEPARATOR in key:
+        robot = key.split(LINK_SEPARATOR, 1)[0]
+        name = named(robot) or robot
+    name = key if name is None else name
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"classes gave {name!r} for {key!r}: a class is a non-empty string")
+    return name
+
+
+def model_of(element) -> dict:
+    """What an element draws, as the BOP export names a model: its tag, file, args, scale."""
+    from .jobs import to_plain
+
+    return to_plain({"tag": getattr(element, "tag", type(element).__name__),
+                     **{k: getattr(element, k, None) for k in ("src", "args", "scale")}},
+                    f"{element.key}")

@@ -144,8 +144,10 @@ def test_ray_job_submit_runs_collect_py(ray_cluster_reset, chromium, tmp_path):
             env=env, capture_output=True, text=True, timeout=120)
         assert refused.returncode != 0 and "auth" in (refused.stdout + refused.stderr).lower()
         env["RAY_AUTH_MODE"] = "token"
+        # Submitted right after `ray start`: the job agent may not be up yet, which the
+        # documented script waits out (a busy CI machine once got "No available agent").
         job = subprocess.run(
-            [ray_bin, "job", "submit", "--address", f"http://127.0.0.1:{dash}",
+            [sys.executable, str(ROOT / "scripts" / "job_submit.py"), "--address", f"http://127.0.0.1:{dash}",
              "--working-dir", str(ROOT), "--",
              "python", "scripts/collect.py", "--address", "auto", "--views", "10",
              "--size", "96x72", "--workers", "2", "--browsers", "external",

@@ -89,7 +89,7 @@ def test_every_image_format_holds_the_pixels_of_the_default(ray_local, chromium,
     png, _ = render_all(jobs, scene=dot_scene, workers=1)
     out = tmp_path / fmt
     results, run = render_all(jobs, scene=dot_scene, out=out, workers=1, depth=True,
-                              masks=True, image_format=fmt)
+                              masks=True, amodal=True, image_format=fmt)
     manifest = check_output(out, png, run)
     for m in manifest:
         assert m["files"]["image"].endswith(f".{fmt}")
@@ -105,5 +105,5 @@ def test_every_image_format_holds_the_pixels_of_the_default(ray_local, chromium,
             assert np.array_equal(np.asarray(im.convert("RGB")), png[job_id].image)
     assert main(["export", str(out), "--format", "bop"]) == 0
     for im_id, m in enumerate(manifest):
-        with Image.open(out / "bop" / "000000" / "rgb" / f"{im_id:06d}.png") as im:
+        with Image.open(out / "bop" / "train" / "000000" / "rgb" / f"{im_id:06d}.png") as im:
             assert im.format == "PNG" and np.array_equal(np.asarray(im), png[m["job_id"]].image)

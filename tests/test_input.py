@@ -37,6 +37,10 @@ def _rows(tmp):
         (["run", "--size", "640"], "WIDTHxHEIGHT"),
         (["run", "--views-per-update", "15"], "at most 14"),
         (["run", "--masks", "parts"], "--masks"),
+        (["run", "--amodal"], "--amodal needs --masks"),
+        (["run", "--semantic", "--depth"], "--semantic needs --masks"),
+        (["run", "--masks", "--classes", str(afile)], "--classes"),
+        (["run", "--masks", "--classes", str(tmp / "missing.json")], "--classes"),
         (["run", "--up", "x"], "--up"),
         (["run", "--image-format", "jpeg"], "--image-format"),
         (["run", "--assets", str(tmp / "no-such-dir")], "--assets"),
@@ -56,7 +60,7 @@ def _rows(tmp):
     ]
 
 
-ROW_COUNT = 26
+ROW_COUNT = 30
 
 
 @pytest.mark.parametrize("row", range(ROW_COUNT))

@@ -76,7 +76,7 @@ def robots_out(robot_assets, tmp_path_factory):
             for i, p in enumerate(POSES) for eye in EYES]
     try:
         results, run = render_all(jobs, scene=robot_scene, assets=str(robot_assets), out=out,
-                                  workers=1, depth=True, masks=True, up="z")
+                                  workers=1, depth=True, masks=True, amodal=True, up="z")
     finally:
         ray.shutdown()
     assert run.summary["failed"] == 0, run.failures
@@ -161,14 +161,16 @@ def test_coco_export_loads_in_pycocotools_exactly(robots_out):
             assert ann["area"] == int((mask == ann["instance_id"]).sum())
 
 
-def test_bop_export_matches_the_cameras_and_poses(robots_out):
+def test_bop_export_matches_the_cameras(robots_out):
+    """The BOP cameras, checked against axes written out here; robots have no single model,
+    so the export leaves them out of scene_gt (tests/test_labels.py checks objects' poses,
+    models and masks against the BOP toolkit's maths)."""
     from PIL import Image
 
     out, results = robots_out
     scene = export(out, "bop")
     cams = json.loads((scene / "scene_camera.json").read_text())
     gts = json.loads((scene / "scene_gt.json").read_text())
-    infos = json.loads((scene / "scene_gt_info.json").read_text())
     lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     for im, m in enumerate(lines):
         r = results[m["job_id"]]
@@ -181,14 +183,7 @@ def test_bop_export_matches_the_cameras_and_poses(robots_out):
         np.testing.assert_allclose(cam["cam_t_w2c"], t_w2c * 1000, atol=1e-6)
         depth = np.asarray(Image.open(scene / "depth" / f"{im:06d}.png")).astype(float)
         assert np.abs(depth * cam["depth_scale"] - r.depth * 1000).max() <= cam["depth_scale"] / 2 + 1e-3  # float32 metres
-        for k, (gt, info) in enumerate(zip(gts[str(im)], infos[str(im)])):
-            key = next(key for key, o in m["objects"].items() if o["id"] == gt["obj_id"])
-            pos = np.asarray(ROBOTS[key][1])  # fixed bases, no rotation
-            np.testing.assert_allclose(gt["cam_t_m2c"], (R_w2c @ pos + t_w2c) * 1000, atol=1e-6)
-            np.testing.assert_allclose(np.reshape(gt["cam_R_m2c"], (3, 3)), R_w2c, atol=1e-9)
-            vis = np.asarray(Image.open(scene / "mask_visib" / f"{im:06d}_{k:06d}.png")) > 0
-            np.testing.assert_array_equal(vis, r.mask == gt["obj_id"])
-            assert info["px_count_visib"] == int(vis.sum())
+        assert gts[str(im)] == []
 
 
 def test_dataset_rows_carry_the_labels(robots_out):

@@ -271,7 +271,9 @@ def test_shards_hold_every_frame_once_and_load_as_they_are(ray_local, chromium, 
                         "fov": 55, "width": 80, "height": 60}} for i in range(10)]
     opts = dict(endpoint_url=endpoint, storage_options=OPTIONS) if where == "store" else {}
     out = f"s3://{bucket}/sh" if where == "store" else str(tmp_path / "sh")
+    # Every pass, so each kind of file is seen to travel through shards and the store.
     with rc.render(jobs, scene=depth_scene, out=out, workers=2, depth=True, masks=True,
+                   amodal=True, semantic=True, normals=True, coords=True,
                    shard_size=4, progress=False, **opts) as run:
         results = {r.job_id: r for r in run}
     check_renders(run)
@@ -296,6 +298,12 @@ def test_shards_hold_every_frame_once_and_load_as_they_are(ray_local, chromium, 
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(s["png"]))), r.image)
         assert np.array_equal(np.load(io.BytesIO(s["depth.npy"])), r.depth)
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(s["mask.png"]))).astype(np.uint16), r.mask)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(s["semantic.png"]))).astype(np.uint16), r.semantic)
+        for kind in ("normals", "coords"):
+            assert np.array_equal(np.load(io.BytesIO(s[f"{kind}.npy"])), getattr(r, kind))
+        with np.load(io.BytesIO(s["amodal.npz"])) as z:
+            assert sorted(int(i) for i in z["ids"]) == sorted(r.instances[k] for k in r.amodal)
+        assert r.semantic.any() and r.normals.any() and r.amodal
         assert json.loads(s["json"])["job_id"] == r.job_id
     # Ray Data's own reader, as it is.
     rows = ray.data.read_webdataset(tars).take_all()
@@ -304,6 +312,7 @@ def test_shards_hold_every_frame_once_and_load_as_they_are(ray_local, chromium, 
     storage = {**OPTIONS, "endpoint_url": endpoint} if where == "store" else None
     rows = {r["job_id"]: r for r in rc.read(out, storage_options=storage).take_all()}
     assert all(np.array_equal(rows[k]["image"], results[k].image) for k in results)
+    assert all(np.array_equal(rows[k]["normals"], results[k].normals) for k in results)
     from raycollect.output.manifest import output_status
     st = output_status(out, storage)
     assert st["done"] == 10 and st["shards"] == len(tars)

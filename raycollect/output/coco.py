@@ -5,8 +5,10 @@ member of the shard named by `shard`; `width`, `height`, and raycollect's `job_i
 annotation per labelled object that the frame shows (`objects` of a run with masks:
 raycollect/labels.py): `segmentation` is compressed RLE of exactly the pixels whose
 mask id is the object's, `bbox` is tight on them, `area` is their count, `iscrowd` 0.
-Categories are the element keys ("robot/link" keys too, with masks="links"), or what a user
-mapping {key: category name} says (a link's key falls back to its robot's key).
+Categories are the objects' classes (`classes=` when rendering: one category per class,
+shared by its instances; without, each element key, "robot/link" keys too, is its own), or
+what a mapping {key: category name} given to the export says (a link's key falls back to its
+robot's key).
 The file loads with pycocotools (`pip install 'raycollect[coco]'`), whose `annToMask` gives
 back each frame's mask for that id, bit for bit.
 """
@@ -53,9 +55,9 @@ def _rle_string(counts: list[int]) -> str:
     return "".join(out)
 
 
-def _category(key: str, mapping: dict | None) -> str:
+def _category(key: str, obj: dict, mapping: dict | None) -> str:
     if not mapping:
-        return key
+        return obj.get("class", key)
     if key in mapping:
         return str(mapping[key])
     robot = key.split(LINK_SEPARATOR, 1)[0]
@@ -80,7 +82,7 @@ def coco(out: str | Path, categories: dict | None = None,
         for key, obj in sorted(m["objects"].items(), key=lambda kv: kv[1]["id"]):
             if not obj["px"]:
                 continue
-            name = _category(key, categories)
+            name = _category(key, obj, categories)
             cat = names.setdefault(name, len(names) + 1)
             x, y, w, h = obj["bbox"]
             annotations.append({

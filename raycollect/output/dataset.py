@@ -13,7 +13,10 @@ has the depth pass), mask (H x W uint16 instance ids, with the mask pass), K (3 
 (4 x 4 camera-to-world), width, height, params (the job's params as a JSON string: params
 differ from job to job, which a columnar schema cannot hold as a struct), instances (JSON
 string of {key: id}, with the mask pass), objects (JSON string of the frame's labels: per
-element key its id, 4x4 pose, bbox, pixel count and URDF link poses; raycollect/labels.py).
+element key its id, class, 4x4 pose, bbox, pixel count and URDF link poses;
+raycollect/labels.py), classes (JSON string of {class name: id}, with the mask pass),
+semantic (H x W uint16 class ids), normals and coords (H x W x 3 float32), amodal (n x H x W
+bool, one silhouette per id of amodal_ids, uint32 n), each with its pass.
 """
 
 from __future__ import annotations
@@ -42,10 +45,17 @@ def _row(out: str, storage_options: dict | None, kinds: list[str]):
                 "width": int(cam["width"]), "height": int(cam["height"]),
                 "params": json.dumps(line["params"], sort_keys=True)}
         for kind in kinds:
-            out_[kind] = reader.load(line, kind)
+            value = reader.load(line, kind)
+            if kind == "amodal":  # {id: mask}: a tensor and its ids, which a column can hold
+                ids = sorted(value)
+                out_["amodal_ids"] = np.asarray(ids, dtype=np.uint32)
+                value = np.stack([value[i] for i in ids]) if ids else \
+                    np.zeros((0, int(cam["height"]), int(cam["width"])), bool)
+            out_[kind] = value
         if "mask" in kinds:
             out_["instances"] = json.dumps(line.get("instances", {}), sort_keys=True)
             out_["objects"] = json.dumps(line.get("objects", {}), sort_keys=True)
+            out_["classes"] = json.dumps(line.get("classes", {}), sort_keys=True)
         return out_
     return load_row
 

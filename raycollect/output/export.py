@@ -74,12 +74,14 @@ def _write(loc, job_id: str, kind: str, array: np.ndarray) -> str:
 
 
 def export(out: str | Path, fmt: str, categories: str | dict | None = None,
-           storage_options: dict | None = None) -> str | Path:
+           storage_options: dict | None = None, split: str | None = None,
+           assets: str | Path | None = None) -> str | Path:
     """Write OUT in `fmt` (nerfstudio, coco: raycollect/output/coco.py, bop: raycollect/output/bop.py),
     into OUT itself (a folder or a store URL); returns what it wrote (a Path in a folder, a
     URL in a store). `categories` (coco): {element key: category name}, or the path of a
-    JSON file of it."""
-    from .bop import bop
+    JSON file of it. `split` (bop): the split folder [train]; `assets` (bop): the assets
+    folder the scenes' model files are in [the one dataset.json names]."""
+    from .bop import DEFAULT_SPLIT, bop
     from .coco import coco
 
     if fmt not in FORMATS:
@@ -96,7 +98,7 @@ def export(out: str | Path, fmt: str, categories: str | dict | None = None,
     if fmt == "coco":
         written = coco(out, categories, storage_options)
     elif fmt == "bop":
-        written = bop(out, storage_options)
+        written = bop(out, storage_options, split=split or DEFAULT_SPLIT, assets=assets)
     else:
         written = nerfstudio(out, storage_options)
     return written if is_url(out) else Path(written)

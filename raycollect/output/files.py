@@ -4,6 +4,12 @@
                                  (.webp or .npy with image_format="webp" / "npy")
     frames/<job_id>.depth.npy    float32 H x W, metres of z-depth, 0 where nothing was hit
     frames/<job_id>.mask.png     16-bit greyscale H x W, instance id per pixel, 0 where none
+    frames/<job_id>.semantic.png 16-bit greyscale H x W, class id per pixel, 0 where none
+    frames/<job_id>.normals.npy  float32 H x W x 3, unit normals in the camera frame
+    frames/<job_id>.coords.npy   float32 H x W x 3, position in the frame of the pixel's id
+    frames/<job_id>.amodal.npz   `ids` (uint32 n) and `bits` (uint8 n x H x ceil(W / 8)): each
+                                 id's whole silhouette, rows packed 8 pixels a byte (numpy's
+                                 packbits, little bit order)
 
 Workers encode, so the driver only writes bytes and the cost of encoding grows with the
 cluster instead of limiting it. It still runs on the cores the browser renders with, so the
@@ -26,13 +32,17 @@ from PIL import Image
 from .. import constants as C
 
 # The suffix of each kind of file, for the default formats; `suffix` names the others.
-SUFFIXES = {"image": ".png", "depth": ".depth.npy", "mask": ".mask.png"}
-PASS_NAMES = {"image": "rgb", "depth": "depth", "mask": "mask"}  # what users call each kind
+SUFFIXES = {"image": ".png", "depth": ".depth.npy", "mask": ".mask.png",
+            "semantic": ".semantic.png", "normals": ".normals.npy", "coords": ".coords.npy",
+            "amodal": ".amodal.npz"}
+PASS_NAMES = {"image": "rgb", "depth": "depth", "mask": "mask", "semantic": "semantic",
+              "normals": "normals", "coords": "coords", "amodal": "amodal"}  # users' names
 
 IMAGE_FORMATS = C.IMAGE_FORMATS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
 PNG_FILTER_UP = 2
 # PNG colour types: greyscale, RGB.
 _PNG_GREY, _PNG_RGB = 0, 2
@@ -94,11 +104,36 @@ def encode_mask(ids: np.ndarray) -> bytes:
     return fast_png(ids.astype(np.uint16))
 
 
-def encode(kind: str, array: np.ndarray, config) -> bytes:
+def encode_amodal(masks: dict[int, np.ndarray]) -> bytes:
+    """{id: bool H x W} as an .npz of the ids and their rows packed 8 pixels a byte: a
+    silhouette costs an eighth of a byte a pixel, and numpy alone reads it back."""
+    ids = sorted(masks)
+    buf = BytesIO()
+    first = next(iter(masks.values()), None)
+    shape = (0, 0, 0) if first is None else (0, first.shape[0], -(-first.shape[1] // 8))
+    bits = np.stack([np.packbits(masks[i], axis=-1, bitorder="little") for i in ids]) if ids \
+        else np.zeros(shape, np.uint8)
+    np.savez(buf, ids=np.asarray(ids, dtype=np.uint32), bits=bits,
+             width=np.asarray(0 if first is None else first.shape[1]))
+    return buf.getvalue()
+
+
+def decode_amodal(data: bytes) -> dict[int, np.ndarray]:
+    with np.load(BytesIO(data), allow_pickle=False) as z:
+        width = int(z["width"])
+        return {int(i): np.unpackbits(b, axis=-1, bitorder="little")[:, :width].astype(bool)
+                for i, b in zip(z["ids"], z["bits"])}
+
+
+def encode(kind: str, array, config) -> bytes:
     """A pass's file as the run's Config asks for it."""
     if kind == "image":
         return encode_image(array, config.image_format)
-    return encode_depth(array) if kind == "depth" else encode_mask(array)
+    if kind in ("mask", "semantic"):
+        return encode_mask(array)
+    if kind == "amodal":
+        return encode_amodal(array)
+    return encode_depth(array) if kind == "depth" else _npy(np.asarray(array, dtype=np.float32))
 
 
 def suffix(kind: str, data: bytes) -> str:
@@ -114,7 +149,9 @@ def suffix(kind: str, data: bytes) -> str:
 
 def decode(kind: str, data: bytes) -> np.ndarray:
     """The array a file holds, whatever its format: image HxWx3 uint8, depth HxW float32,
-    mask HxW uint16."""
+    mask and semantic HxW uint16, normals and coords HxWx3 float32; amodal: {id: bool HxW}."""
+    if data[:4] == ZIP_MAGIC:
+        return decode_amodal(data)
     if data[:6] == NPY_MAGIC:
         return np.load(BytesIO(data), allow_pickle=False)
     with Image.open(BytesIO(data)) as im:

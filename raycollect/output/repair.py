@@ -89,6 +89,7 @@ def _manifest_lines(path: Path) -> list[dict]:
 def repair(out: str | Path) -> dict:
     """Rebuild OUT's queue journal from its manifest; returns what was done."""
     from ..journal import JobUpdate, Journal
+    from ..labels import class_key
     from .manifest import MANIFEST
     from .writer import STATE_DIR
 
@@ -109,6 +110,8 @@ def repair(out: str | Path) -> dict:
     instances: dict[str, int] = {}
     for line in lines:
         instances.update(line.get("instances") or {})
+        # Class ids live in the same registry (raycollect/labels.py)
+        instances.update({class_key(n): i for n, i in (line.get("classes") or {}).items()})
     journal = Journal(path)
     try:
         journal.write(((m["job_id"], json.dumps(m["params"])) for m in lines),

@@ -29,15 +29,36 @@ def _thumbnail(kind: str, array: np.ndarray, width: int) -> Image.Image:
             lo, hi = np.percentile(inv, [2, 98])
             grey[hit] = (55 + 200 * np.clip((inv - lo) / max(hi - lo, 1e-12), 0, 1)).astype(np.uint8)
         im = Image.fromarray(grey).convert("RGB")
-    elif kind == "mask":
-        ids = array.astype(np.uint32)
-        # A fixed, well-spread colour per id (coprime multipliers per channel); 0 stays black.
-        rgb = np.stack([(ids * 97) % 256, (ids * 181 + 60) % 256, (ids * 47 + 120) % 256], -1)
-        rgb[ids == 0] = 0
-        im = Image.fromarray(rgb.astype(np.uint8))
+    elif kind in ("mask", "semantic"):
+        im = Image.fromarray(_id_colours(array))
+    elif kind == "amodal":  # every silhouette in its id's colour, the larger ones first
+        ids = np.zeros(next(iter(array.values())).shape if array else (1, 1), np.uint32)
+        for i, m in sorted(array.items(), key=lambda kv: -int(kv[1].sum())):
+            ids[m] = i
+        im = Image.fromarray(_id_colours(ids))
+    elif kind == "normals":  # the usual picture: x, y, z from [-1, 1] to [0, 255]
+        hit = np.any(array != 0, axis=-1)
+        rgb = np.clip((array + 1.0) * 127.5, 0, 255).astype(np.uint8)
+        rgb[~hit] = 0
+        im = Image.fromarray(rgb)
+    elif kind == "coords":  # each axis scaled to the frame's own range
+        hit = np.any(array != 0, axis=-1)
+        rgb = np.zeros(array.shape, np.uint8)
+        if hit.any():
+            lo, hi = array[hit].min(0), array[hit].max(0)
+            rgb[hit] = (40 + 215 * (array[hit] - lo) / np.maximum(hi - lo, 1e-9)).astype(np.uint8)
+        im = Image.fromarray(rgb)
     else:
         im = Image.fromarray(array)
     return im.resize((width, max(1, round(im.height * width / im.width))), Image.NEAREST)
+
+
+def _id_colours(array: np.ndarray) -> np.ndarray:
+    """A fixed, well-spread colour per id (coprime multipliers per channel); 0 stays black."""
+    ids = array.astype(np.uint32)
+    rgb = np.stack([(ids * 97) % 256, (ids * 181 + 60) % 256, (ids * 47 + 120) % 256], -1)
+    rgb[ids == 0] = 0
+    return rgb.astype(np.uint8)
 
 
 def _draw_labels(im: Image.Image, objects: dict, scale: float) -> None:

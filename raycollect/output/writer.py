@@ -79,6 +79,8 @@ def manifest_line(r: Result, files: dict, shard: str | None = None) -> dict:
         line["instances"] = r.instances
     if r.objects is not None:
         line["objects"] = r.objects
+    if r.classes is not None:
+        line["classes"] = r.classes
     return line
 
 
@@ -87,7 +89,8 @@ def sample_record(r: Result, params: dict | None = None) -> dict:
     return {"job_id": r.job_id, "params": r.params if params is None else params,
             "camera": r.camera,
             **({"instances": r.instances} if r.instances is not None else {}),
-            **({"objects": r.objects} if r.objects is not None else {})}
+            **({"objects": r.objects} if r.objects is not None else {}),
+            **({"classes": r.classes} if r.classes is not None else {})}
 
 
 def writer_for(config) -> "OutputWriter | ShardWriter | StoreWriter | None":

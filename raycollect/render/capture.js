@@ -17,6 +17,12 @@
   "use strict";
   const params = new URLSearchParams(window.location.search);
   const PASSES = (params.get("rc_passes") || "").split(",").filter(Boolean);
+  // The passes drawn as outputs of the view's own render (one render for every pass), each
+  // at its colour attachment; amodal silhouettes are a pass of their own ("amodal" below).
+  const ATTACHMENT = {depth: 1, mask: 2, normals: 3, coords: 4};
+  const FLOAT_PASSES = new Set(["normals", "coords"]); // float32 x 3 a pixel, not 8-bit
+  const IMAGE_PASSES = PASSES.filter((p) => p in ATTACHMENT);
+  const AMODAL = PASSES.includes("amodal");
   const MAGIC = [0x52, 0x43, 0x46, 0x31]; // "RCF1"
   const NO_BLENDING = 0; // three.js NoBlending
   const MARKER_PIXELS = 64; // the revision marker's view is 8x8; job views are larger
@@ -56,7 +62,7 @@
         if (c.width * c.height > MARKER_PIXELS) {
           applyViewState(this, scene);
           timing.set(this, performance.now());
-          if (PASSES.length) {
+          if (IMAGE_PASSES.length) {
             const plan = mrtPlan(this, scene);
             if (plan.ok) return renderMRT(this, render, scene, camera, plan);
             mrtFrames.delete(this);
@@ -300,7 +306,7 @@
     m.depthWrite = true;
     m.depthTest = true;
     m.colorWrite = true;
-    const rgb = [id & 255, (id >> 8) & 255, (id >> 16) & 255].map((v) => v / 255);
+    const rgb = idColour(id);
     const own = ownHook(orig);
     if (orig.isShaderMaterial) {
       // A shader material's program reads material.uniforms itself: share the user's uniform
@@ -328,27 +334,44 @@
     return m;
   }
 
-  function swapMaterials(scene, pass) {
-    const swapped = [];
-    (function visit(obj, id, links) {
+  // The scene as the passes see it: every visible object that has a material, with the
+  // instance id its pixels carry and the object whose frame its object coordinates are in.
+  // An element's group (userData.rcId) gives its meshes the element's id and frame (the
+  // element's own object, the group's first child, whose pose the labels report); with
+  // masks="links" a URDF link's meshes (its visuals, below it up to the next link) carry the
+  // link's own id and frame. So a pixel's id says which frame its coordinates are in.
+  function walk(scene, visit) {
+    (function down(obj, id, links, frame) {
+      if (!obj.visible) return;
       const ud = obj.userData;
-      if (ud && ud.rcId !== undefined) { id = ud.rcId; links = ud.rcLinks || null; }
-      // masks="links": a URDF link's meshes (its visuals, below it up to the next link)
-      // carry the link's own id.
+      if (ud && ud.rcId !== undefined) {
+        id = ud.rcId;
+        links = ud.rcLinks || null;
+        frame = obj.children[0] || obj;
+      }
       if (links && obj.isURDFLink) {
         // The robot object is its root link too, but named after the robot.
         let name = obj.name;
         if (obj.isURDFRobot) for (const n in obj.links) if (obj.links[n] === obj) name = n;
-        if (links[name] !== undefined) id = links[name];
+        if (links[name] !== undefined) { id = links[name]; frame = obj; }
       }
-      if (obj.material && obj.visible) {
-        const orig = obj.material;
-        obj.material = Array.isArray(orig) ? orig.map((m) => passMaterial(m, pass, id))
-          : passMaterial(orig, pass, id);
-        swapped.push([obj, orig]);
-      }
-      for (const child of obj.children) visit(child, id, links);
-    })(scene, 0, null);
+      if (obj.material) visit(obj, id, frame);
+      for (const child of obj.children) down(child, id, links, frame);
+    })(scene, 0, null, scene);
+  }
+
+  function idColour(id) {
+    return [id & 255, (id >> 8) & 255, (id >> 16) & 255].map((v) => v / 255);
+  }
+
+  function swapMaterials(scene, pass) {
+    const swapped = [];
+    walk(scene, (obj, id) => {
+      const orig = obj.material;
+      obj.material = Array.isArray(orig) ? orig.map((m) => passMaterial(m, pass, id))
+        : passMaterial(orig, pass, id);
+      swapped.push([obj, orig]);
+    });
     return swapped;
   }
 
@@ -421,17 +444,76 @@
     return Object.prototype.hasOwnProperty.call(m, "onBeforeCompile") ? m.onBeforeCompile : null;
   }
 
+  // three.js's own shaders (by their ShaderLib id): their vertex shader has `transformed`
+  // (the vertex after morphs and skinning, in the model frame) and `mvPosition` (in the
+  // camera frame, after instancing); the lit ones' fragment shader has `normal`, the
+  // shading normal in the camera frame after normal and bump maps, facing the viewer.
+  const BUILTIN = new Set(["basic", "lambert", "phong", "standard", "physical", "toon",
+                           "normal", "matcap", "points", "dashed"]);
+  const LIT = new Set(["lambert", "phong", "standard", "physical", "toon", "normal", "matcap"]);
+
+  function declared(src, type, name) {
+    return new RegExp(`\\b${type}\\s+${name}\\s*;`).test(src);
+  }
+
+  // The surface passes' vertex code: where the vertex is in the camera frame (for a normal
+  // from the surface's slope where the mesh has none), its normal, and where it is in its
+  // frame (rcToFrame: the drawn object's matrix into the frame of the thing its id names,
+  // set per draw like the id).
+  function surfaceVertex(shader, d) {
+    const builtin = BUILTIN.has(shader.shaderID);
+    const raw = shader.isRawShaderMaterial === true;
+    const src = shader.vertexShader;
+    let decl = `${d.vout} highp vec3 vRcV;\n${d.vout} highp vec3 vRcN;\n${d.vout} highp vec3 vRcC;\n` +
+      "uniform highp mat4 rcToFrame;\n";
+    const attr = raw ? "in" : "attribute";
+    // three.js declares these for its own and ShaderMaterial shaders; a raw shader only has
+    // what it declares itself (three.js sets the uniforms of any program that has them).
+    const hasNormal = !raw || declared(src, "vec3", "normal");
+    if (raw && !declared(src, "mat4", "modelViewMatrix")) decl += "uniform highp mat4 modelViewMatrix;\n";
+    if (raw && hasNormal && !declared(src, "mat3", "normalMatrix")) decl += "uniform highp mat3 normalMatrix;\n";
+    if (raw && !declared(src, "vec3", "position")) decl += `${attr} highp vec3 position;\n`;
+    const local = builtin ? "transformed" : "position";
+    const view = builtin ? "mvPosition.xyz" : "(modelViewMatrix * vec4(position, 1.0)).xyz";
+    const body = `\n  vRcV = ${view};` +
+      `\n  vRcN = ${hasNormal ? "normalMatrix * normal" : "vec3(0.0)"};` +
+      `\n  vRcC = (rcToFrame * vec4(${local}, 1.0)).xyz;`;
+    return {decl, body};
+  }
+
+  function surfaceFragment(shader, d) {
+    const lit = LIT.has(shader.shaderID);
+    const decl = `${d.vin} highp vec3 vRcV;\n${d.vin} highp vec3 vRcN;\n${d.vin} highp vec3 vRcC;\n` +
+      (IMAGE_PASSES.includes("normals") ? "layout(location = 3) out highp vec4 rcMrtNormal;\n" : "") +
+      (IMAGE_PASSES.includes("coords") ? "layout(location = 4) out highp vec4 rcMrtCoords;\n" : "");
+    // A mesh without normals (and a flat-shaded unlit one) is shaded by its faces: the
+    // normal of the surface's slope, as three.js computes it for flat shading.
+    const normal = lit ? "normal" : `(dot(vRcN, vRcN) > 1e-20 ? vRcN * (gl_FrontFacing ? 1.0 : -1.0)
+      : cross(dFdx(vRcV), dFdy(vRcV)))`;
+    let body = "";
+    if (IMAGE_PASSES.includes("normals")) {
+      body += `\n  highp vec3 rcN = ${normal};` +
+        "\n  rcMrtNormal = vec4(dot(rcN, rcN) > 1e-30 ? normalize(rcN) : vec3(0.0), 1.0);";
+    }
+    if (IMAGE_PASSES.includes("coords")) body += "\n  rcMrtCoords = vec4(vRcC, 1.0);";
+    return {decl, body};
+  }
+
   function mrtShader(shader) {
     const d = dialect(shader);
-    shader.vertexShader = `${d.vout} highp float vRcW;\n` +
-      shader.vertexShader.replace(/\}\s*$/, "\n  vRcW = gl_Position.w;\n}");
+    const surface = IMAGE_PASSES.includes("normals") || IMAGE_PASSES.includes("coords");
+    const sv = surface ? surfaceVertex(shader, d) : {decl: "", body: ""};
+    const sf = surface ? surfaceFragment(shader, d) : {decl: "", body: ""};
+    shader.vertexShader = `${d.vout} highp float vRcW;\n${sv.decl}` +
+      shader.vertexShader.replace(/\}\s*$/, `\n  vRcW = gl_Position.w;${sv.body}\n}`);
     let frag = shader.fragmentShader;
     // Once there is more than one output, each needs its location.
     if (d.out !== "gl_FragColor") frag = frag.replace(OUT_DECL, `layout(location = 0) out highp vec4 ${d.out};`);
     shader.fragmentShader = `${d.vin} highp float vRcW;\nuniform highp float rcFar;\n` +
       `uniform highp vec3 rcId;\nlayout(location = 1) out highp vec4 ${MRT_MARK};\n` +
-      `layout(location = 2) out highp vec4 rcMrtMask;\n` +
-      frag.replace(/\}\s*$/, DEPTH_TAIL(MRT_MARK).replace(/\}$/, "") + MASK_TAIL("rcMrtMask"));
+      `layout(location = 2) out highp vec4 rcMrtMask;\n${sf.decl}` +
+      frag.replace(/\}\s*$/, DEPTH_TAIL(MRT_MARK).replace(/\}$/, "") +
+                   MASK_TAIL("rcMrtMask").replace(/\}$/, "") + sf.body + "\n}");
   }
 
   function patchMaterial(m) {
@@ -468,34 +550,25 @@
   function mrtPlan(r, scene) {
     const st = instrument(r);
     const ids = new Map();
+    const frames = new Map();
     const materials = [];
     let why = scene.overrideMaterial ? "an override material" : null;
-    (function visit(obj, id, links) {
-      if (!obj.visible) return;
-      const ud = obj.userData;
-      if (ud && ud.rcId !== undefined) { id = ud.rcId; links = ud.rcLinks || null; }
-      if (links && obj.isURDFLink) {  // as swapMaterials does
-        let name = obj.name;
-        if (obj.isURDFRobot) for (const n in obj.links) if (obj.links[n] === obj) name = n;
-        if (links[name] !== undefined) id = links[name];
+    walk(scene, (obj, id, frame) => {
+      ids.set(obj, idColour(id));
+      frames.set(obj, frame);
+      for (const m of [].concat(obj.material)) {
+        if (!m.visible) continue;
+        const blocker = mrtBlocker(m, st.indexed);
+        if (blocker && !why) why = `${blocker} (${m.type} of ${obj.type} ${obj.name || ""})`.trim();
+        materials.push(m);
       }
-      if (obj.material) {
-        ids.set(obj, [id & 255, (id >> 8) & 255, (id >> 16) & 255].map((v) => v / 255));
-        for (const m of [].concat(obj.material)) {
-          if (!m.visible) continue;
-          const blocker = mrtBlocker(m, st.indexed);
-          if (blocker && !why) why = `${blocker} (${m.type} of ${obj.type} ${obj.name || ""})`.trim();
-          materials.push(m);
-        }
-      }
-      for (const child of obj.children) visit(child, id, links);
-    })(scene, 0, null);
+    });
     const target = r.getRenderTarget();
     const c = r.domElement;
     if (!why && (target.width !== c.width || target.height !== c.height)) {
       why = "a render target of another size than its canvas";
     }
-    return {ok: !why, why, ids, materials, target};
+    return {ok: !why, why, ids, frames, materials, target};
   }
 
   // Wrap the calls of a view's context that say which program draws into which
@@ -546,9 +619,18 @@
     return st;
   }
 
+  // The attachments beyond the colour one: depth and ids (RGBA8, always attached, since
+  // every patched program writes both), normals and coords (RGBA32F) when asked for.
+  const NONE = 0;
+  const EXTRA = [1, 2, ...["normals", "coords"].filter((p) => IMAGE_PASSES.includes(p))
+                                              .map((p) => ATTACHMENT[p])];
+  const WIDE = [A0, ...[1, 2, 3, 4].map((i) => (EXTRA.includes(i) ? A0 + i : NONE))]
+    .slice(0, Math.max(...EXTRA) + 1);
+  const NARROW = WIDE.map((b, i) => (i === 0 ? A0 : NONE));
+  const RGBA8 = 0x8058, RGBA32F = 0x8814;
+
   function drawBuffers(st, wide) {
-    const gl = st.gl;
-    gl.drawBuffers(wide ? [A0, A0 + 1, A0 + 2] : [A0, gl.NONE, gl.NONE]);
+    st.gl.drawBuffers(wide ? WIDE : NARROW);
     st.wide = wide;
   }
 
@@ -566,11 +648,25 @@
     const id = st.active.ids.get(st.object) || ZERO_ID;
     if (loc.lastId !== id) { gl.uniform3fv(loc.id, id); loc.lastId = id; }
     if (loc.lastFar !== st.active.far) { gl.uniform1f(loc.far, st.active.far); loc.lastFar = st.active.far; }
-    // Blending is for the colour; ids and depth are written as they are.
-    if (st.blend && st.indexed) {
-      st.indexed.disableiOES(gl.BLEND, 1);
-      st.indexed.disableiOES(gl.BLEND, 2);
+    if (loc.toFrame === undefined) loc.toFrame = gl.getUniformLocation(st.program, "rcToFrame");
+    if (loc.toFrame !== null) gl.uniformMatrix4fv(loc.toFrame, false, toFrame(st.active, st.object));
+    // Blending is for the colour; ids, depth, normals and coords are written as they are.
+    if (st.blend && st.indexed) for (const i of EXTRA) st.indexed.disableiOES(gl.BLEND, i);
+  }
+
+  // The drawn object's matrix into its frame's (walk()), once per object and render: its
+  // world matrix is up to date once three.js draws it.
+  function toFrame(active, obj) {
+    let m = active.toFrame.get(obj);
+    if (!m) {
+      const frame = active.frames.get(obj) || obj;
+      const rel = obj.matrixWorld.clone();
+      if (frame === obj) rel.identity(); // the mesh is the element: its own frame
+      else rel.premultiply(frame.matrixWorld.clone().invert());
+      m = new Float32Array(rel.elements);
+      active.toFrame.set(obj, m);
     }
+    return m;
   }
   const ZERO_ID = [0, 0, 0];
 
@@ -580,10 +676,14 @@
     const gl = st.gl;
     if (st.attached && st.attached.fb === fb && st.attached.w === w && st.attached.h === h) return;
     if (st.attached) st.attached.rbs.forEach((rb) => gl.deleteRenderbuffer(rb));
-    const rbs = [1, 2].map((i) => {
+    if (EXTRA.some((i) => i > 2) && !gl.getExtension("EXT_color_buffer_float")) {
+      throw new Error("normals and coords need float colour buffers (EXT_color_buffer_float), " +
+                      "which this browser's WebGL does not have");
+    }
+    const rbs = EXTRA.map((i) => {
       const rb = gl.createRenderbuffer();
       gl.bindRenderbuffer(gl.RENDERBUFFER, rb);
-      gl.renderbufferStorage(gl.RENDERBUFFER, gl.RGBA8, w, h);
+      gl.renderbufferStorage(gl.RENDERBUFFER, i > 2 ? RGBA32F : RGBA8, w, h);
       gl.framebufferRenderbuffer(gl.DRAW_FRAMEBUFFER, A0 + i, gl.RENDERBUFFER, rb);
       return rb;
     });
@@ -603,10 +703,9 @@
     // this render, and the render's own clear runs with the other draw buffers off).
     r.state.buffers.color.setMask(true);
     drawBuffers(st, true);
-    gl.clearBufferfv(gl.COLOR, 1, [0, 0, 0, 0]);
-    gl.clearBufferfv(gl.COLOR, 2, [0, 0, 0, 0]);
+    for (const i of EXTRA) gl.clearBufferfv(gl.COLOR, i, [0, 0, 0, 0]);
     drawBuffers(st, false);
-    st.active = {fb, ids: plan.ids, far: camera.far};
+    st.active = {fb, ids: plan.ids, frames: plan.frames, toFrame: new Map(), far: camera.far};
     let out;
     try {
       out = render.call(r, scene, camera);
@@ -624,22 +723,290 @@
     return out;
   }
 
-  // The id and depth attachments of a view's last MRT render, in the order of PASSES.
+  // The attachments of a view's last MRT render, in the order of IMAGE_PASSES.
   function readMRT(r, frame) {
     const gl = r.getContext();
     const prev = gl.getParameter(gl.READ_FRAMEBUFFER_BINDING);
     gl.bindFramebuffer(gl.READ_FRAMEBUFFER, frame.fb);
     try {
-      return PASSES.map((pass) => {
-        gl.readBuffer(A0 + (pass === "depth" ? 1 : 2));
-        const px = new Uint8Array(frame.w * frame.h * 4);
-        gl.readPixels(0, 0, frame.w, frame.h, gl.RGBA, gl.UNSIGNED_BYTE, px);
+      return IMAGE_PASSES.map((pass) => {
+        gl.readBuffer(A0 + ATTACHMENT[pass]);
+        const n = frame.w * frame.h * 4;
+        const float = FLOAT_PASSES.has(pass);
+        const px = float ? new Float32Array(n) : new Uint8Array(n);
+        gl.readPixels(0, 0, frame.w, frame.h, gl.RGBA, float ? gl.FLOAT : gl.UNSIGNED_BYTE, px);
         return px;
       });
     } finally {
       gl.readBuffer(A0);
       gl.bindFramebuffer(gl.READ_FRAMEBUFFER, prev);
     }
+  }
+
+
+  // --- amodal silhouettes ----------------------------------------------------------------
+  // Each labelled object's whole silhouette, as if nothing hid it, for every id at once: the
+  // labelled meshes drawn again, with this context's own programs, without a depth test,
+  // each writing 1.0 into a channel of its own (4 a colour attachment, 8 attachments: 32
+  // ids a render) with additive blending, which saturates at 1 in an 8-bit channel: the
+  // channel says "covered", however many of the object's triangles overlap there. A second
+  // pass packs 8 pixels of a channel into a byte, so an id costs an eighth of a byte a pixel
+  // to read back and send. BOP counts a silhouette on a canvas three times the image's size
+  // around it (a part cut off by the border counts): the ids whose silhouette touches the
+  // image's border are drawn once more with the field of view widened threefold, whose
+  // middle third is the image pixel for pixel (the projection's x and y scaled by 1/3).
+  // The first render uses three.js's own matrices and vertex maths, so a pixel an object
+  // shows in the frame is one its silhouette covers; the worker adds the visible mask anyway.
+  // Only meshes have silhouettes (points and lines: their visible pixels).
+  const SLOTS = 32;
+  const PLANES = 8; // attachments a silhouette render writes
+  const EXTEND = 3;
+  const silhouettes = new WeakMap(); // gl -> {programs, vao, buffers, targets}
+
+  function program(gl, vs, fs) {
+    const p = gl.createProgram();
+    for (const [type, src] of [[gl.VERTEX_SHADER, vs], [gl.FRAGMENT_SHADER, fs]]) {
+      const sh = gl.createShader(type);
+      gl.shaderSource(sh, src);
+      gl.compileShader(sh);
+      if (!gl.getShaderParameter(sh, gl.COMPILE_STATUS)) {
+        throw new Error(`amodal shader: ${gl.getShaderInfoLog(sh)}`);
+      }
+      gl.attachShader(p, sh);
+    }
+    gl.linkProgram(p);
+    if (!gl.getProgramParameter(p, gl.LINK_STATUS)) throw new Error(`amodal program: ${gl.getProgramInfoLog(p)}`);
+    return p;
+  }
+
+  const OUTS = [...Array(PLANES).keys()];
+  const SILHOUETTE_VS = `#version 300 es
+in highp vec3 position;
+uniform highp mat4 uMV;
+uniform highp mat4 uP;
+void main() { gl_Position = uP * (uMV * vec4(position, 1.0)); }`;
+  const SILHOUETTE_FS = `#version 300 es
+precision highp float;
+precision highp int;
+uniform int uSlot;
+${OUTS.map((i) => `layout(location = ${i}) out vec4 o${i};`).join("\n")}
+void main() {
+  int a = uSlot / 4;
+  int c = uSlot - a * 4;
+  vec4 v = vec4(equal(ivec4(c), ivec4(0, 1, 2, 3)));
+${OUTS.map((i) => `  o${i} = a == ${i} ? v : vec4(0.0);`).join("\n")}
+}`;
+  const PACK_VS = `#version 300 es
+void main() {
+  vec2 p = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
+  gl_Position = vec4(p * 2.0 - 1.0, 0.0, 1.0);
+}`;
+  const PACK_FS = `#version 300 es
+precision highp float;
+precision highp int;
+uniform int uW;
+${OUTS.map((i) => `uniform highp sampler2D t${i};\nlayout(location = ${i}) out vec4 p${i};`).join("\n")}
+vec4 pack(highp sampler2D t, ivec2 q) {
+  vec4 acc = vec4(0.0);
+  for (int b = 0; b < 8; b++) {
+    int x = q.x * 8 + b;
+    if (x >= uW) break;
+    acc += step(0.5, texelFetch(t, ivec2(x, q.y), 0)) * float(1 << b);
+  }
+  return acc / 255.0;
+}
+void main() {
+  ivec2 q = ivec2(gl_FragCoord.xy);
+${OUTS.map((i) => `  p${i} = pack(t${i}, q);`).join("\n")}
+}`;
+
+  function silhouetteState(gl) {
+    let s = silhouettes.get(gl);
+    if (s) return s;
+    const draw = program(gl, SILHOUETTE_VS, SILHOUETTE_FS);
+    const pack = program(gl, PACK_VS, PACK_FS);
+    s = {draw, pack, vao: gl.createVertexArray(), emptyVao: gl.createVertexArray(),
+         position: gl.getAttribLocation(draw, "position"),
+         uMV: gl.getUniformLocation(draw, "uMV"), uP: gl.getUniformLocation(draw, "uP"),
+         uSlot: gl.getUniformLocation(draw, "uSlot"), uW: gl.getUniformLocation(pack, "uW"),
+         samplers: OUTS.map((i) => gl.getUniformLocation(pack, `t${i}`)),
+         buffers: new WeakMap(), targets: new Map()};
+    silhouettes.set(gl, s);
+    return s;
+  }
+
+  // A framebuffer with `n` RGBA8 textures of w x h, kept for the next frame of that size.
+  function target(gl, s, name, w, h, n) {
+    const key = `${name}:${w}x${h}:${n}`;
+    let t = s.targets.get(key);
+    if (t) return t;
+    const fb = gl.createFramebuffer();
+    gl.bindFramebuffer(gl.FRAMEBUFFER, fb);
+    const textures = [...Array(n).keys()].map((i) => {
+      const tex = gl.createTexture();
+      gl.bindTexture(gl.TEXTURE_2D, tex);
+      gl.texStorage2D(gl.TEXTURE_2D, 1, RGBA8, w, h);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
+      gl.framebufferTexture2D(gl.FRAMEBUFFER, A0 + i, gl.TEXTURE_2D, tex, 0);
+      return tex;
+    });
+    t = {fb, textures, w, h, n};
+    s.targets.set(key, t);
+    return t;
+  }
+
+  // Draw into all `n` textures of a target, the whole of each.
+  function bindTarget(gl, s, name, w, h, n) {
+    const t = target(gl, s, name, w, h, n);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, t.fb);
+    gl.drawBuffers(OUTS.slice(0, n).map((i) => A0 + i));
+    gl.viewport(0, 0, w, h);
+    return t;
+  }
+
+  // The GL buffer of a geometry's attribute or index, uploaded again when three.js says it
+  // changed (its version).
+  function glBuffer(gl, s, attr, kind) {
+    const owner = attr.isInterleavedBufferAttribute ? attr.data : attr;
+    let b = s.buffers.get(owner);
+    if (!b) { b = {buf: gl.createBuffer(), version: -1}; s.buffers.set(owner, b); }
+    if (b.version !== owner.version) {
+      gl.bindBuffer(kind, b.buf);
+      gl.bufferData(kind, owner.array, gl.STATIC_DRAW);
+      b.version = owner.version;
+    }
+    return b.buf;
+  }
+
+  function drawSilhouette(gl, s, obj, camera) {
+    const geo = obj.geometry;
+    const pos = geo && geo.attributes && geo.attributes.position;
+    if (!pos || pos.count === 0 || pos.itemSize < 3) return;
+    gl.bindBuffer(gl.ARRAY_BUFFER, glBuffer(gl, s, pos, gl.ARRAY_BUFFER));
+    const inter = pos.isInterleavedBufferAttribute;
+    const bytes = pos.array ? pos.array.BYTES_PER_ELEMENT : (inter ? pos.data.array.BYTES_PER_ELEMENT : 4);
+    const type = {1: gl.BYTE, 2: gl.SHORT, 4: gl.FLOAT}[bytes] || gl.FLOAT;
+    gl.enableVertexAttribArray(s.position);
+    gl.vertexAttribPointer(s.position, 3, type, !!pos.normalized,
+                           inter ? pos.data.stride * bytes : 0, inter ? pos.offset * bytes : 0);
+    const mv = obj.modelViewMatrix.clone().multiplyMatrices(camera.matrixWorldInverse, obj.matrixWorld);
+    gl.uniformMatrix4fv(s.uMV, false, new Float32Array(mv.elements));
+    const m = [].concat(obj.material)[0];
+    const side = m ? m.side : 0; // three.js FrontSide 0, BackSide 1, DoubleSide 2
+    if (side === 2) gl.disable(gl.CULL_FACE);
+    else {
+      gl.enable(gl.CULL_FACE);
+      gl.cullFace(gl.BACK);
+      gl.frontFace((side === 1) !== (obj.matrixWorld.determinant() < 0) ? gl.CW : gl.CCW);
+    }
+    const range = geo.drawRange;
+    if (geo.index) {
+      const idx = geo.index;
+      gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, glBuffer(gl, s, idx, gl.ELEMENT_ARRAY_BUFFER));
+      const start = Math.max(0, range.start);
+      const count = Math.min(idx.count - start, range.count);
+      const wide = idx.array.BYTES_PER_ELEMENT === 4;
+      gl.drawElements(gl.TRIANGLES, count, wide ? gl.UNSIGNED_INT : gl.UNSIGNED_SHORT,
+                      start * idx.array.BYTES_PER_ELEMENT);
+    } else {
+      const start = Math.max(0, range.start);
+      gl.drawArrays(gl.TRIANGLES, start, Math.min(pos.count - start, range.count));
+    }
+  }
+
+  // One silhouette render of up to SLOTS ids and its packing: {ids, data} where data holds
+  // ceil(n / 4) planes, each H rows (bottom-up) of ceil(W / 8) RGBA pixels: channel c of
+  // plane a holds id a * 4 + c, bit b of byte x the pixel x * 8 + b.
+  function silhouetteRender(gl, s, meshes, ids, camera, w, h, scale) {
+    const n = Math.ceil(ids.length / 4);
+    const slot = new Map(ids.map((id, i) => [id, i]));
+    const draw = bindTarget(gl, s, "draw", w, h, n);
+    gl.disable(gl.SCISSOR_TEST);
+    gl.disable(gl.DEPTH_TEST);
+    gl.disable(gl.STENCIL_TEST);
+    gl.depthMask(false);
+    gl.colorMask(true, true, true, true);
+    for (let i = 0; i < n; i++) gl.clearBufferfv(gl.COLOR, i, [0, 0, 0, 0]);
+    gl.enable(gl.BLEND);
+    gl.blendEquation(gl.FUNC_ADD);
+    gl.blendFunc(gl.ONE, gl.ONE);
+    gl.useProgram(s.draw);
+    gl.bindVertexArray(s.vao);
+    const p = camera.projectionMatrix.elements.slice();
+    for (const i of [0, 4, 8, 12, 1, 5, 9, 13]) p[i] /= scale; // x and y rows: a wider view
+    gl.uniformMatrix4fv(s.uP, false, new Float32Array(p));
+    for (const [obj, id] of meshes) {
+      if (!slot.has(id)) continue;
+      gl.uniform1i(s.uSlot, slot.get(id));
+      drawSilhouette(gl, s, obj, camera);
+    }
+    gl.disable(gl.BLEND);
+    gl.disable(gl.CULL_FACE);
+    // Pack: 8 pixels of each channel into a byte.
+    const w8 = Math.ceil(w / 8);
+    bindTarget(gl, s, "pack", w8, h, n);
+    gl.useProgram(s.pack);
+    gl.bindVertexArray(s.emptyVao);
+    gl.uniform1i(s.uW, w);
+    for (const i of OUTS) {
+      gl.activeTexture(gl.TEXTURE0 + i);
+      gl.bindTexture(gl.TEXTURE_2D, draw.textures[Math.min(i, n - 1)]);
+      gl.uniform1i(s.samplers[i], i);
+    }
+    gl.drawArrays(gl.TRIANGLES, 0, 3);
+    const data = new Uint8Array(n * w8 * h * 4);
+    for (let i = 0; i < n; i++) {
+      gl.readBuffer(A0 + i);
+      gl.readPixels(0, 0, w8, h, gl.RGBA, gl.UNSIGNED_BYTE, data.subarray(i * w8 * h * 4, (i + 1) * w8 * h * 4));
+    }
+    return {ids, data, w, h};
+  }
+
+  // The ids of a packed render whose silhouette reaches the image's outermost pixels.
+  function touchingBorder(block) {
+    const {ids, data, w, h} = block;
+    const w8 = Math.ceil(w / 8);
+    const plane = w8 * h * 4;
+    const lastBit = 1 << ((w - 1) % 8);
+    return ids.filter((id, j) => {
+      const base = Math.floor(j / 4) * plane + (j % 4);
+      const at = (x8, y) => data[base + (y * w8 + x8) * 4];
+      for (let x8 = 0; x8 < w8; x8++) if (at(x8, 0) || at(x8, h - 1)) return true;
+      for (let y = 0; y < h; y++) if ((at(0, y) & 1) || (at(w8 - 1, y) & lastBit)) return true;
+      return false;
+    });
+  }
+
+  function amodal(r, scene, camera, w, h) {
+    const gl = r.getContext();
+    const s = silhouetteState(gl);
+    const meshes = [];
+    const seen = new Set();
+    walk(scene, (obj, id) => {
+      if (!id || !obj.isMesh) return;
+      if (![].concat(obj.material).some((m) => m.visible)) return;
+      meshes.push([obj, id]);
+      seen.add(id);
+    });
+    const all = [...seen].sort((a, b) => a - b);
+    const blocks = [];
+    const groups = (ids) => [...Array(Math.ceil(ids.length / SLOTS)).keys()]
+      .map((g) => ids.slice(g * SLOTS, (g + 1) * SLOTS));
+    try {
+      for (const ids of groups(all)) {
+        const inner = silhouetteRender(gl, s, meshes, ids, camera, w, h, 1);
+        blocks.push(["amodal", inner]);
+        const cut = touchingBorder(inner);
+        for (const part of groups(cut)) {
+          blocks.push(["amodal_outer", silhouetteRender(gl, s, meshes, part, camera, w * EXTEND, h * EXTEND, EXTEND)]);
+        }
+      }
+    } finally {
+      // three.js caches the GL state it set: make it set everything again.
+      r.resetState();
+    }
+    return blocks;
   }
 
   // --- labels ----------------------------------------------------------------------------
@@ -677,24 +1044,48 @@
     return out;
   }
 
-  // The payload, in one buffer: each pass's RGBA read back as R, G, B (alpha carries
-  // nothing), a quarter fewer bytes through the socket. The client only asks the "blob"
+  // The payload, in one buffer: each image pass's RGBA read back as R, G, B (alpha carries
+  // nothing), a quarter fewer bytes through the socket: 8-bit passes a byte a channel,
+  // float passes (normals, coords) 4 little-endian bytes; then the amodal blocks as packed.
+  // The header's `blocks` says what follows, in order. The client only asks the "blob"
   // for its arrayBuffer(): handing it the buffer itself spares Chromium copying every
   // frame into its blob store and back.
-  function payload(header, buffers) {
+  function payload(header, images, extra) {
     header.channels = 3;
+    header.blocks = [];
+    let size = 0;
+    for (const [name, px] of images) {
+      const bytes = (px.length / 4) * 3 * px.BYTES_PER_ELEMENT;
+      header.blocks.push({name, type: px instanceof Float32Array ? "f32x3" : "u8x3", bytes});
+      size += bytes;
+    }
+    for (const [name, b] of extra) {
+      header.blocks.push({name, type: "bits", bytes: b.data.length, w: b.w, h: b.h, ids: b.ids});
+      size += b.data.length;
+    }
     const json = new TextEncoder().encode(JSON.stringify(header));
-    const size = buffers.reduce((n, b) => n + (b.length / 4) * 3, 0);
     const out = new Uint8Array(8 + json.length + size);
     out.set(MAGIC, 0);
     new DataView(out.buffer).setUint32(4, json.length, true);
     out.set(json, 8);
     let j = 8 + json.length;
-    for (const b of buffers) {
-      for (let i = 0; i < b.length; i += 4, j += 3) {
-        out[j] = b[i]; out[j + 1] = b[i + 1]; out[j + 2] = b[i + 2];
+    for (const [, px] of images) {
+      if (px instanceof Float32Array) {
+        // Through an aligned copy: the block's offset in the payload need not be a multiple
+        // of 4, which a Float32Array view on it must be.
+        const f = new Float32Array((px.length / 4) * 3);
+        for (let i = 0, k = 0; i < px.length; i += 4, k += 3) {
+          f[k] = px[i]; f[k + 1] = px[i + 1]; f[k + 2] = px[i + 2];
+        }
+        out.set(new Uint8Array(f.buffer), j);
+        j += f.byteLength;
+      } else {
+        for (let i = 0; i < px.length; i += 4, j += 3) {
+          out[j] = px[i]; out[j + 1] = px[i + 1]; out[j + 2] = px[i + 2];
+        }
       }
     }
+    for (const [, b] of extra) { out.set(b.data, j); j += b.data.length; }
     return {size: out.length, type: "application/x-raycollect-frame",
             arrayBuffer: () => Promise.resolve(out.buffer)};
   }
@@ -708,7 +1099,8 @@
     // The 8x8 revision-marker view needs no passes; it reports the scene's models instead.
     const marker = w * h <= MARKER_PIXELS;
     const header = {w, h, passes: ["rgb"], status: status(marker && last ? last.scene : null)};
-    const buffers = [];
+    const buffers = []; // [pass, pixels] of the image passes
+    let extra = []; // [name, packed block] of the amodal pass
     try {
       const t0 = performance.now();
       r.setRenderTarget(null);
@@ -716,16 +1108,26 @@
       const st = instrument(r);
       const read = st.canvasRead;
       st.canvasRead = null;
-      buffers.push(read && read.serial === st.serial && read.w === w && read.h === h
-        ? read.px : readRGBA(r, w, h));
+      buffers.push(["rgb", read && read.serial === st.serial && read.w === w && read.h === h
+        ? read.px : readRGBA(r, w, h)]);
       if (last && PASSES.length && !marker) {
         const frame = mrtFrames.get(r);
         const mrt = frame && frame.w === w && frame.h === h;
         header.page = {mode: mrt ? "mrt" : "separate"};
         if (!mrt && fallbacks.get(r)) header.page.why = fallbacks.get(r);
-        if (mrt) buffers.push(...readMRT(r, frame));
-        else for (const pass of PASSES) buffers.push(renderPass(r, last.scene, last.camera, pass, w, h));
-        header.passes.push(...PASSES);
+        if (mrt) {
+          const px = readMRT(r, frame);
+          IMAGE_PASSES.forEach((pass, i) => buffers.push([pass, px[i]]));
+        } else {
+          const surface = IMAGE_PASSES.filter((p) => FLOAT_PASSES.has(p));
+          if (surface.length) {
+            throw new Error(`${surface.join(" and ")} are drawn only in the one render, which ` +
+                            `this scene cannot take: ${fallbacks.get(r) || "no render of its own"}`);
+          }
+          for (const pass of IMAGE_PASSES) buffers.push([pass, renderPass(r, last.scene, last.camera, pass, w, h)]);
+        }
+        if (AMODAL) extra = amodal(r, last.scene, last.camera, w, h);
+        header.passes.push(...IMAGE_PASSES);
         if (PASSES.includes("mask")) header.objects = labels(last.scene);
       }
       if (!marker && timing.has(r)) {
@@ -737,6 +1139,7 @@
     } catch (e) {
       header.error = `capture failed: ${e && e.stack ? e.stack.split("\n").slice(0, 3).join(" | ") : e}`;
       buffers.length = 0;
+      extra = [];
       header.passes = [];
     } finally {
       const state = applied.get(r);
@@ -747,6 +1150,11 @@
         state.restore();
       }
     }
-    return Promise.resolve(payload(header, buffers));
+    try {
+      return Promise.resolve(payload(header, buffers, extra));
+    } catch (e) {  // an answer that says so, never a grab left unanswered
+      header.error = `capture failed: ${e && e.stack ? e.stack.split("\n").slice(0, 3).join(" | ") : e}`;
+      return Promise.resolve(payload(header, [], []));
+    }
   };
 })();

@@ -1,22 +1,33 @@
-"""The frames a page sends back, decoded: raw RGB, metric depth and instance ids.
+"""The frames a page sends back, decoded: raw RGB, metric depth, instance ids, normals,
+object coordinates and amodal silhouettes.
 
 Every render worker's page runs `capture.js` (this folder), which answers each grab with
 this payload instead of the client's JPEG:
 
-    b"RCF1" | uint32 LE n | n bytes of JSON header | one H*W*3 RGB buffer per pass
+    b"RCF1" | uint32 LE n | n bytes of JSON header | the header's blocks, in order
 
-The header holds `w`, `h`, `passes` (the order of the buffers: "rgb" first, then "depth"
-and/or "mask" when the page was asked for them), `status` (the page's asset loads and
-uncaught errors), `channels` (3: bytes per pixel of every buffer), `page` (how the frame was made and the page's time for it) and, when
-capturing failed, `error`. Buffers come from `readPixels`, so
-their rows run bottom-up.
+The header holds `w`, `h`, `passes` (the image passes: "rgb" first, then those the page was
+asked for), `blocks` (what follows the header: {name, type, bytes}, and for packed
+silhouettes w, h and ids), `status` (the page's asset loads and uncaught errors), `page` (how
+the frame was made and the page's time for it) and, when capturing failed, `error`. Image
+blocks come from `readPixels`, so their rows run bottom-up.
 
-- rgb: the pixels the client drew for the view, untouched (no encoder on the way).
-- depth: z-depth (distance to the image plane along the viewing axis) as 24-bit fixed point
-  of z / far in R, G, B (most significant first); 0 where nothing was drawn. Resolution is
-  far / 2^24: 1.2 um for far = 20 m, 6 um for far = 100 m.
-- mask: the instance id of the top-level scene element (or, with masks="links", the URDF
-  link) each pixel shows, as 24 bits in R, G, B (least significant first); 0 where none.
+- rgb ("u8x3"): the pixels the client drew for the view, untouched (no encoder on the way).
+- depth ("u8x3"): z-depth (distance to the image plane along the viewing axis) as 24-bit
+  fixed point of z / far in R, G, B (most significant first); 0 where nothing was drawn.
+  Resolution is far / 2^24: 1.2 um for far = 20 m, 6 um for far = 100 m.
+- mask ("u8x3"): the instance id of the top-level scene element (or, with masks="links", the
+  URDF link) each pixel shows, as 24 bits in R, G, B (least significant first); 0 where none.
+- normals ("f32x3"): the unit shading normal in the camera frame (x right, y up, z towards
+  the viewer), float32; 0 where nothing was drawn.
+- coords ("f32x3"): where the surface is in the frame of the thing its id names (the
+  element's own object, or with masks="links" the URDF link), float32, model units; 0 where
+  nothing was drawn.
+- amodal / amodal_outer ("bits"): silhouettes of the listed ids as if nothing hid them,
+  packed by the page: ceil(n / 4) planes of h rows (bottom-up) of ceil(w / 8) RGBA pixels,
+  channel c of plane a for id a * 4 + c, bit b of byte x for pixel x * 8 + b. "amodal" is
+  the image; "amodal_outer" the ids whose silhouette reaches the border, on a canvas three
+  times the image's size with the image in its middle.
 
 With the mask pass the header also has `objects`: the world matrix of every element with an
 id, and of every link of a URDF robot, as the page rendered them.
@@ -43,6 +54,12 @@ class Capture:
     rgb: np.ndarray | None = None  # H x W x 3 uint8
     depth: np.ndarray | None = None  # H x W float32, metres; needs `far` to decode
     mask: np.ndarray | None = None  # H x W uint32 instance ids
+    normals: np.ndarray | None = None  # H x W x 3 float32, camera frame
+    coords: np.ndarray | None = None  # H x W x 3 float32, the frame of each pixel's id
+    # {id: bool H x W}: silhouettes in the image, and on the 3x canvas for those the image's
+    # border cuts (raycollect/labels.py turns them into counts and boxes)
+    amodal: dict = field(default_factory=dict)
+    amodal_outer: dict = field(default_factory=dict)
     status: dict = field(default_factory=dict)
     # What the page rendered, by element key: {"pose": 16 numbers column-major, "links":
     # {name: 16 numbers}} in the user's world (with the mask pass; raycollect/labels.py).
@@ -60,6 +77,18 @@ class Capture:
         return float(self.page.get("draw_ms", 0.0)) + float(self.page.get("read_ms", 0.0))
 
 
+def unpack_bits(block: dict, data) -> dict[int, np.ndarray]:
+    """A packed silhouette block as {id: bool H x W, rows top-down} (see the docstring)."""
+    w, h, ids = int(block["w"]), int(block["h"]), [int(i) for i in block["ids"]]
+    w8 = -(-w // 8)
+    planes = np.frombuffer(data, dtype=np.uint8).reshape(-1, h, w8, 4)
+    out = {}
+    for j, i in enumerate(ids):
+        bits = np.unpackbits(planes[j // 4, :, :, j % 4], axis=1, bitorder="little")
+        out[i] = bits[::-1, :w].astype(bool)
+    return out
+
+
 def decode(data: bytes, far: float | None = None) -> Capture:
     """Decode a payload; raises RenderError if it is not one or the page reports an error."""
     if len(data) < 8 or data[:4] != MAGIC:
@@ -70,26 +99,35 @@ def decode(data: bytes, far: float | None = None) -> Capture:
     if header.get("error"):
         raise RenderError(header["error"])
     w, h = int(header["w"]), int(header["h"])
-    channels = int(header.get("channels", 4))
-    size = w * h * channels
     body = memoryview(data)[8 + n:]
-    passes = header.get("passes", [])
-    if len(body) != size * len(passes):
-        raise RenderError(f"capture payload has {len(body)} bytes for {len(passes)} passes "
-                          f"of {w}x{h}")
+    blocks = header.get("blocks", [])
+    if len(body) != sum(int(b["bytes"]) for b in blocks):
+        raise RenderError(f"capture payload has {len(body)} bytes for blocks of "
+                          f"{sum(int(b['bytes']) for b in blocks)}")
     cap = Capture(w, h, status=header.get("status") or {}, objects=header.get("objects"),
                   state=header.get("state"), page=header.get("page") or {})
-    for i, name in enumerate(passes):
-        rgba = np.frombuffer(body[i * size:(i + 1) * size], dtype=np.uint8).reshape(h, w, channels)[::-1]
+    at = 0
+    for block in blocks:
+        size = int(block["bytes"])
+        chunk, at = body[at:at + size], at + size
+        name, kind = block["name"], block["type"]
+        if kind == "bits":
+            target = cap.amodal if name == "amodal" else cap.amodal_outer
+            target.update(unpack_bits(block, chunk))
+            continue
+        dtype = np.float32 if kind == "f32x3" else np.uint8
+        px = np.frombuffer(chunk, dtype=dtype).reshape(h, w, 3)[::-1]
         if name == "rgb":
-            cap.rgb = np.ascontiguousarray(rgba[..., :3])
+            cap.rgb = np.ascontiguousarray(px)
         elif name == "depth":
-            q = (rgba[..., 0].astype(np.uint32) << 16) | (rgba[..., 1].astype(np.uint32) << 8) \
-                | rgba[..., 2].astype(np.uint32)
+            q = (px[..., 0].astype(np.uint32) << 16) | (px[..., 1].astype(np.uint32) << 8) \
+                | px[..., 2].astype(np.uint32)
             if far is None:
                 raise RenderError("a depth pass needs the camera's far plane to decode")
             cap.depth = (q.astype(np.float64) * (far / DEPTH_LEVELS)).astype(np.float32)
         elif name == "mask":
-            cap.mask = rgba[..., 0].astype(np.uint32) | (rgba[..., 1].astype(np.uint32) << 8) \
-                | (rgba[..., 2].astype(np.uint32) << 16)
+            cap.mask = px[..., 0].astype(np.uint32) | (px[..., 1].astype(np.uint32) << 8) \
+                | (px[..., 2].astype(np.uint32) << 16)
+        elif name in ("normals", "coords"):
+            setattr(cap, name, np.ascontiguousarray(px))
     return cap

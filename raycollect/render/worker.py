@@ -72,6 +72,12 @@ class _RenderWorker:
         self.info: dict = {}
         self._stopping = False
         self._instances: dict | None = None  # key -> instance id of the scene on the page
+        # Of the scene on the page, with masks: key -> class name, class name -> class id,
+        # element key -> its model (raycollect/labels.py), instance id -> class id
+        self._classes: dict = {}
+        self._class_ids: dict = {}
+        self._models: dict = {}
+        self._semantic_lut: np.ndarray | None = None
         self._assets_root = None
         self._aliases: tuple = ()  # the assets folder as the driver saw it (file:// paths)
         self._robots: dict = {}  # key -> urdf.Robot of the scene on the page
@@ -251,7 +257,7 @@ class _RenderWorker:
         try:
             settle_s = 0.0
             if new_scene:
-                groups = await self._groups(elements, joints[0])
+                groups = await self._groups(elements, joints[0], good[0][0].job_id)
                 models = [str(el.key) for el in elements if asset_folder.is_model(el)]
                 same = (stages.structure(groups) == stage.structure and optics == stage.optics
                         and len(good) <= stage.n_views)
@@ -373,7 +379,7 @@ class _RenderWorker:
                                                getattr(el, "jointValues", None))
                 for i, el in enumerate(elements) if str(el.key) in self._robots}
 
-    async def _groups(self, elements: list, joints: dict) -> list:
+    async def _groups(self, elements: list, joints: dict, job_id: str) -> list:
         """Complete the scene's URDFs (paths resolved, the first job's joint values as the
         robots' own; raycollect/urdf.py), give what it draws instance ids, and wrap each
         element in its instance group (raycollect/render/stage.py)."""
@@ -397,7 +403,24 @@ class _RenderWorker:
         parts = []
         if self.config.masks == MASKS_LINKS:
             parts = [labels.link_key(k, l) for k, r in robots.items() if k in drawn for l in r.links]
-        got = dict(zip(drawn + parts, await self.queue.ainstance_ids(drawn + parts)))
+        try:
+            classes = {k: labels.class_of(k, self.config.classes) for k in drawn + parts}
+        except ValueError as e:
+            raise InvalidJob(job_id, "classes", str(e)) from None
+        names = sorted(set(classes.values()))
+        # Class ids come from the queue's journaled registry, as instance ids do (under a
+        # reserved prefix no element key can have): stable for the whole output, on every
+        # worker and after a rerun or a repair.
+        class_keys = [labels.class_key(n) for n in names]
+        ids = await self.queue.ainstance_ids(drawn + parts + class_keys)
+        got = dict(zip(drawn + parts, ids))
+        self._class_ids = dict(zip(names, ids[len(drawn) + len(parts):]))
+        self._classes = classes
+        self._models = {k: labels.model_of(el) for k, el in zip(keys, elements) if k in got}
+        lut = np.zeros(max(got.values(), default=0) + 1, np.uint32)
+        for k, i in got.items():
+            lut[i] = self._class_ids[classes[k]]
+        self._semantic_lut = lut
         if parts:
             links = {k: {l: got[labels.link_key(k, l)] for l in r.links}
                      for k, r in robots.items() if k in drawn}
@@ -419,21 +442,32 @@ class _RenderWorker:
         if (cap.height, cap.width) != (cam["height"], cam["width"]):
             raise RenderError(f"job {lease.job_id}: browser returned {cap.width}x{cap.height}, "
                               f"asked for {cam['width']}x{cam['height']}")
-        objects = None
-        if self.config.masks:
-            if cap.objects is None:
+        objects, classes, config = None, None, self.config
+        arrays = {"depth": cap.depth, "mask": cap.mask, "normals": cap.normals,
+                  "coords": cap.coords}
+        if config.masks:
+            if cap.objects is None or cap.mask is None:
                 raise RenderError(f"job {lease.job_id}: the page returned no labels")
-            objects = labels.objects(cap.objects, cap.mask, self._instances)
+            stats = None
+            if config.amodal:
+                arrays["amodal"], stats = labels.silhouettes(cap.amodal, cap.amodal_outer, cap.mask)
+            objects = labels.objects(cap.objects, cap.mask, self._instances, self._classes,
+                                     self._models, stats)
+            shown = {self._classes[k] for k, i in self._instances.items() if i}
+            classes = {n: i for n, i in self._class_ids.items() if n in shown}
+            if config.semantic:
+                arrays["semantic"] = self._semantic_lut[np.minimum(cap.mask, len(self._semantic_lut) - 1)]
         e0 = time.perf_counter()
         clock.add("decode", e0 - d0)
-        out = {"image": files.encode_image(cap.rgb, self.config.image_format)}
-        for kind, on, array in (("depth", self.config.depth, cap.depth),
-                                ("mask", self.config.masks, cap.mask)):
+        out = {"image": files.encode_image(cap.rgb, config.image_format)}
+        for kind, on in (("depth", config.depth), ("mask", config.masks),
+                         ("semantic", config.semantic), ("amodal", config.amodal),
+                         ("normals", config.normals), ("coords", config.coords)):
             if not on:
                 continue
-            if array is None:
+            if arrays.get(kind) is None:
                 raise RenderError(f"job {lease.job_id}: the page returned no {kind} pass")
-            out[kind] = files.encode(kind, array, self.config)
+            out[kind] = files.encode(kind, arrays[kind], config)
         clock.add("encode", time.perf_counter() - e0)
         keys = None
         if self._store is not None and not self.config.shard_size:
@@ -445,7 +479,7 @@ class _RenderWorker:
         return Result(lease.job_id, {}, camera=camera.camera_record(cam), worker=self.id,
                       attempt=lease.attempt, timings=timings, node=self.info["node_id"],
                       instances=self._instances if self.config.masks else None, objects=objects,
-                      files=out, keys=keys, lease=lease)
+                      classes=classes, files=out, keys=keys, lease=lease)
 
     async def _announce(self) -> None:
         """Keep this worker's registry entry fresh: a restarted queue starts with an empty

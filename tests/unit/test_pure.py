@@ -82,8 +82,13 @@ def test_disposition_follows_the_error_group():
 
 # --- capture payloads and files ----------------------------------------------------------
 def _payload(w, h, passes, buffers, status=None) -> bytes:
-    head = json.dumps({"w": w, "h": h, "passes": passes, "status": status or {}}).encode()
-    return b"RCF1" + struct.pack("<I", len(head)) + head + b"".join(b.tobytes() for b in buffers)
+    """A page's answer as capture.js lays it out: RGB of each pass, as bytes or float32."""
+    body = [np.ascontiguousarray(b[..., :3]) for b in buffers]
+    blocks = [{"name": p, "type": "f32x3" if b.dtype == np.float32 else "u8x3", "bytes": b.nbytes}
+              for p, b in zip(passes, body)]
+    head = json.dumps({"w": w, "h": h, "passes": passes, "blocks": blocks,
+                       "status": status or {}}).encode()
+    return b"RCF1" + struct.pack("<I", len(head)) + head + b"".join(b.tobytes() for b in body)
 
 
 def test_capture_decodes_rows_bottom_up_and_each_pass_exactly():
