@@ -34,10 +34,13 @@ from .mjcf import mjcf
 from .queue import JobQueue
 from .records import Failure, Summary
 from .scene import demo_scene, orbit
+from .seeding import rng
+from . import physics, randomize, sample
 
 __all__ = [
     "render", "Run", "Config", "Summary", "Failure", "read", "export", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit", "flow",
     "mjcf",
+    "rng", "sample", "randomize", "physics",
     "JobQueue", "JobState", "Job", "Lease", "Result",
     "RaycollectError", "InvalidJob", "UnknownJob", "WrongQueue", "QueueUnavailable",
     "SceneError", "BrowserError", "NoBrowser", "RenderError", "RunFailed", "AssetsError",

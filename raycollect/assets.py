@@ -123,11 +123,23 @@ async def materialize(assets: Assets, node: str) -> Path:
     return cache
 
 
+# Texture images a primitive's `material` names (vuer's client loads them with three.js's
+# TextureLoader: `map`, and the height material's normal and displacement maps).
+MATERIAL_MAPS = ("map", "normalMap", "displacementMap")
+
+
+def _material_maps(element) -> list[str]:
+    material = getattr(element, "material", None)
+    if not isinstance(material, dict):
+        return []
+    return [material[p] for p in MATERIAL_MAPS if isinstance(material.get(p), str)]
+
+
 def sources(element) -> list[str]:
-    """Every asset URL an element and its children name (src and mtl props)."""
+    """Every asset URL an element and its children name (src and mtl props, material maps)."""
     out = []
-    for prop in ("src", "mtl"):
-        value = getattr(element, prop, None)
+    for value in [getattr(element, "src", None), getattr(element, "mtl", None),
+                  *_material_maps(element)]:
         if isinstance(value, str) and value.startswith(URL_PREFIX):
             out.append(value)
     for child in getattr(element, "children", None) or []:
@@ -136,8 +148,12 @@ def sources(element) -> list[str]:
 
 
 def is_model(element) -> bool:
-    """True if the element or a child loads something (a src, or model data inline)."""
+    """True if the element or a child loads something (a src, model data inline, or a
+    texture image in its material): the worker then waits until it has loaded before any
+    grab, so no frame shows a primitive whose texture is still on its way."""
     if any(isinstance(getattr(element, p, None), (str, bytes)) for p in ("src", "text", "buff")):
+        return True
+    if _material_maps(element):
         return True
     return any(is_model(c) for c in getattr(element, "children", None) or [])
 

@@ -95,6 +95,16 @@ def instance_groups(elements: list, ids: list[int], links: dict | None = None) -
     return out
 
 
+# Elements that set a property of the three.js scene itself (`<color attach="background">`):
+# inside the world group they would attach it to that group, where nothing reads it, so they
+# go beside the world, unwrapped.
+SCENE_LEVEL_TAGS = frozenset({"BackgroundColor"})
+
+
+def _scene_level(g) -> bool:
+    return len(g.children) == 1 and getattr(g.children[0], "tag", "") in SCENE_LEVEL_TAGS
+
+
 def structure(groups: list) -> tuple:
     """What a scene is made of as far as the page is concerned: its groups' keys (a model's
     key says which model it is). Two scenes of one structure differ only in placements and
@@ -182,9 +192,11 @@ class Stage:
         # camera), which would otherwise show in every frame.
         # The user's world, as one group: turned Y-up for up="z", and the frame of reference
         # of every pose the page reports (raycollect/render/capture.js).
-        world = group(*groups, key=WORLD_KEY, userData={"rcWorld": True},
+        scene_level = [g.children[0] for g in groups if _scene_level(g)]
+        world = group(*[g for g in groups if not _scene_level(g)], key=WORLD_KEY,
+                      userData={"rcWorld": True},
                       rotation=list(Z_UP_EULER) if self.up == "z" else [0, 0, 0])
-        return Scene(world, states(self.revision, jobs or []), marker(self.revision), marker_view(self.marker_view_key),
+        return Scene(world, *scene_level, states(self.revision, jobs or []), marker(self.revision), marker_view(self.marker_view_key),
                      *self._views(padded),
                      bgChildren=[group(key=f"{RESERVED_KEY_PREFIX}staging")],
                      up=[0, 1, 0], frameloop=FRAMELOOP)
