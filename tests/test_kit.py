@@ -160,6 +160,18 @@ def test_render_visible_replaces_the_views_that_do_not_show_the_object(ray_local
     assert sorted(_job_id(r) for r in again.kept) == sorted(r.job_id for r in got.kept)
 
 
+def test_render_visible_by_the_visible_fraction(ray_local, chromium):
+    """The default field: visib_fract, from the amodal masks (BOP's px / px_all)."""
+    shell = dict(center=[0, 0, 0.15], radius=(2.0, 2.0), elevation=(5, 15), up="z")
+    jobs = [{"camera": {"matrix": m.tolist(), "fov": 40, "width": W, "height": H}}
+            for m in rc.sample.shell(n=6, seed=1, **shell)]
+    got = rc.sample.render_visible(jobs, {"crate": 0.9}, rc.sample.shell_redraw(**shell),
+                                   rounds=6, scene=crate_scene, workers=1, up="z", masks=True,
+                                   amodal=True, progress=False)
+    assert got.rejected and len(got.kept) == len(jobs) and not got.unresolved
+    assert all(r.objects["crate"]["visib_fract"] >= 0.9 for r in got.kept)
+
+
 def _job_id(r):
     return r["job_id"] if isinstance(r, dict) else r.job_id
 
