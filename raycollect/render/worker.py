@@ -467,8 +467,7 @@ class _RenderWorker:
                 arrays["amodal"], stats = labels.silhouettes(cap.amodal, cap.amodal_outer, cap.mask)
             objects = labels.objects(cap.objects, cap.mask, self._instances, self._classes,
                                      self._models, stats)
-            shown = {self._classes[k] for k, i in self._instances.items() if i}
-            classes = {n: i for n, i in self._class_ids.items() if n in shown}
+            classes = self._class_ids  # the scene's, made once per scene (_groups)
             if config.semantic:
                 arrays["semantic"] = self._semantic_lut[np.minimum(cap.mask, len(self._semantic_lut) - 1)]
         e0 = time.perf_counter()
