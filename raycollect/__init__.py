@@ -5,6 +5,7 @@ The layers, from the caller down:
     render(), Run, Config, JobQueue, errors, camera   the public surface (this package)
     driver.py, pool.py, browser_hosts.py              the driver: feed, record, replace
     queue.py, journal.py, jobs.py                     the job queue actor and its journal
+    result.py                                         Result: what a rendered job gives back
     render/  (worker, leases, page, stage, server, capture.js)   inside a render worker
     output/  (store, writer, manifest, files, shards, sheet, dataset, exports)   outputs
 
@@ -29,7 +30,8 @@ from .flow import flow
 from .output.dataset import read
 from .driver import Run, render
 from .output.export import export
-from .jobs import Job, JobState, Lease, Result
+from .jobs import Job, JobState, Lease
+from .result import Result
 from .mjcf import mjcf
 from .queue import JobQueue
 from .records import Failure, Summary

@@ -29,7 +29,8 @@ from . import scene as scenes
 from .browser import find_chromium
 from .config import Config
 from .errors import InvalidJob, OutputError, RaycollectError, RunFailed, StoreError
-from .jobs import MalformedJob, Result, prepare
+from .jobs import MalformedJob, prepare
+from .result import Result
 from .pool import FrameArrived, WorkerPool
 from .queue import JobQueue
 from .records import Failure, Summary
@@ -252,7 +253,7 @@ class Run:
         self.config = config
         writer = writer_for(config)
         # Frames of a store output come back without their bytes: a Result reads its arrays
-        # from the store when asked (raycollect/jobs.py).
+        # from the store when asked (raycollect/result.py).
         self._location = config.location() if config.to_store else None
         scratch = None
         if writer is not None:

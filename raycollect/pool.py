@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import ray
 
 from . import constants as C
-from .jobs import Result
+from .result import Result
 from .browser_hosts import BrowserHosts
 from .errors import Disposition, RaycollectError, RunFailed, disposition, unwrap
 from .queue import JobQueue

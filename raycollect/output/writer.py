@@ -31,7 +31,7 @@ from .. import constants as C
 from . import shards as shard_files, store
 from ..errors import OutputError
 from .files import suffix
-from ..jobs import Result
+from ..result import Result
 from .manifest import FAILURES, MANIFEST, PARTS, read_manifest
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,8 @@ from ..browser import undo_ray_niceness
 from ..config import MASKS_LINKS, Config
 from ..errors import (Disposition, GrabTimedOut, InvalidJob, RaycollectError, RenderError,
                       SessionLost, disposition)
-from ..jobs import Lease, Result
+from ..jobs import Lease
+from ..result import Result
 from .leases import LeaseBook
 from ..metrics import StageClock, WorkerMetrics
 from .page import Page

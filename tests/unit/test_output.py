@@ -11,7 +11,7 @@ import tarfile
 import numpy as np
 
 from raycollect.output import files, shards
-from raycollect.jobs import Result
+from raycollect.result import Result
 from raycollect.output.manifest import FrameReader, read_manifest
 from raycollect.output.store import LocalLocation
 from raycollect.output.writer import ShardWriter

@@ -229,7 +229,7 @@ def test_a_dead_recorded_cluster_means_a_local_ray_and_a_dead_given_one_an_error
 # --- export: per-frame intrinsics when frames differ ---------------------------------------
 def test_nerfstudio_export_lists_per_frame_intrinsics_when_they_differ(tmp_path):
     from raycollect.output.export import nerfstudio
-    from raycollect.jobs import Result
+    from raycollect.result import Result
     from raycollect.output.writer import OutputWriter
 
     w = OutputWriter(tmp_path)
