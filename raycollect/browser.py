@@ -239,16 +239,6 @@ class BrowserManager:
         finally:
             self.stop()
 
-    def kill_one(self, worker: str) -> int | None:
-        """Kill a worker's browser as a crash would (chaos and tests). Returns its pid."""
-        with self._lock:
-            slot = self.slots.get(worker)
-            if slot is None or slot.browser is None or not slot.browser.alive():
-                return None
-            pid = slot.browser.pid
-            os.killpg(pid, signal.SIGKILL)
-            return pid
-
     # --- the loop ----------------------------------------------------------------------------
     def _loop(self) -> None:
         failures = 0

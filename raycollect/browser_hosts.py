@@ -34,9 +34,6 @@ class _BrowserHost:
                 "fatal": m.fatal,
                 "browsers": {w: s.browser.pid for w, s in m.slots.items() if s.browser}}
 
-    def kill_one(self, worker: str) -> int | None:
-        return self.manager.kill_one(worker)
-
     def stop(self) -> None:
         self.manager.stop()
 
@@ -84,11 +81,6 @@ class BrowserHosts:
             out["errors"] += s["errors"]
             self._restarts[node_id] = s["restarts"]
         return out
-
-    def kill_one(self, node_id: str, worker_id: str) -> int | None:
-        """Kill the browser of one worker (tests and the chaos script): its pid, or None."""
-        host = self.hosts.get(node_id)
-        return None if host is None else ray.get(host.kill_one.remote(worker_id))
 
     def close(self, grace: float) -> None:
         for host in self.hosts.values():

@@ -196,10 +196,6 @@ class WorkerPool:
     def browser_status(self) -> dict:
         return self.browsers.status()
 
-    def kill_browser(self, worker_id: str) -> int | None:
-        member = self.members.get(worker_id)
-        return None if member is None else self.browsers.kill_one(member.info["node_id"], worker_id)
-
     # --- shutdown ----------------------------------------------------------------------
     def close(self, grace: float = C.POOL_CLOSE_GRACE) -> None:
         """Ask workers to stop (they give back prefetched leases), then end everything."""

@@ -18,7 +18,7 @@ import ray
 from vuer.schemas import AmbientLight, Urdf
 
 import raycollect as rc
-from raycollect import reference
+from raycollect.testing import reference
 
 PD = Path(pybullet_data.getDataPath())
 W, H, FOV, NEAR, FAR = 320, 240, 50.0, 0.05, 100.0

@@ -18,6 +18,7 @@ import ray
 
 import raycollect as rc
 from raycollect import constants as C
+from raycollect.testing import chaos
 from conftest import TAG_VAR, check_output, read_jsonl, tagged_chromiums, replacements_rendered
 from raycollect.jobs import content_id, to_plain
 from scenes import broken_scene
@@ -88,7 +89,7 @@ def test_browser_killed_mid_run_is_relaunched(ray_local, chromium, tmp_out, monk
         deadline = time.time() + 20  # the previous victim may still be relaunching
         while time.time() < deadline:
             for worker in list(run.pool.members):
-                pid = run.pool.kill_browser(worker)
+                pid = chaos.kill_browser(run, worker)
                 if pid:
                     pids.append(pid)
                     # Once its host has counted the crash it belongs in the run's summary,

@@ -332,7 +332,7 @@ def pybullet_scene(params):
 def test_amodal_masks_and_visibility_agree_with_pybullet(tmp_path, ray_local, chromium):
     import pybullet_data
 
-    from raycollect import reference
+    from raycollect.testing import reference
 
     pd = pybullet_data.getDataPath()
     assets = tmp_path / "objs"

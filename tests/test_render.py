@@ -197,7 +197,7 @@ def test_a_stopped_browser_leaves_nothing_in_the_temp_folder(chromium):
     killed: one per browser launch (recycles, crashes, every run) piled up in /tmp."""
     from raycollect.browser import Browser
 
-    from raycollect.soak import TEMP_PREFIXES
+    from raycollect.testing.soak import TEMP_PREFIXES
 
     def ours() -> set[str]:  # what a browser can leave there; other programs' files are not
         return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith(TEMP_PREFIXES)}

@@ -13,7 +13,7 @@ import pytest
 import raycollect as rc
 from conftest import check_output, read_jsonl, render_all
 import meshgen
-from raycollect import reference
+from raycollect.testing import reference
 from raycollect.output.export import export
 
 pybullet_data = pytest.importorskip("pybullet_data")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from raycollect import soak
+from raycollect.testing import soak
 
 pytestmark = pytest.mark.browser
 

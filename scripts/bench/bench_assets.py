@@ -27,7 +27,7 @@ import meshgen  # noqa: E402
 def run(jobs: list[dict], assets: str) -> tuple[float, int]:
     """(steady-state frames/s, asset requests the worker served)."""
     times, requests = [], 0
-    with rc.render(jobs, scene="raycollect.scene:example_scene", workers=1, assets=assets,
+    with rc.render(jobs, scene="raycollect.testing.scenes:example_scene", workers=1, assets=assets,
                    progress=False, queue_name=f"bench-assets-{time.time()}") as r:
         for _ in r:
             times.append(time.perf_counter())

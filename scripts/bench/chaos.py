@@ -24,6 +24,7 @@ import ray
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import raycollect as rc  # noqa: E402
 from raycollect.jobs import content_id, to_plain  # noqa: E402
+from raycollect.testing.chaos import kill_browser  # noqa: E402
 
 
 class Chaos(threading.Thread):
@@ -51,7 +52,7 @@ class Chaos(threading.Thread):
                     else:
                         os.kill(victim.info["pid"], signal.SIGKILL)
                     self.kills["workers"] += 1
-                elif pool.kill_browser(victim.id):
+                elif kill_browser(self.run_, victim.id):
                     self.kills["browsers"] += 1
             except (ProcessLookupError, ValueError, ray.exceptions.RayError) as e:
                 logging.info("chaos: %s was already gone (%s)", victim.id, e)

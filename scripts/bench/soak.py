@@ -1,5 +1,5 @@
 """Soak: one long run (20,000 small frames by default, 2 workers, browsers recycled), every
-process of it sampled every few seconds (raycollect/soak.py), the last quarter against the
+process of it sampled every few seconds (raycollect/testing/soak.py), the last quarter against the
 first: RSS growth <= 10% per role, open files and threads flat, the temp folder as it was,
 frames/s in the last quarter >= 0.9 of the first.
 
@@ -15,7 +15,7 @@ import time
 
 import ray
 
-from raycollect import soak
+from raycollect.testing import soak
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .urdf import MOVABLE
+from ..urdf import MOVABLE
 
 
 @dataclass
@@ -161,8 +161,8 @@ def project_visuals(urdf: str, links: dict, c2w: np.ndarray, K: np.ndarray, widt
 
     from PIL import Image, ImageDraw
 
-    from .camera import project
-    from .urdf import resolve
+    from ..camera import project
+    from ..urdf import resolve
 
     path = Path(urdf)
     img = Image.new("L", (width, height), 0)
