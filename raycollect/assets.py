@@ -25,9 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import constants as C
 from . import urdf
 from .errors import AssetsError, InvalidJob
+
+# Folders up to this size are shipped to every node through the object store; larger ones
+# must exist at the same path on every node.
+ASSETS_SHIP_LIMIT = 256 * 2**20
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ class Assets:
         return self.ref is not None
 
 
-def prepare(folder: str | os.PathLike, limit: int = C.ASSETS_SHIP_LIMIT) -> Assets:
+def prepare(folder: str | os.PathLike, limit: int = ASSETS_SHIP_LIMIT) -> Assets:
     """Driver side: check the folder and, when it is small enough, ship it through Ray."""
     import ray
 
@@ -102,7 +105,7 @@ async def materialize(assets: Assets, node: str) -> Path:
         root = Path(assets.path)
         if not root.is_dir():
             raise AssetsError(f"assets folder {assets.path} does not exist on node {node}; "
-                              f"folders over {C.ASSETS_SHIP_LIMIT // 2**20} MB are not copied: "
+                              f"folders over {ASSETS_SHIP_LIMIT // 2**20} MB are not copied: "
                               f"put it at that path on every node (a shared filesystem)")
         return root
     cache = Path(tempfile.gettempdir()) / "raycollect-assets" / assets.digest

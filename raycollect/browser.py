@@ -25,6 +25,20 @@ from dataclasses import dataclass, field
 from . import constants as C
 from .errors import BrowserError
 
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+BROWSER_MAX_CRASHES = 5
+BROWSER_CRASH_WINDOW = 60.0
+BROWSER_POLL_PERIOD = 0.5
+BROWSER_STOP_GRACE = 3.0
+# A worker missing from the registry keeps its browser this long: a restarted queue forgets
+# its registry until the workers' next refresh, and that must not cost them their pages.
+BROWSER_ABSENT_GRACE = 15.0
+# `raycollect browsers` lets go of a queue it could not reach this many polls in a row (the
+# run ended) and waits for the next one.
+BROWSER_QUEUE_GONE_POLLS = 10
+CHROMIUM_VERSION_TIMEOUT = 30.0  # `chromium --version`
+BROWSER_THREAD_JOIN = 30.0  # a browser host's watcher thread, when it stops
+
 log = logging.getLogger(__name__)
 
 # Flags measured to work on these machines (README, Performance): software WebGL through SwiftShader, and
@@ -52,12 +66,12 @@ def find_chromium(required: bool = True) -> str | None:
         if path is None:
             raise BrowserError(f"{C.CHROMIUM_ENV}={env!r} is not an executable")
         return path
-    for name in C.CHROMIUM_CANDIDATES:
+    for name in CHROMIUM_CANDIDATES:
         path = shutil.which(name)
         if path:
             return path
     if required:
-        raise BrowserError(f"no Chromium found on PATH (tried {', '.join(C.CHROMIUM_CANDIDATES)}): "
+        raise BrowserError(f"no Chromium found on PATH (tried {', '.join(CHROMIUM_CANDIDATES)}): "
                            f"{INSTALL_HINT}")
     return None
 
@@ -65,7 +79,7 @@ def find_chromium(required: bool = True) -> str | None:
 def chromium_version(path: str) -> str:
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True,
-                             timeout=C.CHROMIUM_VERSION_TIMEOUT)
+                             timeout=CHROMIUM_VERSION_TIMEOUT)
         return out.stdout.strip() or out.stderr.strip()
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"unknown ({e})"
@@ -149,7 +163,7 @@ class Browser:
     def stop(self) -> None:
         """Stop the whole Chromium process group and remove the profile."""
         if self.proc.poll() is None:
-            for sig, wait in ((signal.SIGTERM, C.BROWSER_STOP_GRACE), (signal.SIGKILL, 5.0)):
+            for sig, wait in ((signal.SIGTERM, BROWSER_STOP_GRACE), (signal.SIGKILL, 5.0)):
                 try:
                     os.killpg(self.proc.pid, sig)
                 except ProcessLookupError:
@@ -189,7 +203,7 @@ class BrowserManager:
 
     def __init__(self, queue, node_id: str | None = None, binary: str | None = None,
                  recycle_frames: int = C.BROWSER_RECYCLE_JOBS,
-                 poll_period: float = C.BROWSER_POLL_PERIOD):
+                 poll_period: float = BROWSER_POLL_PERIOD):
         self.queue = queue
         # Nodes are told apart by Ray node id, not IP: several nodes can share one address
         # (ray.cluster_utils on one machine), and a browser must reach its worker by loopback.
@@ -219,7 +233,7 @@ class BrowserManager:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=C.BROWSER_THREAD_JOIN)
+            self._thread.join(timeout=BROWSER_THREAD_JOIN)
         with self._lock:
             for slot in self.slots.values():
                 if slot.browser is not None:
@@ -250,7 +264,7 @@ class BrowserManager:
                 failures += 1
                 log.warning("browser manager: cannot read the worker registry: %s", e)
                 registry = None
-                if failures >= C.BROWSER_QUEUE_GONE_POLLS:
+                if failures >= BROWSER_QUEUE_GONE_POLLS:
                     self.queue_lost = True
                     return
             if registry is not None:
@@ -272,7 +286,7 @@ class BrowserManager:
             if worker in mine and mine[worker]["url"] == slot.url:
                 slot.seen = now
                 continue
-            if worker in mine or now - slot.seen > C.BROWSER_ABSENT_GRACE:
+            if worker in mine or now - slot.seen > BROWSER_ABSENT_GRACE:
                 if slot.browser is not None:
                     slot.browser.stop()
                 del self.slots[worker]
@@ -294,13 +308,13 @@ class BrowserManager:
                 slot.browser.stop()
                 slot.browser = None
                 now = time.time()
-                slot.crashes = [t for t in slot.crashes if now - t < C.BROWSER_CRASH_WINDOW] + [now]
+                slot.crashes = [t for t in slot.crashes if now - t < BROWSER_CRASH_WINDOW] + [now]
                 log.warning("browser of %s exited (code %s); crash %d of %d allowed per %.0f s",
-                            worker, code, len(slot.crashes), C.BROWSER_MAX_CRASHES,
-                            C.BROWSER_CRASH_WINDOW)
-                if len(slot.crashes) >= C.BROWSER_MAX_CRASHES:
+                            worker, code, len(slot.crashes), BROWSER_MAX_CRASHES,
+                            BROWSER_CRASH_WINDOW)
+                if len(slot.crashes) >= BROWSER_MAX_CRASHES:
                     slot.gave_up = (f"the browser for {worker} ({slot.url}) crashed "
-                                    f"{len(slot.crashes)} times within {C.BROWSER_CRASH_WINDOW:.0f} s; "
+                                    f"{len(slot.crashes)} times within {BROWSER_CRASH_WINDOW:.0f} s; "
                                     f"giving up on it (last exit code {code})")
                     log.error(slot.gave_up)
                     self.errors.append(slot.gave_up)

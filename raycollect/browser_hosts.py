@@ -10,11 +10,12 @@ import logging
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from . import constants as C
 from .browser import BrowserManager, undo_ray_niceness
 from .config import Config
 from .errors import BrowserError, unwrap
 from .queue import JobQueue
+
+HOST_STATUS_TIMEOUT = 30.0  # a browser host's status
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class BrowserHosts:
         out = {"restarts": lost, "recycles": 0, "errors": []}
         for node_id, host in list(self.hosts.items()):
             try:
-                s = ray.get(host.status.remote(), timeout=C.HOST_STATUS_TIMEOUT)
+                s = ray.get(host.status.remote(), timeout=HOST_STATUS_TIMEOUT)
             except ray.exceptions.RayActorError as e:
                 # Its node is gone (its workers died with it and are being replaced).
                 log.warning("browser host of node %s is gone: %s", node_id[:8], unwrap(e))

@@ -15,10 +15,17 @@ from . import constants as C
 from .errors import InvalidJob
 from .jobs import is_finite_number
 
+DEFAULT_NEAR = 0.05
+DEFAULT_FAR = 100.0
+# The farthest a job camera sees: the revision marker (render/stage.py) sits beyond it.
+MAX_FAR = 10_000.0
+# Matrices whose rotation part has a determinant this far from +-1 are rejected as singular
+# or scaled: the pinhole intrinsics we report would not describe them.
+MATRIX_DET_TOLERANCE = 1e-3
+
 # up="z" (ROS, pybullet, MuJoCo): the user's Z-up world is shown as three.js's Y-up one by a
 # rotation of -90 degrees about X, (x, y, z) -> (x, z, -y): applied to the whole scene as one
 # group and to every camera matrix, so cameras, placements and poses stay in the user's world.
-UP_AXES = C.UP_AXES
 Z_UP_TO_Y_UP = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]])
 Z_UP_EULER = (-math.pi / 2, 0.0, 0.0)  # the same rotation as three.js Euler angles (XYZ)
 
@@ -90,7 +97,7 @@ def validate(job: str, params: Any) -> dict:
     if not np.allclose(m[3], [0, 0, 0, 1]):
         raise InvalidJob(job, "camera.matrix", "last row must be [0, 0, 0, 1]")
     det = float(np.linalg.det(m[:3, :3]))
-    if abs(abs(det) - 1) > C.MATRIX_DET_TOLERANCE or not np.allclose(
+    if abs(abs(det) - 1) > MATRIX_DET_TOLERANCE or not np.allclose(
             m[:3, :3].T @ m[:3, :3], np.eye(3), atol=1e-3):
         raise InvalidJob(job, "camera.matrix", f"rotation part must be orthonormal "
                          f"(determinant {det:.4g}); singular or scaled matrices have no pinhole K")
@@ -109,11 +116,11 @@ def validate(job: str, params: Any) -> dict:
     if not is_finite_number(fov) or not 0 < fov < 180:
         raise InvalidJob(job, "camera.fov", f"must be a vertical angle in degrees, 0 < fov < 180, got {fov!r}")
     out["fov"] = float(fov)
-    near, far = cam.get("near", C.DEFAULT_NEAR), cam.get("far", C.DEFAULT_FAR)
+    near, far = cam.get("near", DEFAULT_NEAR), cam.get("far", DEFAULT_FAR)
     if not is_finite_number(near) or near <= 0:
         raise InvalidJob(job, "camera.near", f"must be > 0, got {near!r}")
-    if not is_finite_number(far) or not near < far <= C.MAX_FAR:
-        raise InvalidJob(job, "camera.far", f"must be within near..{C.MAX_FAR}, got {far!r}")
+    if not is_finite_number(far) or not near < far <= MAX_FAR:
+        raise InvalidJob(job, "camera.far", f"must be within near..{MAX_FAR}, got {far!r}")
     out["near"], out["far"] = float(near), float(far)
     return out
 

@@ -12,6 +12,10 @@ from pathlib import Path
 
 from . import constants as C
 
+DEFAULT_OUT = "renders"
+DEMO_VIEWS = 64
+DEMO_SIZE = (320, 240)
+
 log = logging.getLogger("raycollect")
 
 
@@ -53,15 +57,15 @@ def _workers(text: str) -> int | str:
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--views", type=_positive(int, "--views"), default=C.DEMO_VIEWS,
+    p.add_argument("--views", type=_positive(int, "--views"), default=DEMO_VIEWS,
                    help="views in the demo orbit (ignored with --jobs) [%(default)s]")
-    p.add_argument("--size", type=_size, default=C.DEMO_SIZE, metavar="WxH",
+    p.add_argument("--size", type=_size, default=DEMO_SIZE, metavar="WxH",
                    help="image size of the demo orbit [320x240]")
     p.add_argument("--jobs", metavar="FILE.jsonl", help="render these jobs, one JSON dict per line")
     p.add_argument("--scene", metavar="module:function", help="scene function [built-in demo]")
     p.add_argument("--workers", type=_workers, default=C.DEFAULT_WORKERS,
                    help="render workers, or 'auto' for one per CPU [%(default)s]")
-    p.add_argument("--out", default=C.DEFAULT_OUT,
+    p.add_argument("--out", default=DEFAULT_OUT,
                    help="output directory, or an object store URL (s3://bucket/prefix) that "
                         "the workers write to [%(default)s]")
     p.add_argument("--endpoint-url", metavar="URL",

@@ -15,8 +15,10 @@ import os
 import socket
 from pathlib import Path
 
-from . import constants as C
 from .errors import ClusterUnreachable
+
+# A Ray cluster's GCS port that does not accept a TCP connection within this long is dead.
+CLUSTER_PROBE_TIMEOUT = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ def recorded_address() -> str | None:
     return text or None
 
 
-def reachable(address: str, timeout: float = C.CLUSTER_PROBE_TIMEOUT) -> bool:
+def reachable(address: str, timeout: float = CLUSTER_PROBE_TIMEOUT) -> bool:
     host, _, port = address.rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):

@@ -13,6 +13,16 @@ from typing import Any
 
 from . import constants as C
 
+GRAB_TTL = 10.0
+# The revision marker is polled until it shows the new revision; give up after this long.
+SETTLE_TIMEOUT = 10.0
+SESSION_WAIT_TIMEOUT = 60.0
+# With no render worker left, replacements are tried this long before the run fails (a node
+# may come back, or an autoscaler add one); the run never waits forever on none.
+NO_WORKER_TIMEOUT = 120.0
+# A scene's models and textures must have loaded within this long, or its job fails.
+MODEL_LOAD_TIMEOUT = 30.0
+
 UP_AXES, MASKS_LINKS = C.UP_AXES, C.MASKS_LINKS
 
 
@@ -55,7 +65,7 @@ class Config:
     # or with masks="links" its URDF link), metres (frames/<id>.coords.npy)
     coords: bool = False
     # "png" (default, the fastest encode), "png-small", "webp" (lossless) or "npy"
-    # (raycollect/output/files.py IMAGE_FORMATS: what each costs and writes)
+    # (raycollect/constants.py IMAGE_FORMATS: what each costs and writes)
     image_format: str = "png"
     up: str = "y"  # "z": cameras, placements and poses in a Z-up world (ROS, pybullet)
     assets: Any = None  # a folder served at /workspace/ (a path, or assets.Assets)
@@ -64,16 +74,16 @@ class Config:
     max_attempts: int = C.DEFAULT_MAX_ATTEMPTS
     # --- rendering
     views_per_update: int = C.VIEWS_PER_UPDATE
-    session_timeout: float = C.SESSION_WAIT_TIMEOUT
-    grab_ttl: float = C.GRAB_TTL
-    settle_timeout: float = C.SETTLE_TIMEOUT
-    model_timeout: float = C.MODEL_LOAD_TIMEOUT
+    session_timeout: float = SESSION_WAIT_TIMEOUT
+    grab_ttl: float = GRAB_TTL
+    settle_timeout: float = SETTLE_TIMEOUT
+    model_timeout: float = MODEL_LOAD_TIMEOUT
     # False skips the revision barrier: frames may then show an earlier job. Only for
     # measuring what the barrier costs and for the test that proves it is needed.
     barrier: bool = True
     recycle_frames: int = C.BROWSER_RECYCLE_JOBS
     # seconds with no render worker (all lost, none placeable) before the run fails
-    no_worker_timeout: float = C.NO_WORKER_TIMEOUT
+    no_worker_timeout: float = NO_WORKER_TIMEOUT
     # --- the driver
     progress: bool = True
 

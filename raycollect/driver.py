@@ -38,7 +38,26 @@ from .output.lock import OutputLock
 from .output import metadata
 from .output.repair import check_journal
 from .output.store import StoreLock
-from .output.writer import STATE_DIR, OutputWriter, StoreWriter, output_error, writer_for
+from .output.writer import OutputWriter, StoreWriter, output_error, writer_for
+
+# The first chunk of jobs the driver submits is small, so that rendering starts at once.
+FIRST_SUBMIT_CHUNK = 500
+# The driver reads the queue's stats this often while no frames arrive (recording frames
+# reads them in the same call, so a run whose jobs all render never polls). Only a run whose
+# last jobs fail, and the failure count on the progress bar, wait for a poll. Each read costs
+# the driver 1.5-2 ms of CPU: at 0.5 s, the gaps between a 2-worker run's batches at 640x480
+# held 1-2 reads a second, about 0.15 ms per frame.
+STATS_POLL_PERIOD = 2.0
+# How long the driver waits for the next frame before it looks at the rest (deaths, browsers).
+INBOX_WAIT = 0.5
+FEEDER_STOP_GRACE = 30.0  # a run's end waits this long for the job feeder's last chunk
+# The driver asks its browser hosts for crashes and errors this often, and once at the end:
+# each read is a call to every host, and only the summary and a run whose browsers all gave
+# up need it.
+BROWSER_STATUS_PERIOD = 5.0
+# Frames the driver records per queue call (one complete_and_count for all of them).
+RECORD_BATCH = 64
+WORKER_STATUS_TIMEOUT = 5.0  # a worker's counters at the end of a run
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +149,7 @@ class _Feeder(threading.Thread):
 
     def run(self) -> None:
         try:
-            it, index, size = iter(self.jobs), 0, C.FIRST_SUBMIT_CHUNK
+            it, index, size = iter(self.jobs), 0, FIRST_SUBMIT_CHUNK
             while not self.stop.is_set():
                 chunk = list(itertools.islice(it, size))
                 if not chunk:
@@ -222,7 +241,7 @@ class Run:
             lock = StoreLock(config.location())
             lock.acquire()
         elif config.out is not None:
-            state = Path(config.out) / STATE_DIR
+            state = Path(config.out) / C.STATE_DIR
             try:
                 lock = OutputLock(state)
                 lock.acquire()
@@ -294,7 +313,7 @@ class Run:
                 # It stops between chunks; it must not be inside a Ray call once the run is
                 # over (the caller may shut Ray down next).
                 feeder.stop.set()
-                feeder.join(C.FEEDER_STOP_GRACE)
+                feeder.join(FEEDER_STOP_GRACE)
             if bar is not None:
                 bar.close()
             self._finish(None if store_down else writer, feeder, t_start)
@@ -327,12 +346,12 @@ class Run:
                 yield result
             self._replace(pool, deaths)
             self._check_workers_left(pool, clock)
-            if clock.due("browsers", C.BROWSER_STATUS_PERIOD):
+            if clock.due("browsers", BROWSER_STATUS_PERIOD):
                 # A call to every browser host: rarer than the queue's stats.
                 self._read_browsers(pool)
             # The queue's stats tell when the run is over. Recording frames reads them in the
             # same call; without frames they are polled (each read is a call to the actor).
-            if stats is None and clock.due("stats", C.STATS_POLL_PERIOD):
+            if stats is None and clock.due("stats", STATS_POLL_PERIOD):
                 stats = q.stats()
             if stats is not None:
                 clock.reset("stats")
@@ -387,12 +406,12 @@ class Run:
         """Whatever has arrived (waiting a little if nothing has), frames apart from deaths."""
         frames, deaths = [], []
         try:
-            event = pool.inbox.get(timeout=C.INBOX_WAIT)
+            event = pool.inbox.get(timeout=INBOX_WAIT)
         except stdqueue.Empty:
             return frames, deaths
         while event is not None:
             (frames if isinstance(event, FrameArrived) else deaths).append(event)
-            if len(frames) >= C.RECORD_BATCH:
+            if len(frames) >= RECORD_BATCH:
                 break
             try:
                 event = pool.inbox.get_nowait()
@@ -498,7 +517,7 @@ class Run:
             return
         for m in list(self.pool.members.values()):
             try:
-                registry[m.id] = ray.get(m.actor.status.remote(), timeout=C.WORKER_STATUS_TIMEOUT)
+                registry[m.id] = ray.get(m.actor.status.remote(), timeout=WORKER_STATUS_TIMEOUT)
             except (ray.exceptions.RayError, TimeoutError):
                 pass
         self.summary.by_worker = metrics.per_worker(registry)

@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
 
-from .constants import JOB_ID_HEX_CHARS, MAX_KEY_LENGTH
 from .errors import InvalidJob
+
+JOB_ID_HEX_CHARS = 20
+MAX_KEY_LENGTH = 128
 
 
 class JobState(str, enum.Enum):

@@ -13,8 +13,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
 
-from . import constants as C
 from .jobs import JobState
+
+SQLITE_PARAMS_CHUNK = 500  # ids bound in one SQLite query (its limit on bound parameters)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -78,8 +79,8 @@ class Journal:
 
     def params(self, job_ids: list[str]) -> dict[str, dict]:
         out = {}
-        for i in range(0, len(job_ids), C.SQLITE_PARAMS_CHUNK):
-            chunk = job_ids[i:i + C.SQLITE_PARAMS_CHUNK]
+        for i in range(0, len(job_ids), SQLITE_PARAMS_CHUNK):
+            chunk = job_ids[i:i + SQLITE_PARAMS_CHUNK]
             rows = self._db.execute(f"SELECT id, params FROM jobs WHERE id IN "
                                     f"({','.join('?' * len(chunk))})", chunk)
             out.update((job_id, json.loads(params)) for job_id, params in rows)

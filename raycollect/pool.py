@@ -21,13 +21,31 @@ from dataclasses import dataclass
 
 import ray
 
-from . import constants as C
 from .result import Result
 from .browser_hosts import BrowserHosts
 from .errors import Disposition, RaycollectError, RunFailed, disposition, unwrap
 from .queue import JobQueue
 from .config import Config
 from .render.worker import RenderWorker
+
+WORKER_START_TIMEOUT = 60.0
+WORKER_START_POLL = 0.5  # a start is awaited in steps of this, to notice a closing pool
+WORKER_START_ATTEMPTS = 5
+WORKER_START_BACKOFF = 1.0
+# Batches a worker may have yielded that the driver has not taken yet (Ray generator
+# backpressure): with the driver's bounded backlog, a slow caller pauses the workers.
+WORKER_BACKPRESSURE = 2
+# Frames the driver holds that the caller has not consumed yet, over all workers. When it is
+# full the pool stops taking frames, so backpressure reaches the workers and driver memory
+# stays flat however slow the caller's loop.
+DRIVER_BACKLOG = 64
+# A replacement worker that could not be placed (no free CPU slot after a node loss) is tried
+# again in the background this often; the run goes on with the workers it has.
+WORKER_REPLACE_RETRY = 10.0
+DRAIN_STOP_GRACE = 5.0  # a run's end waits this long for each worker's drain thread after its worker ends
+WORKER_REPLACE_LIMIT = 20
+INBOX_PUT_WAIT = 0.5  # a drain thread's wait on the full inbox before it checks for closing
+POOL_CLOSE_GRACE = 10.0  # seconds workers and browser hosts get to stop at the end of a run
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +78,10 @@ class _Member:
 
 class WorkerPool:
     def __init__(self, queue: JobQueue, size: int, scene, config: Config,
-                 replace_limit: int = C.WORKER_REPLACE_LIMIT):
+                 replace_limit: int = WORKER_REPLACE_LIMIT):
         self.queue, self.size, self.scene, self.config = queue, size, scene, config
         self.replace_limit = replace_limit
-        self.inbox: stdqueue.Queue[Event] = stdqueue.Queue(maxsize=C.DRIVER_BACKLOG)
+        self.inbox: stdqueue.Queue[Event] = stdqueue.Queue(maxsize=DRIVER_BACKLOG)
         self.members: dict[str, _Member] = {}
         self.replacing = 0  # replacements under way in the background
         self._replacers: list[threading.Thread] = []
@@ -90,7 +108,7 @@ class WorkerPool:
         """Start one worker, trying again when one dies before it starts (placed on a node
         that is going away, say)."""
         last: BaseException | None = None
-        for _ in range(C.WORKER_START_ATTEMPTS):
+        for _ in range(WORKER_START_ATTEMPTS):
             if self._closed.is_set():
                 raise RunFailed("the pool is closing")
             worker_id, actor = self._new_actor()
@@ -100,11 +118,11 @@ class WorkerPool:
                 last = unwrap(e)
                 log.warning("worker %s did not start (%s); trying again", worker_id, last)
                 _kill(actor)
-                time.sleep(C.WORKER_START_BACKOFF)
+                time.sleep(WORKER_START_BACKOFF)
                 continue
             self._adopt(worker_id, actor, info)
             return worker_id
-        raise RunFailed(f"could not start a render worker in {C.WORKER_START_ATTEMPTS} tries: {last!r}")
+        raise RunFailed(f"could not start a render worker in {WORKER_START_ATTEMPTS} tries: {last!r}")
 
     def _new_actor(self):
         worker_id = f"w{next(self._ids)}"
@@ -129,7 +147,7 @@ class WorkerPool:
     def _drain(self, member: _Member) -> None:
         gen = member.actor.run.options(
             num_returns="streaming",
-            _generator_backpressure_num_objects=C.WORKER_BACKPRESSURE).remote()
+            _generator_backpressure_num_objects=WORKER_BACKPRESSURE).remote()
         try:
             for ref in gen:
                 for frame in ray.get(ref):
@@ -142,7 +160,7 @@ class WorkerPool:
         """Into the bounded inbox, waiting while it is full, unless the pool closes."""
         while not self._closed.is_set():
             try:
-                self.inbox.put(event, timeout=C.INBOX_PUT_WAIT)
+                self.inbox.put(event, timeout=INBOX_PUT_WAIT)
                 return
             except stdqueue.Full:
                 continue
@@ -182,8 +200,8 @@ class WorkerPool:
                     return
                 except RunFailed as e:  # no slot for it now (a node was lost, say)
                     log.warning("%s; running on %d worker(s); trying again in %.0f s", e,
-                                len(self.members), C.WORKER_REPLACE_RETRY)
-                    self._closed.wait(C.WORKER_REPLACE_RETRY)
+                                len(self.members), WORKER_REPLACE_RETRY)
+                    self._closed.wait(WORKER_REPLACE_RETRY)
                 except BaseException:  # Ray shut down under a start still waiting for a slot
                     if self._closed.is_set():
                         return
@@ -197,7 +215,7 @@ class WorkerPool:
         return self.browsers.status()
 
     # --- shutdown ----------------------------------------------------------------------
-    def close(self, grace: float = C.POOL_CLOSE_GRACE) -> None:
+    def close(self, grace: float = POOL_CLOSE_GRACE) -> None:
         """Ask workers to stop (they give back prefetched leases), then end everything."""
         with self._lock:  # no worker is adopted once this is set
             self._closed.set()
@@ -219,7 +237,7 @@ class WorkerPool:
         # process: the killed workers' generators end now, and their threads with them.
         for m in members:
             if m.thread is not None:
-                m.thread.join(C.DRAIN_STOP_GRACE)
+                m.thread.join(DRAIN_STOP_GRACE)
         self.browsers.close(grace)
         self.members.clear()
 
@@ -233,14 +251,14 @@ def _started(worker_id: str, actor, closed: threading.Event) -> dict:
     meanwhile (the run ended while a replacement waited for a free slot) is not left with
     a thread inside Ray after Ray shuts down."""
     ref = actor.start.remote()
-    deadline = time.monotonic() + C.WORKER_START_TIMEOUT
-    while not ray.wait([ref], timeout=C.WORKER_START_POLL)[0]:
+    deadline = time.monotonic() + WORKER_START_TIMEOUT
+    while not ray.wait([ref], timeout=WORKER_START_POLL)[0]:
         if closed.is_set():
             _kill(actor)
             raise RunFailed("the pool is closing")
         if time.monotonic() > deadline:
             raise ray.exceptions.GetTimeoutError(
-                f"worker {worker_id} did not start within {C.WORKER_START_TIMEOUT:.0f} s")
+                f"worker {worker_id} did not start within {WORKER_START_TIMEOUT:.0f} s")
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as e:

@@ -24,6 +24,11 @@ from .errors import (Disposition, QueueUnavailable, UnknownJob, WrongQueue,
 from .jobs import JobState, Lease, canonical_json, check_transition, prepare
 from .journal import Journal, JobUpdate
 
+# The actor reaps expired leases on every call and on this period, so expiry needs no caller.
+REAPER_PERIOD = 0.5
+# Leases handed out per call at most: keeps one call's reply small.
+MAX_LEASE_BATCH = 1_000
+
 log = logging.getLogger(__name__)
 
 RELEASE = "release"  # fail()'s third mode: the lease given back untried
@@ -211,7 +216,7 @@ class _QueueActor:
 
     async def _reap_forever(self) -> None:
         while True:
-            await asyncio.sleep(C.REAPER_PERIOD)
+            await asyncio.sleep(REAPER_PERIOD)
             self._reap()
 
     def _tick(self, reap: bool = True) -> None:
@@ -620,7 +625,7 @@ class JobQueue:
     def _lease_args(worker: str, n: int) -> tuple[str, int]:
         if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
             raise ValueError(f"lease n must be a positive int, got {n!r}")
-        return str(worker), min(n, C.MAX_LEASE_BATCH)
+        return str(worker), min(n, MAX_LEASE_BATCH)
 
     def _fail_items(self, leases, errors) -> list[tuple[str, str, str]]:
         if len(errors) != len(leases):

@@ -31,16 +31,16 @@ def test_slow_caller_causes_no_rerender_and_keeps_memory_flat(ray_local, chromiu
     backlog fills, the workers pause (they wait on the driver),
     the frames behind it wait longer than their leases would last, yet every job renders
     once, on its first attempt, nothing refused, and the driver's memory stays flat."""
-    from raycollect import constants as C
+    from raycollect.pool import DRIVER_BACKLOG
 
-    n = 3 * C.DRIVER_BACKLOG
+    n = 3 * DRIVER_BACKLOG
     jobs = rc.orbit(n, 96, 72)
     me = psutil.Process()
     rss = {}
     with rc.render(jobs, out=tmp_out, workers=2, lease_ttl=3.0, progress=False) as run:
         for i, _ in enumerate(run):
             time.sleep(0.2)
-            if i in (C.DRIVER_BACKLOG, n - 1):
+            if i in (DRIVER_BACKLOG, n - 1):
                 rss[i] = me.memory_info().rss
     manifest = check_output(tmp_out, _ids(jobs), run)
     assert len(manifest) == n
@@ -50,7 +50,7 @@ def test_slow_caller_causes_no_rerender_and_keeps_memory_flat(ray_local, chromiu
     waited = sum(w["wait_s"]["driver"] for w in run.summary["by_worker"].values())
     assert waited > 1.0, run.summary["by_worker"]
     # The backlog is bounded: waiting frames do not pile up in the driver.
-    grown = rss[n - 1] - rss[C.DRIVER_BACKLOG]
+    grown = rss[n - 1] - rss[DRIVER_BACKLOG]
     assert grown < 40 * 2**20, grown / 2**20
 
 

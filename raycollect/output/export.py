@@ -20,11 +20,10 @@ import numpy as np
 
 from .. import constants as C
 from ..errors import RaycollectError
-from .files import IMAGE_FORMATS, png_bytes
+from .files import png_bytes
 from .manifest import finished
 from .store import is_url
 
-FORMATS = C.EXPORT_FORMATS
 NERFSTUDIO_DIR = "nerfstudio"
 MM_PER_M = 1000.0
 MAX_DEPTH_MM = 65535
@@ -45,7 +44,7 @@ def nerfstudio(out: str | Path, storage_options: dict | None = None) -> str:
     for m, k in zip(lines, intr):
         image = m["files"]["image"]
         # Image loaders read PNG and WebP files, not npy, and not a shard's member.
-        if m.get("shard") or image.endswith(IMAGE_FORMATS["npy"][0]):
+        if m.get("shard") or image.endswith(C.IMAGE_FORMATS["npy"][0]):
             image = _write(loc, m["job_id"], "images", reader.load(m, "image"))
         frame = {"file_path": image, "transform_matrix": m["camera"]["matrix"]}
         if not shared:
@@ -84,8 +83,8 @@ def export(out: str | Path, fmt: str, categories: str | dict | None = None,
     from .bop import DEFAULT_SPLIT, bop
     from .coco import coco
 
-    if fmt not in FORMATS:
-        raise RaycollectError(f"unknown export format {fmt!r} (one of: {', '.join(FORMATS)})")
+    if fmt not in C.EXPORT_FORMATS:
+        raise RaycollectError(f"unknown export format {fmt!r} (one of: {', '.join(C.EXPORT_FORMATS)})")
     if not is_url(out) and not Path(out).is_dir():
         raise RaycollectError(f"{out}: no such output directory")
     if isinstance(categories, (str, os.PathLike)):

@@ -32,6 +32,11 @@ from PIL import Image
 
 from .. import constants as C
 
+# zlib level of the default PNGs: the fastest. image_format="png-small"
+# writes PIL's PNG at PIL's default level instead.
+PNG_ZLIB_LEVEL = 1
+PNG_SMALL_LEVEL = 6
+
 # The suffix of each kind of file, for the default formats; `suffix` names the others.
 SUFFIXES = {"image": ".png", "depth": ".depth.npy", "mask": ".mask.png",
             "semantic": ".semantic.png", "normals": ".normals.npy", "coords": ".coords.npy",
@@ -39,7 +44,6 @@ SUFFIXES = {"image": ".png", "depth": ".depth.npy", "mask": ".mask.png",
 PASS_NAMES = {"image": "rgb", "depth": "depth", "mask": "mask", "semantic": "semantic",
               "normals": "normals", "coords": "coords", "amodal": "amodal"}  # users' names
 
-IMAGE_FORMATS = C.IMAGE_FORMATS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NPY_MAGIC = b"\x93NUMPY"
@@ -68,7 +72,7 @@ def fast_png(pixels: np.ndarray) -> bytes:
     raw[:, 0] = PNG_FILTER_UP
     raw[0, 1:] = rows[0]
     np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # uint8 wraps, as the filter says
-    z = zlib.compressobj(C.PNG_ZLIB_LEVEL, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    z = zlib.compressobj(PNG_ZLIB_LEVEL, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     data = z.compress(raw.data) + z.flush()
     return (PNG_MAGIC + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0))
             + _chunk(b"IDAT", data) + _chunk(b"IEND", b""))
@@ -81,11 +85,11 @@ def encode_image(rgb: np.ndarray, fmt: str = "png") -> bytes:
         return _npy(rgb)
     buf = BytesIO()
     if fmt == "png-small":
-        Image.fromarray(rgb, "RGB").save(buf, format="PNG", compress_level=C.PNG_SMALL_LEVEL)
+        Image.fromarray(rgb, "RGB").save(buf, format="PNG", compress_level=PNG_SMALL_LEVEL)
     elif fmt == "webp":
         Image.fromarray(rgb, "RGB").save(buf, format="WEBP", lossless=True, method=0, quality=0)
     else:
-        raise ValueError(f"unknown image format {fmt!r} (one of: {', '.join(IMAGE_FORMATS)})")
+        raise ValueError(f"unknown image format {fmt!r} (one of: {', '.join(C.IMAGE_FORMATS)})")
     return buf.getvalue()
 
 
@@ -162,9 +166,9 @@ def suffix(kind: str, data: bytes) -> str:
     if kind != "image":
         return SUFFIXES[kind]
     if data[:6] == NPY_MAGIC:
-        return IMAGE_FORMATS["npy"][0]
+        return C.IMAGE_FORMATS["npy"][0]
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return IMAGE_FORMATS["webp"][0]
+        return C.IMAGE_FORMATS["webp"][0]
     return SUFFIXES["image"]
 
 

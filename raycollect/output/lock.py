@@ -30,6 +30,8 @@ from .. import constants as C
 from ..browser import _alive  # is a process of this host still there
 from ..errors import OutputBusy
 
+LOCK_ATTEMPTS = 5  # takeovers raced and lost before giving up
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "lock"
@@ -76,7 +78,7 @@ class OutputLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(C.LOCK_ATTEMPTS):
+        for _ in range(LOCK_ATTEMPTS):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:

@@ -91,13 +91,12 @@ def repair(out: str | Path) -> dict:
     from ..journal import JobUpdate, Journal
     from ..labels import class_key
     from .manifest import MANIFEST
-    from .writer import STATE_DIR
 
     root = Path(out)
     manifest = root / MANIFEST
     if not manifest.is_file():
         raise RaycollectError(f"{out} is not a raycollect output: it has no {MANIFEST}")
-    path = root / STATE_DIR / C.JOURNAL_NAME
+    path = root / C.STATE_DIR / C.JOURNAL_NAME
     moved = None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for suffix in ("", "-wal", "-shm"):

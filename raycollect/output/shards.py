@@ -20,8 +20,9 @@ import tarfile
 import time
 from collections import OrderedDict
 
-from .. import constants as C
 from .files import SUFFIXES, suffix
+
+SHARD_INDEX_CACHE = 64  # shard indexes a reader keeps
 
 SHARDS = "shards"
 INDEX_SUFFIX = ".idx.json"
@@ -98,7 +99,7 @@ class IndexCache:
     """Shard indexes read once per reader (a contact sheet or a dataset reads many frames
     of one shard)."""
 
-    def __init__(self, loc, size: int = C.SHARD_INDEX_CACHE):
+    def __init__(self, loc, size: int = SHARD_INDEX_CACHE):
         self.loc, self.size = loc, size
         self._cache: OrderedDict[str, dict] = OrderedDict()
 

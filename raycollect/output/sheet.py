@@ -14,6 +14,10 @@ from .. import constants as C
 from .files import PASS_NAMES, SUFFIXES
 from .manifest import FrameReader, as_location, read_manifest
 
+CONTACT_SHEET_THUMB_WIDTH = 160
+CONTACT_SHEET_GAP = 4
+CONTACT_SHEET_TITLE_HEIGHT = 18
+
 CONTACT_SHEET = "contact_sheet.png"
 
 
@@ -88,7 +92,7 @@ def contact_sheet(out, max_frames: int = C.CONTACT_SHEET_MAX_FRAMES,
     step = max(1, math.ceil(len(lines) / max_frames))
     sample = lines[::step][:max_frames]
     kinds = [k for k in SUFFIXES if k in sample[0]["files"]]
-    tw = C.CONTACT_SHEET_THUMB_WIDTH
+    tw = CONTACT_SHEET_THUMB_WIDTH
     cells = []
     for line in sample:
         parts = [_thumbnail(kind, reader.load(line, kind), tw)
@@ -101,8 +105,8 @@ def contact_sheet(out, max_frames: int = C.CONTACT_SHEET_MAX_FRAMES,
         cells.append(cell)
     cols = math.ceil(math.sqrt(len(cells) * (1 if len(kinds) == 1 else 0.5)))
     rows = math.ceil(len(cells) / cols)
-    cw, ch = cells[0].width + C.CONTACT_SHEET_GAP, max(c.height for c in cells) + C.CONTACT_SHEET_GAP
-    title = C.CONTACT_SHEET_TITLE_HEIGHT
+    cw, ch = cells[0].width + CONTACT_SHEET_GAP, max(c.height for c in cells) + CONTACT_SHEET_GAP
+    title = CONTACT_SHEET_TITLE_HEIGHT
     sheet = Image.new("RGB", (cols * cw, rows * ch + title), (24, 24, 24))
     ImageDraw.Draw(sheet).text((4, 4), f"{len(lines)} frames; passes per cell: "
                                f"{', '.join(PASS_NAMES[k] for k in kinds)}"

@@ -31,6 +31,12 @@ from .. import constants as C
 from ..browser import _alive  # is a process of this host still there
 from ..errors import OutputBusy, StoreError
 
+# A store output's lock is written, then read back this much later: of two runs racing for
+# it, the one whose token is not there is refused (an object store has no create-if-absent).
+LOCK_SETTLE = 1.0
+STORE_RETRY_FIRST = 0.5
+STORE_RETRY_MAX = 8.0
+
 log = logging.getLogger(__name__)
 
 
@@ -132,7 +138,7 @@ class StoreLocation(Location):
     def _retry(self, what: str, key: str, fn):
         """Run fn, retrying with backoff while the store fails, up to retry_seconds."""
         deadline = time.monotonic() + self.retry_seconds
-        delay = C.STORE_RETRY_FIRST
+        delay = STORE_RETRY_FIRST
         while True:
             try:
                 return fn()
@@ -144,7 +150,7 @@ class StoreLocation(Location):
                 log.warning("store %s: %s %s failed (%s), retrying in %.1f s", self.url, what,
                             key, _said(e), delay)
                 time.sleep(delay)
-                delay = min(delay * 2, C.STORE_RETRY_MAX)
+                delay = min(delay * 2, STORE_RETRY_MAX)
 
     def read(self, key: str) -> bytes:
         return self._retry("read", key, lambda: self.fs.cat_file(self._path(key)))
@@ -276,7 +282,7 @@ class StoreLock:
                         self.KEY, holder.get("host"), holder.get("pid"),
                         "that process is gone" if gone else f"no heartbeat for {age:.0f} s")
         self.loc.write(self.KEY, self._record())
-        time.sleep(C.LOCK_SETTLE)
+        time.sleep(LOCK_SETTLE)
         holder = self.holder() or {}
         if holder.get("token") != self.token:
             raise self._busy(holder)

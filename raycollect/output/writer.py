@@ -34,10 +34,13 @@ from .files import suffix
 from ..result import Result
 from .manifest import FAILURES, MANIFEST, PARTS, read_manifest
 
+# A store output's manifest is written in parts: one every this many seconds or lines.
+STORE_PART_SECONDS = 5.0
+STORE_PART_LINES = 10_000
+
 log = logging.getLogger(__name__)
 
 FRAMES = "frames"
-STATE_DIR = C.STATE_DIR  # the queue journal and the lock live here
 TMP_SUFFIX = ".tmp"
 
 
@@ -122,7 +125,7 @@ class OutputWriter:
 
     @property
     def journal_path(self) -> Path:
-        return self.root / STATE_DIR / C.JOURNAL_NAME
+        return self.root / C.STATE_DIR / C.JOURNAL_NAME
 
     @property
     def url(self) -> str:
@@ -362,8 +365,8 @@ class StoreWriter:
         for r, _ in items:
             self._pending.append(json.dumps(manifest_line(r, dict(r.keys or {}), r.shard)) + "\n")
             self.done.add(r.job_id)
-        if len(self._pending) >= C.STORE_PART_LINES or \
-                time.monotonic() - self._last_flush >= C.STORE_PART_SECONDS:
+        if len(self._pending) >= STORE_PART_LINES or \
+                time.monotonic() - self._last_flush >= STORE_PART_SECONDS:
             self.flush()
 
     def flush(self) -> None:

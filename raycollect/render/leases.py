@@ -16,9 +16,12 @@ import time
 from collections import deque
 from typing import Callable, Hashable
 
-from .. import constants as C
 from ..errors import QueueUnavailable
 from ..jobs import Lease
+
+# Leases a worker keeps in hand beyond the batch it renders, hiding the actor round trip.
+PREFETCH_BATCHES = 1
+HEARTBEAT_FRACTION = 1 / 3  # extend leases after this fraction of the TTL
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ class LeaseBook:
     async def next_batch(self) -> tuple[list[Lease], Hashable | None]:
         """The next batch (consecutive leases sharing the first one's key) and its key. The
         next leases are fetched while this batch renders, hiding the actor round trip."""
-        want = self.k * (1 + C.PREFETCH_BATCHES)
+        want = self.k * (1 + PREFETCH_BATCHES)
         if len(self._buffer) < want and self._prefetch is None:
             self._prefetch = asyncio.get_running_loop().create_task(
                 self.queue.alease(self.id, want - len(self._buffer)))
@@ -71,7 +74,7 @@ class LeaseBook:
 
     async def heartbeat_forever(self, ttl: float) -> None:
         while True:
-            await asyncio.sleep(ttl * C.HEARTBEAT_FRACTION)
+            await asyncio.sleep(ttl * HEARTBEAT_FRACTION)
             leases = list(self.held.values())
             if not leases:
                 continue

@@ -15,11 +15,18 @@ import time
 
 from vuer.events import GrabRender
 
-from .. import assets as asset_folder, constants as C
+from .. import assets as asset_folder
 from . import capture, stage as stages
 from ..config import Config
 from ..errors import (BrokenModel, GrabTimedOut, ModelLoadError, NoBrowser, RenderError,
                       SessionLost)
+
+# First marker polls use a short ttl: a view mounted by a new scene answers only after the
+# browser has painted once, and an unanswered grab costs its whole ttl.
+SETTLE_GRAB_TTL = 0.25
+SETTLE_GRAB_TTL_MAX = 2.0  # a marker grab's ttl doubles up to this while the view mounts
+MODEL_POLL_PERIOD = 0.02
+SESSION_POLL = 1.0  # a worker waiting for its browser looks again this often
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +73,7 @@ class Page:
             self.server.session_changed.clear()
             try:
                 await asyncio.wait_for(self.server.session_changed.wait(),
-                                       min(left, C.SESSION_POLL))
+                                       min(left, SESSION_POLL))
             except asyncio.TimeoutError:
                 pass
             await asyncio.sleep(0)  # let the spawn handler set self.session
@@ -106,7 +113,7 @@ class Page:
         if not self.config.barrier:
             return {}
         deadline = time.monotonic() + self.config.settle_timeout
-        ttl = C.SETTLE_GRAB_TTL
+        ttl = SETTLE_GRAB_TTL
         while True:
             try:
                 value = await self.grab(session, self.stage.marker_view_key, ttl)
@@ -116,7 +123,7 @@ class Page:
                                           cap.status.get("errors", 0))
                     return cap.status
             except GrabTimedOut:
-                ttl = min(ttl * 2, C.SETTLE_GRAB_TTL_MAX)  # a new view subscribes after paint
+                ttl = min(ttl * 2, SETTLE_GRAB_TTL_MAX)  # a new view subscribes after paint
             if time.monotonic() > deadline:
                 raise RenderError(f"the page did not show revision {self.stage.revision} "
                                   f"within {self.config.settle_timeout:.0f} s")
@@ -149,7 +156,7 @@ class Page:
                     f"model(s) {_named(empty or models, srcs)} not loaded within "
                     f"{self.config.model_timeout:.0f} s ({st['loads_pending']} loads in flight, "
                     f"{st.get('textures_pending', 0)} textures without an image)")
-            await asyncio.sleep(C.MODEL_POLL_PERIOD)
+            await asyncio.sleep(MODEL_POLL_PERIOD)
 
 
 def _named(keys: list[str], srcs: dict[str, list[str]]) -> str:

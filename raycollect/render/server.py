@@ -22,7 +22,14 @@ from aiohttp import web
 from vuer import Vuer, VuerSession
 from vuer.base import websocket_handler
 
-from ..constants import ASSETS_MAX_AGE, LOOPBACK, RPC_LATE_GRACE
+from ..constants import LOOPBACK
+
+# After a grab's deadline, this long for an answer that is already in the socket (the
+# deadline passed while the worker process was stopped).
+RPC_LATE_GRACE = 0.2
+# The browser may keep asset files this long without asking again: a model used by many
+# jobs is fetched once per browser.
+ASSETS_MAX_AGE = 24 * 3600
 
 log = logging.getLogger(__name__)
 

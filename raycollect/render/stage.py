@@ -16,17 +16,18 @@ from dataclasses import dataclass
 import numpy as np
 from vuer.schemas import Box, CameraView, Scene, group
 
-from .. import constants as C
 from ..assets import is_model
 from ..camera import Z_UP_EULER, to_page
 from ..scene import RESERVED_KEY_PREFIX
+
+MARKER_VIEW_SIZE = 8
 
 # Marker colours: every mix of 0/128/255 per channel except black (the background) and
 # mid-grey; neighbours in the cycle differ in at least one channel by 128 or more.
 PALETTE = [(r, g, b) for r in (0, 128, 255) for g in (0, 128, 255) for b in (0, 128, 255)
            if (r, g, b) not in ((0, 0, 0), (128, 128, 128))]
 MARKER_KEY = f"{RESERVED_KEY_PREFIX}marker"
-_D = C.MARKER_DISTANCE
+_D = 1e6  # the revision marker's place: beyond camera.MAX_FAR, no job camera sees it
 # The page's own canvas is never drawn: every frame comes from a grab, which renders the
 # view itself. With "demand" each update also redrew the full-window canvas (shadows and
 # all) and each grab rendered the scene twice; "never" measured 1.7x the frames/s.
@@ -46,8 +47,8 @@ def marker(revision: int) -> Box:
 def marker_view(key: str) -> CameraView:
     m = np.eye(4)
     m[:3, 3] = [_D, _D, _D + 5]  # looking down -Z at the marker, 4.5 units away
-    return _view(key, m, fov=30, width=C.MARKER_VIEW_SIZE,
-                 height=C.MARKER_VIEW_SIZE, near=1.0, far=10.0)
+    return _view(key, m, fov=30, width=MARKER_VIEW_SIZE,
+                 height=MARKER_VIEW_SIZE, near=1.0, far=10.0)
 
 
 def marker_revision_matches(image: np.ndarray, revision: int) -> bool:

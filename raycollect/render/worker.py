@@ -48,6 +48,21 @@ from .page import Page
 from ..queue import JobQueue
 from .server import LockedVuer, free_port
 
+# Scene digests (what a job's scene is, for batching) a worker remembers, by params.
+SCENE_DIGEST_CACHE = 4096
+# Scenes (element lists) a worker keeps from batching until their jobs render, by params: a
+# lease waits at most views_per_update x (1 + PREFETCH_BATCHES) leases in a worker's buffer.
+BUILT_SCENE_CACHE = 64
+# An idle worker (queue empty for now) polls with backoff between these.
+IDLE_POLL_MIN = 0.02
+IDLE_POLL_MAX = 0.5
+# The worker refreshes its registry entry (frames rendered, for browser recycling) this often.
+REGISTRY_REFRESH_PERIOD = 1.0
+# A store output's frame objects carry this many characters of their attempt's lease token.
+ATTEMPT_TAG = 12
+# A worker with frames in an open shard and nothing to render for this long closes it.
+SHARD_IDLE_FLUSH = 1.0
+
 log = logging.getLogger(__name__)
 
 
@@ -153,7 +168,7 @@ class _RenderWorker:
         loop = asyncio.get_running_loop()
         heartbeat = loop.create_task(self.leases.heartbeat_forever(ttl))
         announce = loop.create_task(self._announce())
-        idle = C.IDLE_POLL_MIN
+        idle = IDLE_POLL_MIN
         try:
             while not self._stopping:
                 session = await self.page.wait_session(lambda: self._stopping,
@@ -165,13 +180,13 @@ class _RenderWorker:
                     # leases are held).
                     self._idle_since = self._idle_since or time.monotonic()
                     if self._open_shard and \
-                            time.monotonic() - self._idle_since >= C.SHARD_IDLE_FLUSH:
+                            time.monotonic() - self._idle_since >= SHARD_IDLE_FLUSH:
                         yield await self._close_shard()
                         continue
                     await asyncio.sleep(idle)
-                    idle = min(idle * 2, C.IDLE_POLL_MAX)
+                    idle = min(idle * 2, IDLE_POLL_MAX)
                     continue
-                idle = C.IDLE_POLL_MIN
+                idle = IDLE_POLL_MIN
                 self._idle_since = None
                 frames = await self._render_batch(session, batch, key[0])
                 # Frames rendered (a failed batch has none), counted before the yield, which
@@ -212,7 +227,7 @@ class _RenderWorker:
                 # Kept for _joints, which needs them again when the job renders (a rollout
                 # builds each job's scene once, not twice).
                 self._built[pkey] = elements
-                if len(self._built) > C.BUILT_SCENE_CACHE:
+                if len(self._built) > BUILT_SCENE_CACHE:
                     self._built.popitem(last=False)
                 digest = hashlib.blake2b(repr([_without_joints(scenes.view_state_free(el))
                                                for el in elements]).encode(),
@@ -220,7 +235,7 @@ class _RenderWorker:
             except RaycollectError:  # it fails again, with its error, when it renders alone
                 digest = f"unbuildable:{lease.job_id}"
             self._scene_digests[pkey] = digest
-            if len(self._scene_digests) > C.SCENE_DIGEST_CACHE:
+            if len(self._scene_digests) > SCENE_DIGEST_CACHE:
                 self._scene_digests.popitem(last=False)
         return digest, optics
 
@@ -359,7 +374,7 @@ class _RenderWorker:
         """A frame's files to the store under names of this attempt: {kind: key}."""
         keys = {}
         for kind, data in out.items():
-            key = f"frames/{lease.job_id}.{lease.token[:C.ATTEMPT_TAG]}{files.suffix(kind, data)}"
+            key = f"frames/{lease.job_id}.{lease.token[:ATTEMPT_TAG]}{files.suffix(kind, data)}"
             self._store.write(key, data)
             keys[kind] = key
         return keys
@@ -500,7 +515,7 @@ class _RenderWorker:
         registry, browser managers read the frame count to recycle browsers, and `raycollect
         status` and the run's summary read the counters."""
         while True:
-            await asyncio.sleep(C.REGISTRY_REFRESH_PERIOD)
+            await asyncio.sleep(REGISTRY_REFRESH_PERIOD)
             self.info.update(self._counters())
             if self.metrics:
                 self.metrics.waits(self.info["wait_s"])

@@ -23,7 +23,9 @@ import ray
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import raycollect as rc  # noqa: E402
-from raycollect import constants as C  # noqa: E402
+from raycollect.camera import DEFAULT_FAR, DEFAULT_NEAR  # noqa: E402
+from raycollect.driver import RECORD_BATCH  # noqa: E402
+from raycollect.queue import MAX_LEASE_BATCH  # noqa: E402
 from raycollect.output import files  # noqa: E402
 from raycollect.output.writer import OutputWriter  # noqa: E402
 
@@ -47,26 +49,26 @@ def main() -> None:
         q = rc.JobQueue.create(name="bench-record", lease_ttl=600, journal=str(writer.journal_path))
         cam = rc.orbit(1, w, h)[0]["camera"]
         record = {"matrix": cam["matrix"], "K": rc.intrinsics(50, w, h).tolist(), "width": w,
-                  "height": h, "fov": 50.0, "near": C.DEFAULT_NEAR, "far": C.DEFAULT_FAR}
+                  "height": h, "fov": 50.0, "near": DEFAULT_NEAR, "far": DEFAULT_FAR}
         q.submit([{"i": i, "camera": cam} for i in range(args.frames)])
         leases = []
         while len(leases) < args.frames:
-            leases += q.lease("bench", C.MAX_LEASE_BATCH)
+            leases += q.lease("bench", MAX_LEASE_BATCH)
         frames = [rc.Result(lease.job_id, lease.params, camera=record, worker="bench",
                             attempt=lease.attempt, timings={}, node="node", files={"image": png},
                             lease=lease) for lease in leases]
         run = rc.Run([], progress=False)
         cpu0, t0 = time.process_time(), time.perf_counter()
         recorded = 0
-        for i in range(0, len(frames), C.RECORD_BATCH):
-            recorded += len(run._record(q, writer, frames[i:i + C.RECORD_BATCH])[0])
+        for i in range(0, len(frames), RECORD_BATCH):
+            recorded += len(run._record(q, writer, frames[i:i + RECORD_BATCH])[0])
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         writer.close()
         q.kill()
     fps = recorded / wall
     print(f"raycollect record-path benchmark: {recorded} pre-encoded {w}x{h} frames "
           f"({len(png) / 1024:.0f} KiB PNG each), real queue actor with journal, batches of "
-          f"{C.RECORD_BATCH}")
+          f"{RECORD_BATCH}")
     print(f"  frames/s recorded       {fps:,.0f}  (target >= 1,000)")
     print(f"  driver CPU per frame    {cpu / recorded * 1000:.2f} ms  (target <= 1 ms)")
 

@@ -33,7 +33,7 @@ def test_look_at_is_a_rigid_camera_looking_at_its_target():
 
 def test_camera_validation_names_the_field():
     good = {"camera": {"matrix": np.eye(4).tolist(), "fov": 50, "width": 64, "height": 48}}
-    assert camera.validate("j", good)["near"] == C.DEFAULT_NEAR
+    assert camera.validate("j", good)["near"] == camera.DEFAULT_NEAR
     for field, bad in (("camera.fov", {"fov": 0}), ("camera.width", {"width": 0}),
                        ("camera.matrix", {"matrix": [[1, 0], [0, 1]]}),
                        ("camera.far", {"far": -1})):
