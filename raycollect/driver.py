@@ -37,7 +37,7 @@ from .records import Failure, Summary
 from .output.lock import OutputLock
 from .output import metadata
 from .output.repair import check_journal
-from .output.store import StoreLock
+from .output.store import StoreLock, journal_path
 from .output.writer import OutputWriter, StoreWriter, output_error, writer_for
 
 # The first chunk of jobs the driver submits is small, so that rendering starts at once.
@@ -249,7 +249,7 @@ class Run:
                 raise output_error(config.out, e) from e
         try:
             if lock is not None and not config.to_store:
-                check_journal(state / C.JOURNAL_NAME, config.out)
+                check_journal(journal_path(config.out), config.out)
             yield from self._render()
         finally:
             if lock is not None:
@@ -280,7 +280,7 @@ class Run:
             journal.parent.mkdir(parents=True, exist_ok=True)
         else:
             scratch = tempfile.mkdtemp(prefix="raycollect-")
-            journal = Path(scratch) / C.JOURNAL_NAME
+            journal = journal_path(scratch)
         self.summary = Summary()
         bar, feeder, store_down = None, None, False
         try:

@@ -49,7 +49,7 @@ from ..assets import URL_PREFIX, local_path
 from ..errors import RaycollectError
 from ..labels import LINK_SEPARATOR, box
 from . import metadata, models
-from .files import png_bytes
+from .files import MM_PER_M, UINT16_MAX, depth_mm, png_bytes
 from .manifest import finished
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,6 @@ log = logging.getLogger(__name__)
 BOP_DIR = "bop"
 SCENE = 0  # one scene: every frame of an output
 DEFAULT_SPLIT = "train"
-MM_PER_M = models.MM_PER_M
-UINT16_MAX = 65535
 MASK_ON = 255
 NO_BOX = [-1, -1, -1, -1]
 SCALE_DECIMALS = 6  # a model's scale in its identity: frames' poses differ in float noise
@@ -293,8 +291,7 @@ def _frame(loc, reader, scene: str, im: int, m: dict, chosen: list, obj_ids: dic
         loc.write(f"{scene}/rgb/{im:06d}.png", png_bytes(reader.load(m, "image")))
     depth = reader.load(m, "depth")
     scale = depth_scale(depth)
-    depth_png = np.clip(np.rint(depth.astype(np.float64) * MM_PER_M / scale), 0,
-                        UINT16_MAX).astype(np.uint16)
+    depth_png = depth_mm(depth, scale)
     loc.write(f"{scene}/depth/{im:06d}.png", png_bytes(depth_png))
     w2c = world_to_camera(cam["matrix"])
     camera = {"cam_K": np.asarray(cam["K"], dtype=float).ravel().tolist(), "depth_scale": scale,

@@ -20,13 +20,11 @@ import numpy as np
 
 from .. import constants as C
 from ..errors import RaycollectError
-from .files import png_bytes
+from .files import depth_mm, png_bytes
 from .manifest import finished
 from .store import is_url
 
 NERFSTUDIO_DIR = "nerfstudio"
-MM_PER_M = 1000.0
-MAX_DEPTH_MM = 65535
 
 
 def _intrinsics(cam: dict) -> dict:
@@ -51,7 +49,7 @@ def nerfstudio(out: str | Path, storage_options: dict | None = None) -> str:
             frame.update(k)
         if "depth" in m["files"]:
             frame["depth_file_path"] = _write(loc, m["job_id"], "depth",
-                                              _depth_mm(reader.load(m, "depth")))
+                                              depth_mm(reader.load(m, "depth")))
         if "mask" in m["files"]:
             seen = reader.load(m, "mask") > 0
             frame["mask_path"] = _write(loc, m["job_id"], "mask", seen.astype(np.uint8) * 255)
@@ -59,11 +57,6 @@ def nerfstudio(out: str | Path, storage_options: dict | None = None) -> str:
     doc = {"camera_model": "OPENCV", **(intr[0] if shared else {}), "frames": frames}
     loc.write("transforms.json", json.dumps(doc, indent=1).encode("utf-8"))
     return f"{loc.url}/transforms.json"
-
-
-def _depth_mm(depth: np.ndarray) -> np.ndarray:
-    """Metres to millimetres in 16 bits; 0 stays 0 (no depth), beyond 65.5 m saturates."""
-    return np.clip(np.rint(depth.astype(np.float64) * MM_PER_M), 0, MAX_DEPTH_MM).astype(np.uint16)
 
 
 def _write(loc, job_id: str, kind: str, array: np.ndarray) -> str:

@@ -45,6 +45,9 @@ PASS_NAMES = {"image": "rgb", "depth": "depth", "mask": "mask", "semantic": "sem
               "normals": "normals", "coords": "coords", "amodal": "amodal"}  # users' names
 
 
+# Depth images of the exports (nerfstudio's, BOP's) are 16-bit PNGs of millimetres.
+MM_PER_M = 1000.0
+UINT16_MAX = 65535
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -181,6 +184,13 @@ def decode(kind: str, data: bytes) -> np.ndarray:
         return np.load(BytesIO(data), allow_pickle=False)
     with Image.open(BytesIO(data)) as im:
         return np.asarray(im.convert("RGB")) if kind == "image" else np.asarray(im).astype(np.uint16)
+
+
+def depth_mm(depth: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Metres of depth as 16-bit values of `scale` millimetres each, as the exports' depth
+    PNGs hold them: 0 stays 0 (no depth), beyond the range saturates."""
+    return np.clip(np.rint(depth.astype(np.float64) * MM_PER_M / scale), 0,
+                   UINT16_MAX).astype(np.uint16)
 
 
 def png_bytes(array: np.ndarray) -> bytes:

@@ -11,27 +11,39 @@ a store has no append).
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import numpy as np
 
-from .. import constants as C
 from .files import PASS_NAMES, SUFFIXES, decode
 from .shards import IndexCache
-from .store import Location, StoreLocation, location
+from .store import Location, StoreLocation, journal_path, location
 
 MANIFEST = "manifest.jsonl"
 FAILURES = "failures.jsonl"
 PARTS = "manifest"  # a store output's manifest parts
-JOURNAL = f"{C.STATE_DIR}/{C.JOURNAL_NAME}"
 
 
 def as_location(out: str | os.PathLike | Location, storage_options: dict | None = None) -> Location:
     return out if isinstance(out, Location) else location(out, storage_options)
 
 
-def _lines(text: str | None) -> list[dict]:
-    return [json.loads(line) for line in (text or "").splitlines() if line.strip()]
+log = logging.getLogger(__name__)
+
+
+def parse_lines(text: str | None, source: str = MANIFEST) -> list[dict]:
+    """The whole lines of a manifest's text (a last line cut short by a crash is left out,
+    with a warning naming `source`)."""
+    lines = []
+    for n, line in enumerate((text or "").splitlines()):
+        if not line.strip():
+            continue
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            log.warning("%s: line %d is not whole JSON; left out", source, n + 1)
+    return lines
 
 
 def part_keys(loc: Location) -> list[str]:
@@ -41,10 +53,10 @@ def part_keys(loc: Location) -> list[str]:
 def read_manifest(out, name: str = MANIFEST, storage_options: dict | None = None) -> list[dict]:
     """The output's manifest lines (of a store output: every part's, in order)."""
     loc = as_location(out, storage_options)
-    lines = _lines(loc.read_text(name))
+    lines = parse_lines(loc.read_text(name), name)
     if name == MANIFEST:
         for key in part_keys(loc):
-            lines += _lines(loc.read_text(key))
+            lines += parse_lines(loc.read_text(key), key)
     return lines
 
 
@@ -93,17 +105,18 @@ def output_status(out, storage_options: dict | None = None) -> dict:
 
     loc = as_location(out, storage_options)
     local = not isinstance(loc, StoreLocation)
-    journal = os.path.join(loc.url, JOURNAL) if local else None
-    if not loc.exists(MANIFEST) and not part_keys(loc) and not (journal and os.path.isfile(journal)):
+    journal = journal_path(loc.url) if local else None
+    if not loc.exists(MANIFEST) and not part_keys(loc) and not (journal and journal.is_file()):
         raise RaycollectError(f"{loc.url} is not a raycollect output (no {MANIFEST}"
-                              f"{'' if not local else f' and no {JOURNAL}'} in it)")
+                              f"{'' if not local else f' and no {journal.relative_to(loc.url)}'}"
+                              " in it)")
     lines = read_manifest(loc)
     out_ = {"out": loc.url, "done": len(lines), "failed": len(read_manifest(loc, FAILURES)),
             "passes": [PASS_NAMES[k] for k in passes(lines)]}
     shards = {line["shard"] for line in lines if line.get("shard")}
     if shards:
         out_["shards"] = len(shards)
-    if journal and os.path.isfile(journal):
+    if journal and journal.is_file():
         j = Journal(journal)
         try:
             out_["journal"] = j.counts()

@@ -29,8 +29,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import RaycollectError
+from .files import MM_PER_M
 
-MM_PER_M = 1000.0
 TWO_PI = 2 * math.pi
 
 # Defaults of each primitive's args: three.js r182's constructors (used for args an

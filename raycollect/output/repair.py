@@ -16,9 +16,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .. import constants as C
 from ..errors import JournalDamaged, RaycollectError
 from ..jobs import JobState
+from .store import journal_path
 
 log = logging.getLogger(__name__)
 
@@ -71,32 +71,17 @@ def check_journal(path: Path, out: str | Path) -> None:
             f"run renders the rest)") from None
 
 
-def _manifest_lines(path: Path) -> list[dict]:
-    """Every whole line of a manifest (a last line cut short by a crash is left out)."""
-    if not path.is_file():
-        return []
-    lines = []
-    for n, text in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        if not text.strip():
-            continue
-        try:
-            lines.append(json.loads(text))
-        except ValueError:
-            log.warning("%s: line %d is not whole JSON; left out", path, n + 1)
-    return lines
-
-
 def repair(out: str | Path) -> dict:
     """Rebuild OUT's queue journal from its manifest; returns what was done."""
     from ..journal import JobUpdate, Journal
     from ..labels import class_key
-    from .manifest import MANIFEST
+    from .manifest import MANIFEST, parse_lines
 
     root = Path(out)
     manifest = root / MANIFEST
     if not manifest.is_file():
         raise RaycollectError(f"{out} is not a raycollect output: it has no {MANIFEST}")
-    path = root / C.STATE_DIR / C.JOURNAL_NAME
+    path = journal_path(root)
     moved = None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for suffix in ("", "-wal", "-shm"):
@@ -105,7 +90,7 @@ def repair(out: str | Path) -> dict:
             target = part.with_name(f"{part.name}.damaged-{stamp}")
             part.rename(target)
             moved = moved or target
-    lines = _manifest_lines(manifest)
+    lines = parse_lines(manifest.read_text(encoding="utf-8"), str(manifest))
     instances: dict[str, int] = {}
     for line in lines:
         instances.update(line.get("instances") or {})

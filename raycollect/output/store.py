@@ -223,6 +223,14 @@ def location(out: str | os.PathLike, storage_options: dict | None = None,
     return LocalLocation(str(out)[len("file://"):] if str(out).startswith("file://") else out)
 
 
+def journal_path(out: str | os.PathLike) -> Path:
+    """Where the queue journal of the output `out` lives: OUT/.raycollect/queue.sqlite in a
+    folder, and in state_dir(OUT) for a store output."""
+    if is_url(out):
+        return state_dir(str(out)) / C.JOURNAL_NAME
+    return Path(out) / C.STATE_DIR / C.JOURNAL_NAME
+
+
 def state_dir(out: str) -> Path:
     """Where a store output's queue journal lives on the driver's machine: the store holds
     the output and its manifest (what reruns trust); the journal is a local cache of the

@@ -32,7 +32,7 @@ from . import shards as shard_files, store
 from ..errors import OutputError
 from .files import suffix
 from ..result import Result
-from .manifest import FAILURES, MANIFEST, PARTS, read_manifest
+from .manifest import FAILURES, MANIFEST, PARTS, parse_lines, read_manifest
 
 # A store output's manifest is written in parts: one every this many seconds or lines.
 STORE_PART_SECONDS = 5.0
@@ -125,7 +125,7 @@ class OutputWriter:
 
     @property
     def journal_path(self) -> Path:
-        return self.root / C.STATE_DIR / C.JOURNAL_NAME
+        return store.journal_path(self.root)
 
     @property
     def url(self) -> str:
@@ -139,9 +139,7 @@ class OutputWriter:
                 data = data[:data.rfind(b"\n") + 1]
                 path.write_bytes(data)
                 log.warning("%s: dropped a partial last line left by a crash", path)
-            for line in data.decode("utf-8").splitlines():
-                if line.strip():
-                    self.done.add(json.loads(line)["job_id"])
+            self.done.update(line["job_id"] for line in parse_lines(data.decode("utf-8"), str(path)))
         for f in self.frames.iterdir():
             job_id = f.name.split(".", 1)[0]
             # Temp files, and frames renamed just before a crash cut the manifest line: the
@@ -319,7 +317,7 @@ class StoreWriter:
 
     @property
     def journal_path(self) -> Path:
-        return store.state_dir(self.loc.url) / C.JOURNAL_NAME
+        return store.journal_path(self.loc.url)
 
     def _sweep(self, lines: list[dict]) -> None:
         """What a run that did not end cleanly can leave: objects of frames never recorded
