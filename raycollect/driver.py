@@ -12,9 +12,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import queue as stdqueue
-import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,17 +25,13 @@ from . import assets as asset_folder, camera, cluster, constants as C, metrics
 from . import scene as scenes
 from .browser import find_chromium
 from .config import Config
-from .errors import InvalidJob, OutputError, RaycollectError, RunFailed, StoreError
+from .errors import InvalidJob, RaycollectError, RunFailed, StoreError
 from .jobs import MalformedJob, prepare
 from .result import Result
-from .pool import FrameArrived, WorkerPool
+from .pool import WorkerPool
 from .queue import JobQueue
 from .records import Failure, Summary
-from .output.lock import OutputLock
-from .output import metadata
-from .output.repair import check_journal
-from .output.store import StoreLock, journal_path
-from .output.writer import OutputWriter, StoreWriter, output_error, writer_for
+from .output.open import Output, open_output
 
 # The first chunk of jobs the driver submits is small, so that rendering starts at once.
 FIRST_SUBMIT_CHUNK = 500
@@ -57,7 +50,6 @@ FEEDER_STOP_GRACE = 30.0  # a run's end waits this long for the job feeder's las
 BROWSER_STATUS_PERIOD = 5.0
 # Frames the driver records per queue call (one complete_and_count for all of them).
 RECORD_BATCH = 64
-WORKER_STATUS_TIMEOUT = 5.0  # a worker's counters at the end of a run
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +95,35 @@ def validate_jobs(jobs: Iterable[Any], keys: Sequence[str] | None = None, start:
     return valid, invalid
 
 
+def _pickle_scene_by_value(fn) -> None:
+    """Workers on other nodes cannot import a scene module that lives beside the driver
+    script: ship its code with the function instead of a reference to it."""
+    import sys
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    path = getattr(module, "__file__", None) or ""
+    if module is None or module.__name__ == "__main__" or \
+            module.__name__.split(".")[0] == "raycollect":
+        return
+    if "site-packages" in path or "dist-packages" in path:
+        return
+    cloudpickle.register_pickle_by_value(module)
+
+
+def _start(config: Config) -> tuple[Config, int]:
+    """Ray up and the run's config completed: its Chromium found (in a second, not after
+    starting a cluster of workers), its assets prepared; and how many workers it has."""
+    if config.browsers == "managed" and config.chromium is None:
+        found = find_chromium()
+        # Browser hosts on other nodes of a cluster look for their own.
+        config = config.replace(chromium=found if config.address is None else None)
+    cluster.init(config.address, include_dashboard=False, configure_logging=False,
+                 log_to_driver=True)
+    n_workers = resolve_workers(config.workers)
+    if config.assets is not None and not isinstance(config.assets, asset_folder.Assets):
+        config = config.replace(assets=asset_folder.prepare(config.assets))
+    return config, n_workers
+
+
 class _Timers:
     """Named monotonic timestamps of the run's loop: when a periodic read is due, and how
     long a condition has held."""
@@ -135,9 +156,10 @@ class _Feeder(threading.Thread):
     a generator or a jsonl file is read as the queue takes it."""
 
     def __init__(self, jobs: Iterable[Any], keys: Sequence[str] | None, queue: JobQueue,
-                 writer: OutputWriter | None):
+                 recorded: set[str]):
         super().__init__(daemon=True, name="raycollect-feeder")
-        self.jobs, self.keys, self.queue, self.writer = jobs, keys, queue, writer
+        self.jobs, self.keys, self.queue = jobs, keys, queue
+        self.recorded = recorded  # the job ids the output holds (it grows as frames land)
         self.invalid: list[Failure] = []
         self.submitted = 0
         # Its own counts: the run copies them into the summary, which only it writes.
@@ -168,8 +190,7 @@ class _Feeder(threading.Thread):
         for f in invalid:
             log.error("invalid job %s: %s", f.job, f.error)
         self.invalid += invalid
-        done = self.writer.done if self.writer is not None else ()
-        todo = [(j, p) for j, p in valid if j not in done]
+        todo = [(j, p) for j, p in valid if j not in self.recorded]
         self.seen += len(valid) + len(invalid)
         self.skipped += len(valid) - len(todo)
         if todo:
@@ -187,7 +208,7 @@ class Run:
     def __init__(self, jobs: Iterable[Any], scene=None, keys: Sequence[str] | None = None,
                  config: Config | None = None, **options):
         self.scene = scenes.load_scene(scene)
-        self._pickle_scene_by_value(self.scene)
+        _pickle_scene_by_value(self.scene)
         self.jobs, self.keys = jobs, keys
         # A scene object may say what it needs (an MJCF world, raycollect/mjcf/world.py: its
         # Z-up axes and the folder of files it wrote); what the caller gives wins.
@@ -199,22 +220,7 @@ class Run:
         self.failures: list[Failure] = []
         self.queue: JobQueue | None = None
         self.pool: WorkerPool | None = None
-        self._location = None  # a store output's Location: Results read their arrays there
         self._gen: Iterator[Result] | None = None
-
-    @staticmethod
-    def _pickle_scene_by_value(fn) -> None:
-        """Workers on other nodes cannot import a scene module that lives beside the driver
-        script: ship its code with the function instead of a reference to it."""
-        import sys
-        module = sys.modules.get(getattr(fn, "__module__", "") or "")
-        path = getattr(module, "__file__", None) or ""
-        if module is None or module.__name__ == "__main__" or \
-                module.__name__.split(".")[0] == "raycollect":
-            return
-        if "site-packages" in path or "dist-packages" in path:
-            return
-        cloudpickle.register_pickle_by_value(module)
 
     def __iter__(self) -> Iterator[Result]:
         if self._gen is None:
@@ -235,61 +241,25 @@ class Run:
     def _run(self) -> Iterator[Result]:
         """The run, holding its output (one writer per output, raycollect/output/lock.py) and with
         its journal checked, both before Ray starts."""
-        lock = None
-        config = self.config
-        if config.out is not None and config.to_store:
-            lock = StoreLock(config.location())
-            lock.acquire()
-        elif config.out is not None:
-            state = Path(config.out) / C.STATE_DIR
-            try:
-                lock = OutputLock(state)
-                lock.acquire()
-            except OSError as e:
-                raise output_error(config.out, e) from e
+        output = open_output(self.config)
         try:
-            if lock is not None and not config.to_store:
-                check_journal(journal_path(config.out), config.out)
-            yield from self._render()
+            yield from self._render(output)
         finally:
-            if lock is not None:
-                lock.release()
+            output.close()
 
-    def _render(self) -> Iterator[Result]:
+    def _render(self, output: Output) -> Iterator[Result]:
         t_start = time.time()
-        # Fail in a second, not after starting a cluster of workers; browser hosts on other
-        # nodes look for their own.
-        config = self.config
-        if config.browsers == "managed" and config.chromium is None:
-            found = find_chromium()
-            # Browser hosts on other nodes of a cluster look for their own.
-            config = config.replace(chromium=found if config.address is None else None)
-        cluster.init(config.address, include_dashboard=False, configure_logging=False,
-                     log_to_driver=True)
-        n_workers = resolve_workers(config.workers)
-        if config.assets is not None and not isinstance(config.assets, asset_folder.Assets):
-            config = config.replace(assets=asset_folder.prepare(config.assets))
+        config, n_workers = _start(self.config)
         self.config = config
-        writer = writer_for(config)
-        # Frames of a store output come back without their bytes: a Result reads its arrays
-        # from the store when asked (raycollect/result.py).
-        self._location = config.location() if config.to_store else None
-        scratch = None
-        if writer is not None:
-            journal = writer.journal_path
-            journal.parent.mkdir(parents=True, exist_ok=True)
-        else:
-            scratch = tempfile.mkdtemp(prefix="raycollect-")
-            journal = journal_path(scratch)
         self.summary = Summary()
         bar, feeder, store_down = None, None, False
         try:
-            self.queue = q = self._open_queue(journal)
+            self.queue = q = self._open_queue(output.journal)
             # This run renders its own jobs only: what an earlier run over the same output
             # left pending stays in the journal, parked; the feeder's submits take back the
             # ones this run is given again.
             q.focus([])
-            feeder = self._feeder = _Feeder(self.jobs, self.keys, q, writer)
+            feeder = self._feeder = _Feeder(self.jobs, self.keys, q, output.recorded)
             feeder.start()
             bar = tqdm(total=None, unit="frame", disable=not config.progress,
                        dynamic_ncols=True, desc="raycollect")
@@ -297,7 +267,7 @@ class Run:
             if feeder.submitted:
                 self.pool = WorkerPool(q, n_workers, self.scene, config)
                 self.pool.start()
-                yield from self._consume(q, writer, bar)
+                yield from self._consume(q, output, bar)
             feeder.done.wait()
             if feeder.error is not None:
                 raise feeder.error
@@ -316,9 +286,7 @@ class Run:
                 feeder.join(FEEDER_STOP_GRACE)
             if bar is not None:
                 bar.close()
-            self._finish(None if store_down else writer, feeder, t_start)
-            if scratch:
-                shutil.rmtree(scratch, ignore_errors=True)
+            self._finish(None if store_down else output, feeder, t_start)
 
     def _open_queue(self, journal: Path) -> JobQueue:
         try:
@@ -331,15 +299,15 @@ class Run:
         return JobQueue.create(name=self.config.queue_name, lease_ttl=self.config.lease_ttl,
                                max_attempts=self.config.max_attempts, journal=str(journal))
 
-    def _consume(self, q: JobQueue, writer: OutputWriter | None, bar: tqdm) -> Iterator[Result]:
+    def _consume(self, q: JobQueue, output: Output, bar: tqdm) -> Iterator[Result]:
         """The run's loop: record what arrived and hand it over, replace lost workers, and
         read the queue's stats until they say the run is over. Each step is a method of its
         own below; this thread is the only one that writes the summary."""
         pool = self.pool
         clock = _Timers()
         while True:
-            frames, deaths = self._take_events(pool)
-            results, stats = self._record(q, writer, frames)
+            frames, deaths = pool.take(RECORD_BATCH, INBOX_WAIT)
+            results, stats = output.record(q, frames)
             for result in results:
                 bar.update(1)
                 self.summary.rendered += 1
@@ -401,61 +369,7 @@ class Run:
         if browsers["errors"] and len(browsers["errors"]) >= len(pool.members):
             raise RunFailed("; ".join(browsers["errors"]))
 
-    @staticmethod
-    def _take_events(pool: WorkerPool) -> tuple[list, list]:
-        """Whatever has arrived (waiting a little if nothing has), frames apart from deaths."""
-        frames, deaths = [], []
-        try:
-            event = pool.inbox.get(timeout=INBOX_WAIT)
-        except stdqueue.Empty:
-            return frames, deaths
-        while event is not None:
-            (frames if isinstance(event, FrameArrived) else deaths).append(event)
-            if len(frames) >= RECORD_BATCH:
-                break
-            try:
-                event = pool.inbox.get_nowait()
-            except stdqueue.Empty:
-                event = None
-        return [e.result for e in frames], deaths
-
-    def _record(self, q: JobQueue, writer: OutputWriter | None,
-                frames: list) -> tuple[list[Result], dict | None]:
-        """Stage the frames' files, complete their leases in one call, and commit the ones
-        the queue accepted. A refused lease is a stale attempt: its frame never lands.
-        Returns the recorded results and the queue's stats as of that call."""
-        if not frames:
-            return [], None
-        t0 = time.perf_counter()
-        staged = []
-        for result in frames:  # the Results the workers made (raycollect/render/worker.py)
-            lease = result.lease
-            result.params = lease.params  # sent once, in the lease
-            result.location = self._location
-            # Already in the output (a rerun over a journal that lost the completion): the
-            # lease is completed below, the frame is not written again.
-            duplicate = writer is not None and lease.job_id in writer.done
-            pairs = writer.stage(result, lease.token) if writer and not duplicate else []
-            staged.append((result, pairs, duplicate))
-        accepted, stats = q.complete_and_count([f.lease for f in frames],
-                                               [{"worker": f.worker} for f in frames])
-        out, commits = [], []
-        write_s = (time.perf_counter() - t0) / len(frames)
-        for (result, pairs, duplicate), ok in zip(staged, accepted):
-            if not ok or duplicate:
-                if writer is not None:
-                    writer.discard(result, pairs)  # a store's objects of this attempt go too
-                continue
-            if writer is not None:
-                result.timings["write_s"] = write_s
-                commits.append((result, pairs))
-            result.lease = None  # completed: its token is no use to the caller
-            out.append(result)
-        if commits:
-            writer.commit_many(commits)
-        return out, stats
-
-    def _finish(self, writer: OutputWriter | None, feeder: "_Feeder | None",
+    def _finish(self, output: Output | None, feeder: "_Feeder | None",
                 t_start: float) -> None:
         failures = list(feeder.invalid) if feeder else []
         if feeder is not None:  # joined by now: its counts are final
@@ -463,7 +377,11 @@ class Run:
             self.summary.invalid = len(feeder.invalid)
         if self.pool is not None:
             self.summary.workers = len(self.pool.members)
-            self._read_worker_counters()
+            try:
+                self.summary.by_worker = metrics.per_worker(self.pool.worker_status())
+                self.summary.by_node = metrics.per_node(self.summary.by_worker)
+            except RaycollectError:  # the queue is gone: no registry to read
+                pass
             self.pool.close()
         if self.queue is not None:
             try:
@@ -481,47 +399,17 @@ class Run:
             except Exception:  # already gone with its node
                 pass
         self.summary.failed = len(failures)
-        if writer is not None:
-            sheet = None
-            try:
-                writer.write_failures([f.to_json() for f in failures])
-                sheet = writer.contact_sheet()
-                metadata.write(self.config.location(), self.config)
-            except (OutputError, StoreError, OSError) as e:  # what stopped the run says it already
-                log.error("raycollect: %s", e)
-            finally:
-                try:
-                    if isinstance(writer, StoreWriter):
-                        writer.close(sweep=bool(self.summary.workers_restarted
-                                                or self.summary.leases_expired))
-                    else:
-                        writer.close()
-                except (OutputError, StoreError) as e:
-                    log.error("raycollect: %s", e)
-            self.summary.frames_on_disk = len(writer.done)
-            self.summary.contact_sheet = str(sheet) if sheet else None
-            self.summary.out = writer.url
+        if output is not None and output.url is not None:
+            self.summary.contact_sheet = output.finish(
+                [f.to_json() for f in failures], self.config,
+                lost=bool(self.summary.workers_restarted or self.summary.leases_expired))
+            self.summary.frames_on_disk = len(output.recorded)
+            self.summary.out = output.url
         secs = time.time() - t_start
         self.summary.seconds = round(secs, 2)
         self.summary.frames_per_s = round(self.summary.rendered / secs, 2) if secs else 0.0
         self.failures = failures
         log.info("raycollect: %s", self.summary.line())
-
-
-    def _read_worker_counters(self) -> None:
-        """Frames/s and waits per worker and node, from the workers' own counters (read
-        from each live worker; the registry's copy for those gone)."""
-        try:
-            registry = self.queue.workers()
-        except RaycollectError:
-            return
-        for m in list(self.pool.members.values()):
-            try:
-                registry[m.id] = ray.get(m.actor.status.remote(), timeout=WORKER_STATUS_TIMEOUT)
-            except (ray.exceptions.RayError, TimeoutError):
-                pass
-        self.summary.by_worker = metrics.per_worker(registry)
-        self.summary.by_node = metrics.per_node(self.summary.by_worker)
 
 
 def render(jobs: Iterable[Any], scene=None, workers: int | str = C.DEFAULT_WORKERS,

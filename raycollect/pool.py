@@ -46,6 +46,7 @@ DRAIN_STOP_GRACE = 5.0  # a run's end waits this long for each worker's drain th
 WORKER_REPLACE_LIMIT = 20
 INBOX_PUT_WAIT = 0.5  # a drain thread's wait on the full inbox before it checks for closing
 POOL_CLOSE_GRACE = 10.0  # seconds workers and browser hosts get to stop at the end of a run
+WORKER_STATUS_TIMEOUT = 5.0  # a worker's counters at the end of a run
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,35 @@ class WorkerPool:
         finally:
             with self._lock:
                 self.replacing -= 1
+
+    def take(self, most: int, wait: float) -> tuple[list[Result], list[WorkerGone]]:
+        """Whatever has arrived (waiting up to `wait` s if nothing has), at most `most`
+        frames, the frames apart from the deaths."""
+        frames, deaths = [], []
+        try:
+            event = self.inbox.get(timeout=wait)
+        except stdqueue.Empty:
+            return frames, deaths
+        while event is not None:
+            (frames if isinstance(event, FrameArrived) else deaths).append(event)
+            if len(frames) >= most:
+                break
+            try:
+                event = self.inbox.get_nowait()
+            except stdqueue.Empty:
+                event = None
+        return [e.result for e in frames], deaths
+
+    def worker_status(self) -> dict:
+        """Each worker's own counters (frames, stage times; raycollect/metrics.py): read
+        from each live worker, the queue registry's copy for those gone."""
+        registry = self.queue.workers()
+        for m in list(self.members.values()):
+            try:
+                registry[m.id] = ray.get(m.actor.status.remote(), timeout=WORKER_STATUS_TIMEOUT)
+            except (ray.exceptions.RayError, TimeoutError):
+                pass
+        return registry
 
     # --- browsers (raycollect/browser_hosts.py) ----------------------------------------
     def browser_status(self) -> dict:

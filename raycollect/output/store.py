@@ -17,23 +17,15 @@ and the key.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import secrets
-import socket
-import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import constants as C
-from ..browser import _alive  # is a process of this host still there
-from ..errors import OutputBusy, StoreError
+from ..errors import StoreError
 
-# A store output's lock is written, then read back this much later: of two runs racing for
-# it, the one whose token is not there is refused (an object store has no create-if-absent).
-LOCK_SETTLE = 1.0
 STORE_RETRY_FIRST = 0.5
 STORE_RETRY_MAX = 8.0
 
@@ -238,80 +230,3 @@ def state_dir(out: str) -> Path:
     digest = hashlib.sha1(out.rstrip("/").encode()).hexdigest()[:16]
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "raycollect" / "stores" / digest
-
-
-class StoreLock:
-    """One writer per store output: OUT/.raycollect/lock holds the holder's host, pid, token
-    and a heartbeat time, rewritten every LOCK_HEARTBEAT seconds. A lock whose heartbeat is
-    older than LOCK_STALE, or whose holder is a process of this host that is gone, is taken
-    over (as raycollect/output/lock.py does for a local output). An object store has no create-if-absent here, so
-    the lock is written and read back after LOCK_SETTLE: of two runs racing for it, the one
-    whose token is not there is refused."""
-
-    KEY = f"{C.STATE_DIR}/lock"
-
-    def __init__(self, loc: StoreLocation, heartbeat: float = C.LOCK_HEARTBEAT,
-                 stale_after: float = C.LOCK_STALE):
-        self.loc, self.heartbeat, self.stale_after = loc, heartbeat, stale_after
-        self.token = secrets.token_hex(8)
-        self.since = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _record(self) -> bytes:
-        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
-                           "since": self.since, "beat": time.time()}).encode()
-
-    def holder(self) -> dict | None:
-        text = self.loc.read_text(self.KEY)
-        if text is None:
-            return None
-        try:
-            return json.loads(text)
-        except ValueError:
-            return {}
-
-    def _busy(self, holder: dict) -> OutputBusy:
-        return OutputBusy(f"output {self.loc.url} is being written by another run: host "
-                          f"{holder.get('host', '?')}, pid {holder.get('pid', '?')}, since "
-                          f"{holder.get('since', '?')} (lock {self.loc.url}/{self.KEY}); wait "
-                          f"for it to finish, or stop it. A lock whose run died is taken over "
-                          f"after {self.stale_after:.0f} s without a heartbeat")
-
-    def acquire(self) -> None:
-        holder = self.holder()
-        if holder and holder.get("token") != self.token:
-            age = time.time() - float(holder.get("beat", 0))
-            gone = holder.get("host") == socket.gethostname() and \
-                isinstance(holder.get("pid"), int) and not _alive(holder["pid"])
-            if age <= self.stale_after and not gone:
-                raise self._busy(holder)
-            log.warning("%s/%s: took over a stale lock of host %s pid %s (%s)", self.loc.url,
-                        self.KEY, holder.get("host"), holder.get("pid"),
-                        "that process is gone" if gone else f"no heartbeat for {age:.0f} s")
-        self.loc.write(self.KEY, self._record())
-        time.sleep(LOCK_SETTLE)
-        holder = self.holder() or {}
-        if holder.get("token") != self.token:
-            raise self._busy(holder)
-        self._thread = threading.Thread(target=self._beat, name="raycollect-store-lock",
-                                        daemon=True)
-        self._thread.start()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.heartbeat):
-            try:
-                self.loc.write(self.KEY, self._record())
-            except StoreError as e:
-                log.warning("%s: lock heartbeat failed: %s", self.loc.url, e)
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        try:
-            holder = self.holder()
-            if holder and holder.get("token") == self.token:
-                self.loc.delete([self.KEY])
-        except StoreError as e:
-            log.warning("%s: could not release the lock: %s", self.loc.url, e)

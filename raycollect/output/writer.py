@@ -2,7 +2,7 @@
 raycollect/output/manifest.py, the contact sheet raycollect/output/sheet.py).
 
 The manifest is the record of what is done: a job is in the output exactly when its line is
-there. Three writers, one interface (`writer_for`):
+there. Three writers, one declared interface (`Writer`; `writer_for` picks one):
 
 - `OutputWriter`, a local directory, one file per pass: frames are written under a temporary
   name and renamed only after the queue accepted the frame's lease, so a crash leaves either
@@ -14,7 +14,9 @@ there. Three writers, one interface (`writer_for`):
   attempt-unique names; the driver records the accepted ones in manifest parts and deletes
   the refused attempts' objects.
 
-Opening an output again repairs what a crash can leave behind.
+The two local writers share `LocalWriter` (the manifest, its crash repair, failures and the
+contact sheet, through the output's LocalLocation). Opening an output again repairs what a
+crash can leave behind.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import os
 import secrets
 import time
 from pathlib import Path
+from typing import Protocol
 
 from .. import constants as C
 from . import shards as shard_files, store
@@ -96,7 +99,39 @@ def sample_record(r: Result, params: dict | None = None) -> dict:
             **({"classes": r.classes} if r.classes is not None else {})}
 
 
-def writer_for(config) -> "OutputWriter | ShardWriter | StoreWriter | None":
+class Writer(Protocol):
+    """What the driver records frames through, whatever the output is. A frame is staged
+    (written where it can still be undone) before its lease is completed, then committed
+    (recorded in the manifest) or discarded (a refused attempt, or a job already there)."""
+
+    url: str
+    done: set[str]  # job ids the output holds
+    loc: store.Location
+
+    @property
+    def journal_path(self) -> Path:
+        """Where the queue's journal of this output lives (raycollect/output/store.py)."""
+
+    def stage(self, r: Result, token: str) -> list:
+        """Write what must exist before the lease is completed; returns what commit_many
+        and discard take back."""
+
+    def commit_many(self, items: list[tuple[Result, list]]) -> None:
+        """Record the accepted frames: a job is done once its manifest line is there."""
+
+    def discard(self, r: Result, staged: list) -> None:
+        """A frame that is not recorded: what this attempt wrote goes."""
+
+    def write_failures(self, failures: list[dict]) -> None: ...
+
+    def contact_sheet(self, max_frames: int = C.CONTACT_SHEET_MAX_FRAMES) -> str | None: ...
+
+    def close(self, lost: bool = False) -> None:
+        """Record what is left and let go. `lost`: a worker died or a lease expired during
+        the run, so objects a worker wrote may never have been recorded."""
+
+
+def writer_for(config) -> Writer | None:
     """The writer of the run's output (None: no output)."""
     if config.out is None:
         return None
@@ -107,12 +142,14 @@ def writer_for(config) -> "OutputWriter | ShardWriter | StoreWriter | None":
     return OutputWriter(config.out)
 
 
-class OutputWriter:
-    """A local output, one file per pass."""
+class LocalWriter:
+    """What both local writers share: the manifest, appended to in whole lines, its crash
+    repair, failures and the contact sheet."""
 
     @_guarded
     def __init__(self, out: str | os.PathLike):
         self.root = Path(out)
+        self.loc = store.LocalLocation(self.root)
         self.frames = self.root / FRAMES
         self.frames.mkdir(parents=True, exist_ok=True)
         self._root_dir, self._frames_dir = str(self.root), str(self.frames)
@@ -129,7 +166,7 @@ class OutputWriter:
 
     @property
     def url(self) -> str:
-        return str(self.root)
+        return self.loc.url
 
     def _repair(self) -> None:
         path = self.root / MANIFEST
@@ -146,6 +183,40 @@ class OutputWriter:
             # job is not done, so its file must not be counted as output.
             if f.name.endswith(TMP_SUFFIX) or f.name.startswith(".") or job_id not in self.done:
                 f.unlink()
+
+    def _append(self, data: bytes) -> None:
+        end = os.lseek(self._manifest, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._manifest, view):]
+        except OSError:
+            os.ftruncate(self._manifest, end)
+            raise
+
+    @_guarded
+    def write_failures(self, failures: list[dict]) -> None:
+        self.loc.write(FAILURES, "".join(json.dumps(rec, default=str) + "\n"
+                                         for rec in failures).encode("utf-8"))
+
+    @_guarded
+    def contact_sheet(self, max_frames: int = C.CONTACT_SHEET_MAX_FRAMES) -> str | None:
+        from .sheet import contact_sheet
+
+        return contact_sheet(self.loc, max_frames)
+
+    @_guarded
+    def close(self, lost: bool = False) -> None:  # its workers wrote nothing to it
+        fd, self._manifest = self._manifest, None
+        if fd is not None:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+class OutputWriter(LocalWriter):
+    """A local output, one file per pass."""
 
     # The per-frame path runs for every frame a cluster renders, on one driver: plain-string
     # paths and one manifest write per batch (scripts/bench/bench.py D1 measures it).
@@ -179,18 +250,7 @@ class OutputWriter:
         self._append("".join(lines).encode("utf-8"))
         self.done.update(r.job_id for r, _ in items)
 
-    def _append(self, data: bytes) -> None:
-        end = os.lseek(self._manifest, 0, os.SEEK_END)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._manifest, view):]
-        except OSError:
-            os.ftruncate(self._manifest, end)
-            raise
-
-    @staticmethod
-    def discard(r: Result, staged: list[tuple[str, str, str]]) -> None:
+    def discard(self, r: Result, staged: list[tuple[str, str, str]]) -> None:
         """A frame that is not recorded (a refused attempt, or a job already in the
         output): its staged files go."""
         for _, tmp, _ in staged:
@@ -199,33 +259,8 @@ class OutputWriter:
             except FileNotFoundError:
                 pass
 
-    @_guarded
-    def write_failures(self, failures: list[dict]) -> None:
-        path = self.root / FAILURES
-        tmp = path.with_name(path.name + TMP_SUFFIX)
-        with open(tmp, "w", encoding="utf-8") as f:
-            for rec in failures:
-                f.write(json.dumps(rec, default=str) + "\n")
-        os.replace(tmp, path)
 
-    @_guarded
-    def contact_sheet(self, max_frames: int = C.CONTACT_SHEET_MAX_FRAMES) -> Path | None:
-        from .sheet import contact_sheet
-
-        path = contact_sheet(self.root, max_frames)
-        return Path(path) if path else None
-
-    @_guarded
-    def close(self) -> None:
-        fd, self._manifest = self._manifest, None
-        if fd is not None:
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
-class ShardWriter(OutputWriter):
+class ShardWriter(LocalWriter):
     """A local output with shards: shards/<run>-<seq>.tar (and its .idx.json), each of up to
     `shard_size` frames, appended to by this driver as frames are accepted."""
 
@@ -250,6 +285,9 @@ class ShardWriter(OutputWriter):
 
     def stage(self, r: Result, token: str) -> list:
         return []  # nothing is written before the queue accepts the frame
+
+    def discard(self, r: Result, staged: list) -> None:
+        pass  # nothing was written
 
     @_guarded
     def commit_many(self, items: list[tuple[Result, list]]) -> None:
@@ -281,7 +319,7 @@ class ShardWriter(OutputWriter):
         self._append("".join(json.dumps(line) + "\n" for line in pending).encode("utf-8"))
 
     @_guarded
-    def close(self) -> None:
+    def close(self, lost: bool = False) -> None:
         if self._open is not None and self._manifest is not None:
             self._close_shard()
         super().close()
@@ -386,12 +424,12 @@ class StoreWriter:
         self.flush()
         return contact_sheet(self.loc, max_frames)
 
-    def close(self, sweep: bool = False) -> None:
+    def close(self, lost: bool = False) -> None:
         """Record what is left, take refused frames out of shards, and mark the output
-        clean. `sweep`: a worker died or a lease expired during the run, so objects it
+        clean. `lost`: a worker died or a lease expired during the run, so objects it
         wrote may never have been recorded: delete every object no line names."""
         self.flush()
-        if sweep:
+        if lost:
             self._sweep(read_manifest(self.loc))  # refused shard members go with the rest
             self._refused = {}
         if self._refused:

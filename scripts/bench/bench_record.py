@@ -27,6 +27,7 @@ from raycollect.camera import DEFAULT_FAR, DEFAULT_NEAR  # noqa: E402
 from raycollect.driver import RECORD_BATCH  # noqa: E402
 from raycollect.queue import MAX_LEASE_BATCH  # noqa: E402
 from raycollect.output import files  # noqa: E402
+from raycollect.output.open import Output  # noqa: E402
 from raycollect.output.writer import OutputWriter  # noqa: E402
 
 
@@ -57,11 +58,11 @@ def main() -> None:
         frames = [rc.Result(lease.job_id, lease.params, camera=record, worker="bench",
                             attempt=lease.attempt, timings={}, node="node", files={"image": png},
                             lease=lease) for lease in leases]
-        run = rc.Run([], progress=False)
+        output = Output(writer, None, writer.journal_path)
         cpu0, t0 = time.process_time(), time.perf_counter()
         recorded = 0
         for i in range(0, len(frames), RECORD_BATCH):
-            recorded += len(run._record(q, writer, frames[i:i + RECORD_BATCH])[0])
+            recorded += len(output.record(q, frames[i:i + RECORD_BATCH])[0])
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         writer.close()
         q.kill()

@@ -32,6 +32,7 @@ import ray
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import raycollect as rc  # noqa: E402
+from raycollect.output.open import Output  # noqa: E402
 from benchlib import print_table  # noqa: E402
 
 SIZE = (640, 480)
@@ -57,18 +58,18 @@ def run(frames: int, out: str, radius: float, moto: int | None = None, **options
     workers sent them, pickled as Ray does), steady state; with `moto`, the S3 server's CPU
     per frame."""
     stamps, cpu, sizes, server = [], [], [], []
-    record = rc.Run._record
+    record = Output.record
 
-    def measured(self, q, writer, results):
+    def measured(self, q, results):
         if len(sizes) < 200 and results:
             sizes.append(len(pickle.dumps(results)) / len(results))
-        return record(self, q, writer, results)
+        return record(self, q, results)
 
-    rc.Run._record = measured
+    Output.record = measured
     try:
         return _run(frames, out, radius, moto, stamps, cpu, sizes, server, **options)
     finally:
-        rc.Run._record = record
+        Output.record = record
 
 
 def _run(frames, out, radius, moto, stamps, cpu, sizes, server, **options) -> dict:

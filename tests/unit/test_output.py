@@ -85,3 +85,18 @@ def test_local_location_reads_ranges_and_lists_keys(tmp_path):
     assert loc.list("a/") == ["a/b.bin"] and loc.exists("a/b.bin")
     loc.delete(["a/b.bin"])
     assert loc.list("a/") == []
+
+
+def test_every_writer_follows_the_declared_interface():
+    import inspect
+
+    from raycollect.output.writer import OutputWriter, StoreWriter, Writer
+
+    members = [n for n in vars(Writer) if not n.startswith("_")]
+    for cls in (OutputWriter, ShardWriter, StoreWriter):
+        for name in members:
+            assert hasattr(cls, name) or name in ("url", "done", "loc"), (cls, name)
+            ours, theirs = getattr(Writer, name), getattr(cls, name, None)
+            if callable(ours) and callable(theirs):
+                assert list(inspect.signature(theirs).parameters) == \
+                    list(inspect.signature(ours).parameters), (cls, name)
