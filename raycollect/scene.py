@@ -7,11 +7,12 @@ and the worker sends nothing but the new camera poses between them.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import math
 import os
 import sys
-from typing import Callable
+from typing import Callable, Collection
 
 from vuer.schemas import (AmbientLight, Box, Cone, DirectionalLight, Element, Plane, Sphere,
                           Torus, TorusKnot)
@@ -117,6 +118,24 @@ def load_scene(spec: str | SceneFn | None) -> SceneFn:
     if not callable(fn):
         raise ValueError(f"scene {spec!r} is not callable")
     return fn
+
+
+def identity(node, leave_out: Collection[str] = ("jointValues",), size: int = 16) -> str:
+    """What a scene, or one of its elements, is: a digest of its serialised elements with
+    the props `leave_out` names left out at every level. Jobs whose scenes (without what the
+    page sets per view, view_state_free) have one identity share a scene update and only move
+    cameras and joints (raycollect/render/worker.py); a model whose identity changes is
+    loaded anew (raycollect/render/stage.py)."""
+    return hashlib.blake2b(repr(_without(node, frozenset(leave_out))).encode(),
+                           digest_size=size).hexdigest()
+
+
+def _without(node, props: frozenset):
+    if isinstance(node, dict):
+        return {k: _without(v, props) for k, v in node.items() if k not in props}
+    if isinstance(node, list):
+        return [_without(v, props) for v in node]
+    return node
 
 
 def scene_key(params: dict) -> str:

@@ -18,7 +18,7 @@ from vuer.schemas import Box, CameraView, Scene, group
 
 from ..assets import is_model
 from ..camera import Z_UP_EULER, to_page
-from ..scene import RESERVED_KEY_PREFIX
+from ..scene import RESERVED_KEY_PREFIX, identity
 
 MARKER_VIEW_SIZE = 8
 
@@ -71,12 +71,6 @@ def states(revision: int, jobs: list[dict]):
     return group(key=STATES_KEY, userData={"rcStates": {"rev": revision, "jobs": jobs}})
 
 
-def _identity(el) -> str:
-    props = {k: v for k, v in el._serialize().items() if k not in _PLACEMENT_PROPS}
-    return hashlib.blake2b(repr(sorted(props.items(), key=lambda kv: kv[0])).encode(),
-                           digest_size=6).hexdigest()
-
-
 def instance_groups(elements: list, ids: list[int], links: dict | None = None) -> list:
     """Each top-level element inside a group that carries its instance id (the page's mask
     pass gives every mesh below it that id, raycollect/render/capture.js) and whether it loads a
@@ -88,7 +82,9 @@ def instance_groups(elements: list, ids: list[int], links: dict | None = None) -
     out = []
     for el, i in zip(elements, ids):
         model = is_model(el)
-        key = f"{RESERVED_KEY_PREFIX}inst-{el.key}" + (f"-{_identity(el)}" if model else "")
+        key = f"{RESERVED_KEY_PREFIX}inst-{el.key}"
+        if model:
+            key += f"-{identity(el._serialize(), _PLACEMENT_PROPS, 6)}"
         data = {"rcId": i, "rcKey": str(el.key), "rcModel": model}
         if links and str(el.key) in links:
             data["rcLinks"] = links[str(el.key)]

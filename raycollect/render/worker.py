@@ -17,10 +17,8 @@ frame index) do not cost a new scene.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
-import secrets
 import sys
 import time
 import traceback
@@ -33,8 +31,7 @@ import numpy as np
 import ray
 
 from .. import assets as asset_folder, camera, constants as C, labels, scene as scenes, urdf
-from ..output import files, shards as shard_files
-from ..output.writer import sample_record
+from ..output import files
 from . import capture, stage as stages
 from ..browser import undo_ray_niceness
 from ..config import MASKS_LINKS, Config
@@ -47,6 +44,7 @@ from ..metrics import StageClock, WorkerMetrics
 from .page import Page
 from ..queue import JobQueue
 from .server import LockedVuer, free_port
+from .sink import sink_for
 
 # Scene digests (what a job's scene is, for batching) a worker remembers, by params.
 SCENE_DIGEST_CACHE = 4096
@@ -58,10 +56,6 @@ IDLE_POLL_MIN = 0.02
 IDLE_POLL_MAX = 0.5
 # The worker refreshes its registry entry (frames rendered, for browser recycling) this often.
 REGISTRY_REFRESH_PERIOD = 1.0
-# A store output's frame objects carry this many characters of their attempt's lease token.
-ATTEMPT_TAG = 12
-# A worker with frames in an open shard and nothing to render for this long closes it.
-SHARD_IDLE_FLUSH = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +97,11 @@ class _RenderWorker:
         self._started = time.monotonic()
         self.driver_wait_s = 0.0  # time blocked handing frames over (driver backpressure)
         self.clock = StageClock()  # where a frame's time goes (raycollect/metrics.py)
-        # A store output: this worker writes the frames' files there itself (one object per
-        # pass, or shards of `shard_size` frames), and only their keys go to the driver.
-        self._store = self.config.location() if self.config.to_store else None
-        self._open_shard: list[Result] = []
-        self._idle_since: float | None = None
         # One thread decodes and encodes frames while the loop takes the page's next one.
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix=f"rc-encode-{worker_id}")
+        # Where the frames' files go (raycollect/render/sink.py): to the driver in the
+        # Results, or, for a store output, to the store by this worker itself.
+        self.sink = sink_for(self.config, self.clock, worker_id, self._encoder)
         self.metrics: WorkerMetrics | None = None
 
     # --- setup -------------------------------------------------------------------------
@@ -175,28 +167,19 @@ class _RenderWorker:
                                                        self.info.get("node_ip"))
                 batch, key = await self.leases.next_batch()
                 if not batch:
-                    # Frames waiting in an open shard are shipped once there has been
-                    # nothing to add to it for a while (the run cannot end while their
-                    # leases are held).
-                    self._idle_since = self._idle_since or time.monotonic()
-                    if self._open_shard and \
-                            time.monotonic() - self._idle_since >= SHARD_IDLE_FLUSH:
-                        yield await self._close_shard()
+                    waited = await self.sink.idle()
+                    if waited:
+                        yield waited
                         continue
                     await asyncio.sleep(idle)
                     idle = min(idle * 2, IDLE_POLL_MAX)
                     continue
                 idle = IDLE_POLL_MIN
-                self._idle_since = None
                 frames = await self._render_batch(session, batch, key[0])
                 # Frames rendered (a failed batch has none), counted before the yield, which
                 # can wait on the driver: the browser's host recycles by this count.
                 self.frames += len(frames)
-                if self._store is not None and self.config.shard_size:
-                    self._open_shard += frames
-                    frames = []
-                    while len(self._open_shard) >= self.config.shard_size:
-                        frames += await self._close_shard(self.config.shard_size)
+                frames = await self.sink.take(frames)
                 # The leases stay held, and heartbeated, after the yield: the driver may keep
                 # the frames a while (a slow caller) before it records them and completes
                 # the leases; the heartbeat lets each go once the queue says it has ended.
@@ -229,9 +212,7 @@ class _RenderWorker:
                 self._built[pkey] = elements
                 if len(self._built) > BUILT_SCENE_CACHE:
                     self._built.popitem(last=False)
-                digest = hashlib.blake2b(repr([_without_joints(scenes.view_state_free(el))
-                                               for el in elements]).encode(),
-                                         digest_size=16).hexdigest()
+                digest = scenes.identity([scenes.view_state_free(el) for el in elements])
             except RaycollectError:  # it fails again, with its error, when it renders alone
                 digest = f"unbuildable:{lease.job_id}"
             self._scene_digests[pkey] = digest
@@ -347,37 +328,6 @@ class _RenderWorker:
             elif not pending.cancelled():
                 pending.exception()  # a failed look-ahead grab is the batch's failure, not a leak
         return frames
-
-    async def _close_shard(self, size: int | None = None) -> list[Result]:
-        """Write the open shard's first `size` frames (all by default) and its index to the
-        store, under a name no other attempt has, and hand those frames over: each frame's
-        files are now members of the shard."""
-        size = len(self._open_shard) if size is None else size
-        frames, self._open_shard = self._open_shard[:size], self._open_shard[size:]
-        t0 = time.perf_counter()
-        name = f"{shard_files.SHARDS}/{self.id}-{secrets.token_hex(8)}.tar"
-        records = [(f.job_id, f.files, sample_record(f, f.lease.params)) for f in frames]
-
-        def write() -> list[dict]:
-            tar, index, names = shard_files.build(records)
-            self._store.write(name, tar)
-            self._store.write(name + shard_files.INDEX_SUFFIX, index)
-            return names
-
-        names = await asyncio.get_running_loop().run_in_executor(self._encoder, write)
-        for f, members in zip(frames, names):
-            f.files, f.keys, f.shard = {}, members, name
-        self.clock.add("store", time.perf_counter() - t0)
-        return frames
-
-    def _upload(self, lease: Lease, out: dict) -> dict:
-        """A frame's files to the store under names of this attempt: {kind: key}."""
-        keys = {}
-        for kind, data in out.items():
-            key = f"frames/{lease.job_id}.{lease.token[:ATTEMPT_TAG]}{files.suffix(kind, data)}"
-            self._store.write(key, data)
-            keys[kind] = key
-        return keys
 
     async def _failed(self, good: list, error: RaycollectError) -> list:
         """A batch that failed with one of our errors: each of its jobs as the error says."""
@@ -498,11 +448,7 @@ class _RenderWorker:
                 raise RenderError(f"job {lease.job_id}: the page returned no {kind} pass")
             out[kind] = files.encode(kind, arrays[kind], config)
         clock.add("encode", time.perf_counter() - e0)
-        keys = None
-        if self._store is not None and not self.config.shard_size:
-            s0 = time.perf_counter()
-            keys, out = self._upload(lease, out), {}
-            clock.add("store", time.perf_counter() - s0)
+        out, keys = self.sink.put(lease, out)
         # The job's params travel once, in its lease: the driver puts them back (they hold
         # the camera, and a frame's bytes to the driver are what a cluster's driver pays).
         return Result(lease.job_id, {}, camera=camera.camera_record(cam), worker=self.id,
@@ -523,15 +469,6 @@ class _RenderWorker:
                 await self.queue.aregister_worker(self.id, self.info)
             except RaycollectError as e:
                 log.warning("worker %s: cannot refresh its registry entry: %s", self.id, e)
-
-
-def _without_joints(node):
-    """A serialised element with every jointValues left out, children included."""
-    if isinstance(node, dict):
-        return {k: _without_joints(v) for k, v in node.items() if k != "jointValues"}
-    if isinstance(node, list):
-        return [_without_joints(v) for v in node]
-    return node
 
 
 RenderWorker = ray.remote(_RenderWorker)
