@@ -23,8 +23,6 @@ NO_WORKER_TIMEOUT = 120.0
 # A scene's models and textures must have loaded within this long, or its job fails.
 MODEL_LOAD_TIMEOUT = 30.0
 
-UP_AXES, MASKS_LINKS = C.UP_AXES, C.MASKS_LINKS
-
 
 @dataclass(frozen=True)
 class Config:
@@ -95,8 +93,8 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if self.masks not in (True, False, MASKS_LINKS):
-            raise ValueError(f"masks must be True, False or {MASKS_LINKS!r}, got {self.masks!r}")
+        if self.masks not in (True, False, C.MASKS_LINKS):
+            raise ValueError(f"masks must be True, False or {C.MASKS_LINKS!r}, got {self.masks!r}")
         if isinstance(self.shard_size, bool) or not isinstance(self.shard_size, int) \
                 or self.shard_size < 0:
             raise ValueError(f"shard_size must be 0 (no shards) or a positive number of frames, "
@@ -107,7 +105,7 @@ class Config:
         for name in ("amodal", "semantic"):
             if getattr(self, name) and not self.masks:
                 raise ValueError(f"{name}=True needs the instance masks it is made from: "
-                                 f"masks=True or masks={MASKS_LINKS!r}")
+                                 f"masks=True or masks={C.MASKS_LINKS!r}")
         if self.classes is not None and not (callable(self.classes) or isinstance(self.classes, dict)):
             raise ValueError(f"classes must be a dict {{element key: class name}} or a callable "
                              f"key -> name, got {type(self.classes).__name__}")
@@ -116,8 +114,8 @@ class Config:
             if bad:
                 raise ValueError(f"classes: key {bad[0]!r} must map a string key to a non-empty "
                                  f"class name, got {self.classes[bad[0]]!r}")
-        if self.up not in UP_AXES:
-            raise ValueError(f"up must be one of {', '.join(map(repr, UP_AXES))}, got {self.up!r}")
+        if self.up not in C.UP_AXES:
+            raise ValueError(f"up must be one of {', '.join(map(repr, C.UP_AXES))}, got {self.up!r}")
         if self.views_per_update > C.MAX_VIEWS_PER_UPDATE:
             raise ValueError(f"views_per_update must be at most {C.MAX_VIEWS_PER_UPDATE} (each "
                              f"view is a WebGL context, and Chromium keeps 16 per page, the "

@@ -22,7 +22,6 @@ import os
 import sys
 import time
 import traceback
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,11 @@ from typing import Any
 import numpy as np
 import ray
 
-from .. import assets as asset_folder, camera, constants as C, labels, scene as scenes, urdf
+from .. import assets as asset_folder, camera, constants as C, scene as scenes, urdf
 from ..output import files
 from . import capture, stage as stages
 from ..browser import undo_ray_niceness
-from ..config import MASKS_LINKS, Config
+from ..config import Config
 from ..errors import (Disposition, GrabTimedOut, InvalidJob, RaycollectError, RenderError,
                       SessionLost, disposition)
 from ..jobs import Lease
@@ -45,12 +44,9 @@ from .page import Page
 from ..queue import JobQueue
 from .server import LockedVuer, free_port
 from .sink import sink_for
+from .batches import Batches
+from .ids import SceneIds
 
-# Scene digests (what a job's scene is, for batching) a worker remembers, by params.
-SCENE_DIGEST_CACHE = 4096
-# Scenes (element lists) a worker keeps from batching until their jobs render, by params: a
-# lease waits at most views_per_update x (1 + PREFETCH_BATCHES) leases in a worker's buffer.
-BUILT_SCENE_CACHE = 64
 # An idle worker (queue empty for now) polls with backoff between these.
 IDLE_POLL_MIN = 0.02
 IDLE_POLL_MAX = 0.5
@@ -74,26 +70,19 @@ class _RenderWorker:
         self.queue, self.id = queue, worker_id
         self.scene = scenes.load_scene(scene)
         self.config = config or Config()
-        self.leases = LeaseBook(queue, worker_id, self.config.views_per_update, self._batch_key)
+        self.batches = Batches(self.scene)  # which jobs share a batch (render/batches.py)
+        self.leases = LeaseBook(queue, worker_id, self.config.views_per_update, self.batches.key)
         self.server: LockedVuer | None = None
         self.page: Page | None = None
         self.frames = 0
         self.scene_updates = 0  # whole scenes sent (the rest of the batches moved cameras)
         self.info: dict = {}
         self._stopping = False
-        self._instances: dict | None = None  # key -> instance id of the scene on the page
-        # Of the scene on the page, with masks: key -> class name, class name -> class id,
-        # element key -> its model (raycollect/labels.py), instance id -> class id
-        self._classes: dict = {}
-        self._class_ids: dict = {}
-        self._models: dict = {}
-        self._semantic_lut: np.ndarray | None = None
+        self._ids: SceneIds | None = None  # of the scene on the page (render/ids.py)
         self._assets_root = None
         self._aliases: tuple = ()  # the assets folder as the driver saw it (file:// paths)
         self._robots: dict = {}  # key -> urdf.Robot of the scene on the page
         self._moving = False  # the scene on the page has elements placed per view
-        self._scene_digests: OrderedDict[str, str] = OrderedDict()
-        self._built: OrderedDict[str, list] = OrderedDict()  # scene key -> elements (_joints)
         self._started = time.monotonic()
         self.driver_wait_s = 0.0  # time blocked handing frames over (driver backpressure)
         self.clock = StageClock()  # where a frame's time goes (raycollect/metrics.py)
@@ -192,33 +181,6 @@ class _RenderWorker:
             heartbeat.cancel()
             announce.cancel()
             await self.leases.give_back()
-
-    def _batch_key(self, lease: Lease) -> tuple:
-        """(what the scene is, the optics): jobs with equal keys share a batch and only move
-        cameras and joints. The scene part is a digest of the elements the scene function
-        returns for the job's params, but their joint values (which the page sets per view,
-        raycollect/render/capture.js), computed once per distinct params."""
-        cam = lease.params.get("camera")
-        optics = None
-        if isinstance(cam, dict):
-            optics = tuple(repr(cam.get(k)) for k in ("fov", "width", "height", "near", "far"))
-        pkey = scenes.scene_key(lease.params)
-        digest = self._scene_digests.get(pkey)
-        if digest is None:
-            try:
-                elements = scenes.build(self.scene, lease.job_id, lease.params)
-                # Kept for _joints, which needs them again when the job renders (a rollout
-                # builds each job's scene once, not twice).
-                self._built[pkey] = elements
-                if len(self._built) > BUILT_SCENE_CACHE:
-                    self._built.popitem(last=False)
-                digest = scenes.identity([scenes.view_state_free(el) for el in elements])
-            except RaycollectError:  # it fails again, with its error, when it renders alone
-                digest = f"unbuildable:{lease.job_id}"
-            self._scene_digests[pkey] = digest
-            if len(self._scene_digests) > SCENE_DIGEST_CACHE:
-                self._scene_digests.popitem(last=False)
-        return digest, optics
 
     async def _render_batch(self, session, batch: list[Lease], skey: str) -> list[Result]:
         t0 = time.perf_counter()
@@ -349,8 +311,7 @@ class _RenderWorker:
         if not self._robots and not self._moving:
             return {}
         if elements is None:
-            elements = self._built.get(scenes.scene_key(lease.params)) or \
-                scenes.build(self.scene, lease.job_id, lease.params)
+            elements = self.batches.elements(lease)
         out = {str(el.key): urdf.joint_values(lease.job_id, f"scene[{i}].jointValues",
                                               self._robots[str(el.key)],
                                               getattr(el, "jointValues", None))
@@ -361,8 +322,8 @@ class _RenderWorker:
 
     async def _groups(self, elements: list, joints: dict, job_id: str) -> list:
         """Complete the scene's URDFs (paths resolved, the first job's joint values as the
-        robots' own; raycollect/urdf.py), give what it draws instance ids, and wrap each
-        element in its instance group (raycollect/render/stage.py)."""
+        robots' own; raycollect/urdf.py), give what it draws its ids (render/ids.py), and
+        wrap each element in its instance group (raycollect/render/stage.py)."""
         robots = self._robots
         for el in elements:
             robot = robots.get(str(el.key))
@@ -374,38 +335,8 @@ class _RenderWorker:
                 el.text = urdf.page_text(path)
             else:
                 el.text = urdf.resolved_text(path, self._assets_root, self._aliases)
-        keys = [str(el.key) for el in elements]
-        links: dict = {}
-        if not self.config.masks:
-            self._instances = {k: 0 for k in keys}
-            return stages.instance_groups(elements, [0] * len(keys))
-        drawn = [k for k, el in zip(keys, elements) if labels.draws(el)]
-        parts = []
-        if self.config.masks == MASKS_LINKS:
-            parts = [labels.link_key(k, l) for k, r in robots.items() if k in drawn for l in r.links]
-        try:
-            classes = {k: labels.class_of(k, self.config.classes) for k in drawn + parts}
-        except ValueError as e:
-            raise InvalidJob(job_id, "classes", str(e)) from None
-        names = sorted(set(classes.values()))
-        # Class ids come from the queue's journaled registry, as instance ids do (under a
-        # reserved prefix no element key can have): stable for the whole output, on every
-        # worker and after a rerun or a repair.
-        class_keys = [labels.class_key(n) for n in names]
-        ids = await self.queue.ainstance_ids(drawn + parts + class_keys)
-        got = dict(zip(drawn + parts, ids))
-        self._class_ids = dict(zip(names, ids[len(drawn) + len(parts):]))
-        self._classes = classes
-        self._models = {k: labels.model_of(el) for k, el in zip(keys, elements) if k in got}
-        lut = np.zeros(max(got.values(), default=0) + 1, np.uint32)
-        for k, i in got.items():
-            lut[i] = self._class_ids[classes[k]]
-        self._semantic_lut = lut
-        if parts:
-            links = {k: {l: got[labels.link_key(k, l)] for l in r.links}
-                     for k, r in robots.items() if k in drawn}
-        self._instances = got
-        return stages.instance_groups(elements, [got.get(k, 0) for k in keys], links)
+        self._ids = await SceneIds.assign(self.queue, elements, robots, self.config, job_id)
+        return self._ids.groups(elements)
 
     def _frame(self, lease: Lease, cam: dict, value: dict, timings: dict, view: int) -> Result:
         """Decode a grab's payload, check it, and encode the job's files."""
@@ -426,16 +357,7 @@ class _RenderWorker:
         arrays = {"depth": cap.depth, "mask": cap.mask, "normals": cap.normals,
                   "coords": cap.coords}
         if config.masks:
-            if cap.objects is None or cap.mask is None:
-                raise RenderError(f"job {lease.job_id}: the page returned no labels")
-            stats = None
-            if config.amodal:
-                arrays["amodal"], stats = labels.silhouettes(cap.amodal, cap.amodal_outer, cap.mask)
-            objects = labels.objects(cap.objects, cap.mask, self._instances, self._classes,
-                                     self._models, stats)
-            classes = self._class_ids  # the scene's, made once per scene (_groups)
-            if config.semantic:
-                arrays["semantic"] = self._semantic_lut[np.minimum(cap.mask, len(self._semantic_lut) - 1)]
+            objects, classes = self._ids.label(cap, config, lease.job_id, arrays)
         e0 = time.perf_counter()
         clock.add("decode", e0 - d0)
         out = {"image": files.encode_image(cap.rgb, config.image_format)}
@@ -453,7 +375,7 @@ class _RenderWorker:
         # the camera, and a frame's bytes to the driver are what a cluster's driver pays).
         return Result(lease.job_id, {}, camera=camera.camera_record(cam), worker=self.id,
                       attempt=lease.attempt, timings=timings, node=self.info["node_id"],
-                      instances=self._instances if self.config.masks else None, objects=objects,
+                      instances=self._ids.instances if self.config.masks else None, objects=objects,
                       classes=classes, files=out, keys=keys, lease=lease)
 
     async def _announce(self) -> None:
