@@ -6,8 +6,9 @@ The layers, from the caller down:
     driver.py, pool.py, browser_hosts.py              the driver: feed, record, replace
     queue.py, journal.py, jobs.py                     the job queue actor and its journal
     result.py                                         Result: what a rendered job gives back
-    render/  (worker, leases, page, stage, server, capture.js)   inside a render worker
-    output/  (store, writer, manifest, files, shards, sheet, dataset, exports)   outputs
+    render/  (worker, batches, leases, page, stage, ids, sink, server, capture.js)   a worker
+    output/  (open, writer, lock, store, manifest, files, shards, sheet, dataset, exports)
+    testing/ (the pybullet reference, soak, example scenes, chaos)   never imported at run time
 
 A job's path: render(jobs) validates and submits them to the queue actor in chunks ->
 a RenderWorker leases a batch, builds the scene, sends it to its browser page and waits

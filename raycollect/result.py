@@ -11,6 +11,17 @@ from .jobs import Job, Lease
 from .output.files import decode
 
 
+class _Pass:
+    """A pass of a Result's frame as an array (its name is the pass's), decoded on first
+    use."""
+
+    def __set_name__(self, owner, name: str):
+        self.kind = name
+
+    def __get__(self, result, owner=None):
+        return self if result is None else result._array(self.kind)
+
+
 @dataclass
 class Result(Job):
     """A rendered job: what the job was, plus its frame and camera data.
@@ -63,29 +74,12 @@ class Result(Job):
             self._arrays[kind] = None if data is None else decode(kind, data)
         return self._arrays[kind]
 
-    @property
-    def image(self):
-        return self._array("image")
-
-    @property
-    def depth(self):
-        return self._array("depth")
-
-    @property
-    def mask(self):
-        return self._array("mask")
-
-    @property
-    def semantic(self):
-        return self._array("semantic")
-
-    @property
-    def normals(self):
-        return self._array("normals")
-
-    @property
-    def coords(self):
-        return self._array("coords")
+    image = _Pass()
+    depth = _Pass()
+    mask = _Pass()
+    semantic = _Pass()
+    normals = _Pass()
+    coords = _Pass()
 
     @property
     def amodal(self) -> dict | None:
