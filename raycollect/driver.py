@@ -124,6 +124,39 @@ def _start(config: Config) -> tuple[Config, int]:
     return config, n_workers
 
 
+def _open_queue(config: Config, journal: Path) -> JobQueue:
+    try:
+        ray.get_actor(config.queue_name, namespace=C.RAY_NAMESPACE)
+    except ValueError:
+        pass
+    else:
+        raise RunFailed(f"a queue named {config.queue_name!r} is already in use on "
+                        f"this Ray cluster (another run?); pass a different queue name")
+    return JobQueue.create(name=config.queue_name, lease_ttl=config.lease_ttl,
+                           max_attempts=config.max_attempts, journal=str(journal))
+
+
+def _queue_end(queue: JobQueue, summary: Summary) -> list[Failure]:
+    """The queue's last word on the run (its counters into the summary, its failed jobs),
+    then the queue actor ends."""
+    failures = []
+    try:
+        s = queue.stats()
+        summary.stale_refused = s["stale_refused"]
+        summary.leases_expired = s["expired"]
+        summary.parked = s["parked"]
+        summary.refused_heartbeats = s["refused_heartbeats"]
+        failures = [Failure(f["job_id"], f["error"], f["attempts"], job_id=f["job_id"],
+                            params=f["params"]) for f in queue.failures()]
+    except RaycollectError as e:
+        log.error("could not read the queue at the end: %s", e)
+    try:
+        queue.kill()
+    except Exception:  # already gone with its node
+        pass
+    return failures
+
+
 class _Timers:
     """Named monotonic timestamps of the run's loop: when a periodic read is due, and how
     long a condition has held."""
@@ -254,7 +287,7 @@ class Run:
         self.summary = Summary()
         bar, feeder, store_down = None, None, False
         try:
-            self.queue = q = self._open_queue(output.journal)
+            self.queue = q = _open_queue(config, output.journal)
             # This run renders its own jobs only: what an earlier run over the same output
             # left pending stays in the journal, parked; the feeder's submits take back the
             # ones this run is given again.
@@ -287,17 +320,6 @@ class Run:
             if bar is not None:
                 bar.close()
             self._finish(None if store_down else output, feeder, t_start)
-
-    def _open_queue(self, journal: Path) -> JobQueue:
-        try:
-            ray.get_actor(self.config.queue_name, namespace=C.RAY_NAMESPACE)
-        except ValueError:
-            pass
-        else:
-            raise RunFailed(f"a queue named {self.config.queue_name!r} is already in use on "
-                            f"this Ray cluster (another run?); pass a different queue name")
-        return JobQueue.create(name=self.config.queue_name, lease_ttl=self.config.lease_ttl,
-                               max_attempts=self.config.max_attempts, journal=str(journal))
 
     def _consume(self, q: JobQueue, output: Output, bar: tqdm) -> Iterator[Result]:
         """The run's loop: record what arrived and hand it over, replace lost workers, and
@@ -384,20 +406,7 @@ class Run:
                 pass
             self.pool.close()
         if self.queue is not None:
-            try:
-                s = self.queue.stats()
-                self.summary.stale_refused = s["stale_refused"]
-                self.summary.leases_expired = s["expired"]
-                self.summary.parked = s["parked"]
-                self.summary.refused_heartbeats = s["refused_heartbeats"]
-                failures += [Failure(f["job_id"], f["error"], f["attempts"], job_id=f["job_id"],
-                                     params=f["params"]) for f in self.queue.failures()]
-            except RaycollectError as e:
-                log.error("could not read the queue at the end: %s", e)
-            try:
-                self.queue.kill()
-            except Exception:  # already gone with its node
-                pass
+            failures += _queue_end(self.queue, self.summary)
         self.summary.failed = len(failures)
         if output is not None and output.url is not None:
             self.summary.contact_sheet = output.finish(
