@@ -17,7 +17,7 @@ import pytest
 import ray
 
 import raycollect as rc
-from raycollect import constants as C
+from raycollect import driver
 from raycollect.testing import chaos
 from conftest import TAG_VAR, check_output, read_jsonl, tagged_chromiums, replacements_rendered
 from raycollect.jobs import content_id, to_plain
@@ -81,7 +81,7 @@ def test_worker_killed_by_ray_and_by_sigkill_is_replaced(ray_local, chromium, tm
 def test_browser_killed_mid_run_is_relaunched(ray_local, chromium, tmp_out, monkeypatch):
     # The driver reads its browser hosts every few seconds; a run that ends soon after a
     # crash must still count it. A long period makes "soon" certain here.
-    monkeypatch.setattr(C, "BROWSER_STATUS_PERIOD", 3600.0)
+    monkeypatch.setattr(driver, "BROWSER_STATUS_PERIOD", 3600.0)
     jobs = rc.orbit(40, 96, 72)
     pids = []
 
