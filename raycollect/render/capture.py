@@ -1,8 +1,8 @@
 """The frames a page sends back, decoded: raw RGB, metric depth, instance ids, normals,
 object coordinates and amodal silhouettes.
 
-Every render worker's page runs `capture.js` (this folder), which answers each grab with
-this payload instead of the client's JPEG:
+Every render worker's page runs the capture script (capture_js/ in this folder), which
+answers each grab with this payload instead of the client's JPEG:
 
     b"RCF1" | uint32 LE n | n bytes of JSON header | the header's blocks, in order
 
@@ -65,7 +65,7 @@ class Capture:
     # {name: 16 numbers}} in the user's world (with the mask pass; raycollect/labels.py).
     objects: dict | None = None
     # Which job of its update the frame shows, when the update carried per-job joint values
-    # (capture.js, "per-view state"); None otherwise.
+    # (capture_js/view_state.js); None otherwise.
     state: int | None = None
     # How the page made the frame: {"mode": "mrt" (every pass in one render) or "separate"
     # (a render per pass; "why" says what in the scene needed it), "draw_ms", "read_ms"}.
