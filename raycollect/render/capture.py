@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import RenderError
+from ..crop import Crop
 
 MAGIC = b"RCF1"
 DEPTH_LEVELS = (1 << 24) - 1
@@ -56,7 +57,7 @@ class Capture:
     mask: np.ndarray | None = None  # H x W uint32 instance ids
     normals: np.ndarray | None = None  # H x W x 3 float32, camera frame
     coords: np.ndarray | None = None  # H x W x 3 float32, the frame of each pixel's id
-    # {id: bool H x W}: silhouettes in the image, and on the 3x canvas for those the image's
+    # {id: Crop}: silhouettes in the image, and on the 3x canvas for those the image's
     # border cuts (raycollect/labels.py turns them into counts and boxes)
     amodal: dict = field(default_factory=dict)
     amodal_outer: dict = field(default_factory=dict)
@@ -77,15 +78,26 @@ class Capture:
         return float(self.page.get("draw_ms", 0.0)) + float(self.page.get("read_ms", 0.0))
 
 
-def unpack_bits(block: dict, data) -> dict[int, np.ndarray]:
-    """A packed silhouette block as {id: bool H x W, rows top-down} (see the docstring)."""
+def unpack_bits(block: dict, data) -> dict[int, Crop]:
+    """A packed silhouette block as {id: Crop, rows top-down} (see the docstring). Only each
+    id's box is unpacked: its rows and bytes are found on the packed plane, an eighth of the
+    pixels."""
     w, h, ids = int(block["w"]), int(block["h"]), [int(i) for i in block["ids"]]
     w8 = -(-w // 8)
     planes = np.frombuffer(data, dtype=np.uint8).reshape(-1, h, w8, 4)
     out = {}
     for j, i in enumerate(ids):
-        bits = np.unpackbits(planes[j // 4, :, :, j % 4], axis=1, bitorder="little")
-        out[i] = bits[::-1, :w].astype(bool)
+        plane = planes[j // 4, :, :, j % 4]  # rows bottom-up, as WebGL reads them
+        rows = np.flatnonzero(plane.any(axis=1))
+        if rows.size == 0:
+            out[i] = Crop.of(np.zeros((0, 0), bool))
+            continue
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        cols = np.flatnonzero(plane[r0:r1].any(axis=0))
+        c0, c1 = int(cols[0]), int(cols[-1]) + 1
+        bits = np.unpackbits(plane[r0:r1, c0:c1], axis=1, bitorder="little")[::-1]
+        bits = bits[:, :max(0, w - 8 * c0)].astype(bool)  # the last byte's padding
+        out[i] = Crop.of(bits, 8 * c0, h - r1)
     return out
 
 

@@ -462,11 +462,12 @@ class _RenderWorker:
         if config.masks:
             if cap.objects is None or cap.mask is None:
                 raise RenderError(f"job {lease.job_id}: the page returned no labels")
-            stats = None
+            stats, seen = None, labels.boxes(cap.mask)
             if config.amodal:
-                arrays["amodal"], stats = labels.silhouettes(cap.amodal, cap.amodal_outer, cap.mask)
+                crops, stats = labels.silhouettes(cap.amodal, cap.amodal_outer, cap.mask, seen)
+                arrays["amodal"] = (crops, cap.mask.shape)
             objects = labels.objects(cap.objects, cap.mask, self._instances, self._classes,
-                                     self._models, stats)
+                                     self._models, stats, seen)
             classes = self._class_ids  # the scene's, made once per scene (_groups)
             if config.semantic:
                 arrays["semantic"] = self._semantic_lut[np.minimum(cap.mask, len(self._semantic_lut) - 1)]
