@@ -36,38 +36,90 @@ function drawSilhouette(gl, s, prog, obj, camera) {
   }
 }
 
-// One silhouette render of up to SLOTS ids and its packing: {ids, data} where data holds
-// ceil(n / 4) planes, each H rows (bottom-up) of ceil(W / 8) RGBA pixels: channel c of
-// plane a holds id a * 4 + c, bit b of byte x the pixel x * 8 + b.
+// The part of a w x h canvas that the meshes of `ids` can cover, from their geometries'
+// bounding boxes projected as they are drawn (a conservative box, a pixel wider each side):
+// {x0, y0, x1, y1}, bottom-up as GL counts rows, x0 and x1 on whole bytes of the packing
+// (x1 may be w). The whole canvas when a box reaches behind the camera; null when nothing
+// is drawn. Only this part is cleared, drawn, packed and read back: an object on BOP's
+// threefold canvas covers a few percent of it.
+function region(meshes, ids, camera, proj, w, h) {
+  const want = new Set(ids);
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  for (const [obj, id] of meshes) {
+    if (!want.has(id)) continue;
+    const geo = obj.geometry;
+    const pos = geo && geo.attributes && geo.attributes.position;
+    if (!pos || pos.count === 0) continue;
+    if (!geo.boundingBox) geo.computeBoundingBox();
+    const {min, max} = geo.boundingBox;
+    if (!(min.x <= max.x && min.y <= max.y && min.z <= max.z)) continue; // empty
+    // P * V * M, column-major (three.js's Matrix4 without needing its constructor here)
+    const e = proj.clone().multiply(camera.matrixWorldInverse).multiply(obj.matrixWorld).elements;
+    for (let c = 0; c < 8; c++) {
+      const x = c & 1 ? max.x : min.x, y = c & 2 ? max.y : min.y, z = c & 4 ? max.z : min.z;
+      const cw = e[3] * x + e[7] * y + e[11] * z + e[15];
+      if (!(cw > 1e-9)) return {x0: 0, y0: 0, x1: w, y1: h};
+      const cx = (e[0] * x + e[4] * y + e[8] * z + e[12]) / cw;
+      const cy = (e[1] * x + e[5] * y + e[9] * z + e[13]) / cw;
+      const px = (cx * 0.5 + 0.5) * w, py = (cy * 0.5 + 0.5) * h;
+      x0 = Math.min(x0, px); x1 = Math.max(x1, px); y0 = Math.min(y0, py); y1 = Math.max(y1, py);
+    }
+  }
+  if (x0 === Infinity) return null;
+  x0 = Math.max(0, Math.floor(x0) - 1); y0 = Math.max(0, Math.floor(y0) - 1);
+  x1 = Math.min(w, Math.ceil(x1) + 1); y1 = Math.min(h, Math.ceil(y1) + 1);
+  if (x0 >= x1 || y0 >= y1) return null;
+  return {x0: x0 - (x0 % 8), y0, x1: Math.min(w, Math.ceil(x1 / 8) * 8), y1};
+}
+
+// One silhouette render of up to SLOTS ids and its packing: {ids, data, w, h, x8, y, cols,
+// rows} where data holds ceil(n / 4) planes of a part of the canvas (region above), each
+// `rows` rows (bottom-up, from GL row y) of `cols` RGBA pixels (from byte column x8):
+// channel c of plane a holds id a * 4 + c, bit b of byte x the pixel x * 8 + b.
 function silhouetteRender(gl, s, meshes, ids, camera, w, h, scale) {
   const n = Math.ceil(ids.length / 4);
+  const p = camera.projectionMatrix.clone();
+  const e = p.elements;
+  for (const i of [0, 4, 8, 12, 1, 5, 9, 13]) e[i] /= scale; // x and y rows: a wider view
+  const part = region(meshes, ids, camera, p, w, h);
+  if (part === null) return {ids, data: new Uint8Array(0), w, h, x8: 0, y: 0, cols: 0, rows: 0};
+  const {x0, y0, x1, y1} = part;
   const prog = programsFor(gl, s, n);
   const slot = new Map(ids.map((id, i) => [id, i]));
-  const draw = bindTarget(gl, s, "draw", w, h, n);
-  gl.disable(gl.SCISSOR_TEST);
+  const draw = target(gl, s, "draw", w, h, n);
+  gl.enable(gl.SCISSOR_TEST);
+  gl.scissor(x0, y0, x1 - x0, y1 - y0);
+  gl.viewport(0, 0, w, h);
   gl.disable(gl.DEPTH_TEST);
   gl.disable(gl.STENCIL_TEST);
   gl.depthMask(false);
   gl.colorMask(true, true, true, true);
-  for (let i = 0; i < n; i++) gl.clearBufferfv(gl.COLOR, i, [0, 0, 0, 0]);
-  gl.enable(gl.BLEND);
   gl.blendEquation(gl.FUNC_ADD);
   gl.blendFunc(gl.ONE, gl.ONE);
   gl.useProgram(prog.draw);
   gl.bindVertexArray(s.vao);
-  const p = camera.projectionMatrix.elements.slice();
-  for (const i of [0, 4, 8, 12, 1, 5, 9, 13]) p[i] /= scale; // x and y rows: a wider view
-  gl.uniformMatrix4fv(prog.uP, false, new Float32Array(p));
-  for (const [obj, id] of meshes) {
-    if (!slot.has(id)) continue;
-    gl.uniform1i(prog.uSlot, slot.get(id));
-    drawSilhouette(gl, s, prog, obj, camera);
+  gl.uniformMatrix4fv(prog.uP, false, new Float32Array(e));
+  for (let a = 0; a < n; a++) { // a plane at a time, 4 ids a plane
+    gl.bindFramebuffer(gl.FRAMEBUFFER, draw.alone[a]);
+    gl.drawBuffers([A0]);
+    gl.disable(gl.BLEND);
+    gl.clearBufferfv(gl.COLOR, 0, [0, 0, 0, 0]);
+    gl.enable(gl.BLEND);
+    for (const [obj, id] of meshes) {
+      const k = slot.get(id);
+      if (k === undefined || (k >> 2) !== a) continue;
+      gl.uniform1i(prog.uChannel, k & 3);
+      drawSilhouette(gl, s, prog, obj, camera);
+    }
   }
   gl.disable(gl.BLEND);
   gl.disable(gl.CULL_FACE);
-  // Pack: 8 pixels of each channel into a byte.
+  // Pack: 8 pixels of each channel into a byte, over the region's bytes only.
+  const x8 = x0 / 8, cols = Math.ceil(x1 / 8) - x8, rows = y1 - y0;
   const w8 = Math.ceil(w / 8);
   bindTarget(gl, s, "pack", w8, h, n);
+  gl.scissor(x8, y0, cols, rows);
+  gl.viewport(x8, y0, cols, rows); // gl_FragCoord stays the canvas's: the shader is unchanged
   gl.useProgram(prog.pack);
   gl.bindVertexArray(s.emptyVao);
   gl.uniform1i(prog.uW, w);
@@ -77,25 +129,29 @@ function silhouetteRender(gl, s, meshes, ids, camera, w, h, scale) {
     gl.uniform1i(prog.samplers[i], i);
   }
   gl.drawArrays(gl.TRIANGLES, 0, 3);
-  const data = new Uint8Array(n * w8 * h * 4);
+  gl.disable(gl.SCISSOR_TEST);
+  const size = cols * rows * 4;
+  const data = new Uint8Array(n * size);
   for (let i = 0; i < n; i++) {
     gl.readBuffer(A0 + i);
-    gl.readPixels(0, 0, w8, h, gl.RGBA, gl.UNSIGNED_BYTE, data.subarray(i * w8 * h * 4, (i + 1) * w8 * h * 4));
+    gl.readPixels(x8, y0, cols, rows, gl.RGBA, gl.UNSIGNED_BYTE, data.subarray(i * size, (i + 1) * size));
   }
-  return {ids, data, w, h};
+  return {ids, data, w, h, x8, y: y0, cols, rows};
 }
 
 // The ids of a packed render whose silhouette reaches the image's outermost pixels.
 function touchingBorder(block) {
-  const {ids, data, w, h} = block;
-  const w8 = Math.ceil(w / 8);
-  const plane = w8 * h * 4;
+  const {ids, data, w, h, x8, y, cols, rows} = block;
+  if (!rows || !cols) return [];
+  const plane = cols * rows * 4;
   const lastBit = 1 << ((w - 1) % 8);
+  const bottom = y === 0, top = y + rows === h;
+  const left = x8 === 0, right = x8 + cols === Math.ceil(w / 8);
   return ids.filter((id, j) => {
     const base = Math.floor(j / 4) * plane + (j % 4);
-    const at = (x8, y) => data[base + (y * w8 + x8) * 4];
-    for (let x8 = 0; x8 < w8; x8++) if (at(x8, 0) || at(x8, h - 1)) return true;
-    for (let y = 0; y < h; y++) if ((at(0, y) & 1) || (at(w8 - 1, y) & lastBit)) return true;
+    const at = (c, r) => data[base + (r * cols + c) * 4];
+    for (let c = 0; c < cols; c++) if ((bottom && at(c, 0)) || (top && at(c, rows - 1))) return true;
+    for (let r = 0; r < rows; r++) if ((left && (at(0, r) & 1)) || (right && (at(cols - 1, r) & lastBit))) return true;
     return false;
   });
 }

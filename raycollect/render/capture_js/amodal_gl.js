@@ -41,20 +41,18 @@ in highp vec3 position;
 uniform highp mat4 uMV;
 uniform highp mat4 uP;
 void main() { gl_Position = uP * (uMV * vec4(position, 1.0)); }`;
-// Both programs are made for the number of planes a render needs (n outputs, n inputs):
+// The pack program is made for the number of planes a render needs (n outputs, n inputs):
 // SwiftShader runs every output and every fetch a shader names, used or not (all 8 planes
 // each time cost 3 to 5 times what 1 to 3 do).
-const SILHOUETTE_FS = (n) => `#version 300 es
+// The silhouette program writes one plane: each plane's ids are drawn in a pass of their
+// own into that plane alone (one output a fragment: SwiftShader blends every attachment a
+// draw has bound, so n planes at once cost n times the fragments).
+const SILHOUETTE_FS = `#version 300 es
 precision highp float;
 precision highp int;
-uniform int uSlot;
-${upTo(n).map((i) => `layout(location = ${i}) out vec4 o${i};`).join("\n")}
-void main() {
-int a = uSlot / 4;
-int c = uSlot - a * 4;
-vec4 v = vec4(equal(ivec4(c), ivec4(0, 1, 2, 3)));
-${upTo(n).map((i) => `  o${i} = a == ${i} ? v : vec4(0.0);`).join("\n")}
-}`;
+uniform int uChannel;
+out vec4 o;
+void main() { o = vec4(equal(ivec4(uChannel), ivec4(0, 1, 2, 3))); }`;
 const PACK_VS = `#version 300 es
 void main() {
 vec2 p = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
@@ -92,17 +90,19 @@ function silhouetteState(gl) {
 function programsFor(gl, s, n) {
   let p = s.programs.get(n);
   if (p) return p;
-  const draw = program(gl, SILHOUETTE_VS, SILHOUETTE_FS(n));
+  s.draw = s.draw || program(gl, SILHOUETTE_VS, SILHOUETTE_FS);
+  const draw = s.draw;
   const pack = program(gl, PACK_VS, PACK_FS(n));
   p = {draw, pack, position: gl.getAttribLocation(draw, "position"),
        uMV: gl.getUniformLocation(draw, "uMV"), uP: gl.getUniformLocation(draw, "uP"),
-       uSlot: gl.getUniformLocation(draw, "uSlot"), uW: gl.getUniformLocation(pack, "uW"),
+       uChannel: gl.getUniformLocation(draw, "uChannel"), uW: gl.getUniformLocation(pack, "uW"),
        samplers: upTo(n).map((i) => gl.getUniformLocation(pack, `t${i}`))};
   s.programs.set(n, p);
   return p;
 }
 
-// A framebuffer with `n` RGBA8 textures of w x h, kept for the next frame of that size.
+// A framebuffer with `n` RGBA8 textures of w x h, kept for the next frame of that size,
+// and a framebuffer of each texture alone (a plane's own pass).
 function target(gl, s, name, w, h, n) {
   const key = `${name}:${w}x${h}:${n}`;
   let t = s.targets.get(key);
@@ -118,17 +118,22 @@ function target(gl, s, name, w, h, n) {
     gl.framebufferTexture2D(gl.FRAMEBUFFER, A0 + i, gl.TEXTURE_2D, tex, 0);
     return tex;
   });
-  t = {fb, textures, w, h, n};
+  const alone = textures.map((tex) => {
+    const one = gl.createFramebuffer();
+    gl.bindFramebuffer(gl.FRAMEBUFFER, one);
+    gl.framebufferTexture2D(gl.FRAMEBUFFER, A0, gl.TEXTURE_2D, tex, 0);
+    return one;
+  });
+  t = {fb, alone, textures, w, h, n};
   s.targets.set(key, t);
   return t;
 }
 
-// Draw into all `n` textures of a target, the whole of each.
+// Draw into all `n` textures of a target.
 function bindTarget(gl, s, name, w, h, n) {
   const t = target(gl, s, name, w, h, n);
   gl.bindFramebuffer(gl.FRAMEBUFFER, t.fb);
   gl.drawBuffers(OUTS.slice(0, n).map((i) => A0 + i));
-  gl.viewport(0, 0, w, h);
   return t;
 }
 

@@ -18,7 +18,8 @@ function payload(header, images, extra) {
     size += bytes;
   }
   for (const [name, b] of extra) {
-    header.blocks.push({name, type: "bits", bytes: b.data.length, w: b.w, h: b.h, ids: b.ids});
+    header.blocks.push({name, type: "bits", bytes: b.data.length, w: b.w, h: b.h, ids: b.ids,
+                         x8: b.x8, y: b.y, cols: b.cols, rows: b.rows});
     size += b.data.length;
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
