@@ -186,6 +186,18 @@ def test_silhouettes_on_crops_equal_the_whole_frame_computation():
         block = {"w": w, "h": h, "ids": ids}
         inner = capture.unpack_bits(block, _pack([whole[i] for i in ids], w))
         assert all(np.array_equal(inner[i].full(h, w), whole[i]) for i in ids)
+        # The page packs only the part of the canvas the meshes can reach: the same crops.
+        planes = np.frombuffer(_pack([whole[i] for i in ids], w), np.uint8).reshape(-1, h, -(-w // 8), 4)
+        y, rows = int(rng.integers(0, 8)), h - 8 - int(rng.integers(0, 8))
+        x8, cols = int(rng.integers(0, 2)), -(-w // 8) - 2
+        part = np.ascontiguousarray(planes[:, y:y + rows, x8:x8 + cols])
+        for i in ids:  # outside the part nothing is drawn
+            g = whole[i][::-1].copy()
+            g[:y], g[y + rows:], g[:, :8 * x8], g[:, 8 * (x8 + cols):] = False, False, False, False
+            whole[i] = g[::-1]
+        block = {"w": w, "h": h, "ids": ids, "x8": x8, "y": y, "cols": cols, "rows": rows}
+        inner = capture.unpack_bits(block, part.tobytes())
+        assert all(np.array_equal(inner[i].full(h, w), whole[i]) for i in ids)
         crops, stats = labels.silhouettes(inner, {k: Crop.of(v) for k, v in outer.items()}, mask)
         for i in set(ids) | {int(v) for v in np.unique(mask) if v}:
             full = whole.get(i, np.zeros((h, w), bool)) | (mask == i)
