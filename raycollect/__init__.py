@@ -6,7 +6,7 @@ The layers, from the caller down:
     driver.py, pool.py, browser_hosts.py              the driver: feed, record, replace
     queue.py, journal.py, jobs.py                     the job queue actor and its journal
     result.py                                         Result: what a rendered job gives back
-    render/  (worker, batches, leases, page, stage, ids, sink, server, capture.js)   a worker
+    render/  (worker, batches, leases, page, stage, ids, sink, server, capture_js/)
     output/  (open, writer, lock, store, manifest, files, shards, sheet, dataset, exports)
     testing/ (the pybullet reference, soak, example scenes, chaos)   never imported at run time
 

@@ -271,7 +271,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     try:
         path = export(args.out, args.format, categories=args.categories,
-                      storage_options=_endpoint(args), split=args.split, assets=args.assets)
+                      storage_options=_endpoint(args), split=args.split, assets=args.assets,
+                      scene_size=args.scene_size)
     except RaycollectError as e:
         print(f"raycollect: {e}", file=sys.stderr)
         return 2
@@ -327,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                                                          "[%(default)s]")
     export.add_argument("--assets", metavar="DIR", help="bop: the assets folder of the scenes' "
                                                         "model files [the one OUT/dataset.json names]")
+    export.add_argument("--scene-size", type=int, metavar="N", help="bop: images a scene folder, "
+                                                                    "SPLIT/000000/, 000001/, ... [1000]")
     repair = sub.add_parser("repair", help="rebuild an output's damaged queue journal from its "
                                            "manifest")
     repair.add_argument("out", help="the output directory of a run")

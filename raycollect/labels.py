@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .crop import Crop, box, union
 from .scene import RESERVED_KEY_PREFIX
 
 # vuer element tags that draw nothing into a frame (raycollect/render/stage.py wraps each element
@@ -67,47 +68,44 @@ def boxes(mask: np.ndarray) -> dict[int, tuple[list[int], int]]:
     return {int(i): (box(mask == i), int(counts[i])) for i in np.flatnonzero(counts) if i}
 
 
-def box(hit: np.ndarray) -> list[int] | None:
-    """[x, y, w, h] tight on a bool mask's pixels, None if it has none."""
-    rows = np.flatnonzero(hit.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(hit.any(axis=0))
-    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
-
-
-def silhouettes(inner: dict[int, np.ndarray], outer: dict[int, np.ndarray],
-                mask: np.ndarray) -> tuple[dict[int, np.ndarray], dict[int, tuple]]:
+def silhouettes(inner: dict[int, Crop], outer: dict[int, Crop], mask: np.ndarray,
+                seen: dict[int, tuple] | None = None) -> tuple[dict[int, Crop], dict[int, tuple]]:
     """Each id's amodal silhouette in the image (the page's, with the id's visible pixels
     added: things with no silhouette of their own, points and lines, are what they show),
     and its (px_all, bbox_all) on BOP's 3x canvas. `outer` holds the 3x canvas of the ids
-    the image's border cuts (raycollect/render/capture.py)."""
+    the image's border cuts (raycollect/render/capture.py); `seen` is boxes(mask), passed when
+    the caller has it. Works on each id's box only, not on whole frames."""
     h, w = mask.shape
+    seen = boxes(mask) if seen is None else seen
     masks, stats = {}, {}
-    for i in set(inner) | {int(v) for v in np.unique(mask) if v}:
-        m = mask == i
+    for i in set(inner) | set(seen):
+        parts = []
         if i in inner:
-            m |= inner[i]
-        masks[i] = m
+            parts.append(tuple(inner[i]))
+        if i in seen and seen[i][0] is not None:
+            x, y, bw, bh = seen[i][0]
+            parts.append((x, y, mask[y:y + bh, x:x + bw] == i))
+        m = masks[i] = union(parts)
         big = outer.get(i)
         if big is None:
-            stats[i] = (int(m.sum()), box(m))
+            stats[i] = (int(m.bits.sum()), m.box)
             continue
-        big = big.copy()
-        big[h:2 * h, w:2 * w] |= m
-        b = box(big)
-        stats[i] = (int(big.sum()), None if b is None else [b[0] - w, b[1] - h, b[2], b[3]])
+        whole = union([tuple(big), (m.x + w, m.y + h, m.bits)])
+        b = whole.box
+        stats[i] = (int(whole.bits.sum()), None if b is None else [b[0] - w, b[1] - h, b[2], b[3]])
     return masks, stats
 
 
 def objects(rendered: dict, mask: np.ndarray, instances: dict[str, int],
             classes: dict[str, str] | None = None, models: dict[str, dict] | None = None,
-            amodal: dict[int, tuple] | None = None) -> dict:
+            amodal: dict[int, tuple] | None = None,
+            seen: dict[int, tuple] | None = None) -> dict:
     """The manifest's `objects` for one frame: what the page reported (`rendered`, by element
     key, column-major matrices) with the boxes and counts of the frame's mask; each thing's
     class (by key), its model (by element key) and, with `amodal` ({id: (px_all,
-    bbox_all)}, silhouettes()), its whole silhouette's count and box."""
-    seen = boxes(mask)
+    bbox_all)}, silhouettes()), its whole silhouette's count and box. `seen` is boxes(mask)
+    when the caller has it."""
+    seen = boxes(mask) if seen is None else seen
 
     def entry(key: str, pose) -> dict:
         i = instances[key]

@@ -25,10 +25,39 @@ def _ids(jobs):
     return [content_id(to_plain(j)) for j in jobs]
 
 
+# How long the workers' frame counts must stand still, with the driver's backlog full, before
+# they are taken to be waiting on the driver (a batch renders well within it, however busy
+# the machine: a CI run saw 1.8 frames/s a worker here, 8 s a batch).
+STILL_S = 15.0
+HOLD_LIMIT_S = 180.0
+
+
+def _hold_until_the_workers_wait(run) -> None:
+    """Consume nothing until the driver's backlog is full and no worker has rendered a frame
+    for STILL_S: the workers then wait on the driver, whatever the machine's speed (a fixed
+    0.2 s per frame was once slower than two workers rendered, on a busy CI machine)."""
+    import ray
+
+    def frames() -> int:
+        return sum(ray.get(m.actor.status.remote())["frames"]
+                   for m in list(run.pool.members.values()))
+
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = frames()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif run.pool.inbox.full() and time.monotonic() - since >= STILL_S:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the backlog never filled: {last} frames in {HOLD_LIMIT_S} s")
+
+
 def test_slow_caller_causes_no_rerender_and_keeps_memory_flat(ray_local, chromium, tmp_out):
-    """0.2 s per frame in the caller's loop (slower than two workers render, even on a busy
-    machine), a 3 s lease TTL, three times more jobs than the driver's backlog holds: the
-    backlog fills, the workers pause (they wait on the driver),
+    """The caller holds its first frame until the driver's backlog is full and the workers
+    stand still, then takes 0.2 s per frame; a 3 s lease TTL, three times more jobs than the
+    driver's backlog holds: the backlog fills, the workers pause (they wait on the driver),
     the frames behind it wait longer than their leases would last, yet every job renders
     once, on its first attempt, nothing refused, and the driver's memory stays flat."""
     from raycollect.pool import DRIVER_BACKLOG
@@ -39,6 +68,8 @@ def test_slow_caller_causes_no_rerender_and_keeps_memory_flat(ray_local, chromiu
     rss = {}
     with rc.render(jobs, out=tmp_out, workers=2, lease_ttl=3.0, progress=False) as run:
         for i, _ in enumerate(run):
+            if i == 0:
+                _hold_until_the_workers_wait(run)
             time.sleep(0.2)
             if i in (DRIVER_BACKLOG, n - 1):
                 rss[i] = me.memory_info().rss

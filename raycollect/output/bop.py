@@ -5,7 +5,9 @@
     models/obj_{obj_id:06d}.ply      each model's triangles, mm, with unit vertex normals
     models/models_info.json          {obj_id: {diameter, min_x/y/z, size_x/y/z}} (mm)
     obj_ids.json                     {obj_id: {model, keys, classes}}: what each id is
-    <split>/000000/                  split "train" unless asked otherwise; one scene
+    <split>/job_ids.json             {scene_id: {im_id: job_id}}: each image's manifest line
+    <split>/{scene_id:06d}/          split "train" unless asked otherwise; a scene per
+                                     1000 frames of the manifest, as BlenderProc chunks them
       rgb/{im:06d}.png               the frames as rendered
       depth/{im:06d}.png             uint16; depth in mm = value * depth_scale
       mask/{im:06d}_{gt:06d}.png     255 on the object's whole (amodal) silhouette
@@ -15,8 +17,10 @@
       scene_gt_info.json             {im: [{bbox_obj, bbox_visib, px_count_all,
                                        px_count_valid, px_count_visib, visib_fract}, ...]}
 
-`im` is the frame's index in manifest.jsonl; `gt` the object's index in scene_gt[im] (the
-frame's objects by instance id). An `obj_id` names a model, not an instance: elements drawn
+Frame k of manifest.jsonl is image `im` = k % 1000 of scene k // 1000 (`scene_size`): a
+million frames make a thousand scene folders the toolkit reads one at a time, not one
+folder of millions of files and a scene_gt.json of a million entries. `gt` is the object's
+index in scene_gt[im] (the frame's objects by instance id). An `obj_id` names a model, not an instance: elements drawn
 from the same asset file with the same scale, or the same primitive with the same args and
 scale, share it. Ids run 1..N in the order of the models' identities (sorted JSON of tag,
 args or src, and scale), so the same elements give the same ids in every export.
@@ -55,7 +59,7 @@ from .manifest import finished
 log = logging.getLogger(__name__)
 
 BOP_DIR = "bop"
-SCENE = 0  # one scene: every frame of an output
+SCENE_SIZE = 1000  # images a scene folder (BlenderProc's frames_per_chunk)
 DEFAULT_SPLIT = "train"
 MASK_ON = 255
 NO_BOX = [-1, -1, -1, -1]
@@ -225,9 +229,12 @@ def _check_split(split: str) -> str:
 
 
 def bop(out: str | Path, storage_options: dict | None = None, split: str = DEFAULT_SPLIT,
-        assets: str | Path | None = None) -> str:
-    """Write OUT/bop/ (above); returns where the split's scene is."""
+        assets: str | Path | None = None, scene_size: int = SCENE_SIZE) -> str:
+    """Write OUT/bop/ (above); returns where the split's first scene is."""
     split = _check_split(split)
+    if isinstance(scene_size, bool) or not isinstance(scene_size, int) or scene_size < 1:
+        raise RaycollectError(f"scene_size {scene_size!r}: the images a scene folder holds, "
+                              f"a whole number >= 1")
     loc, reader, lines = finished(out, storage_options)
     _check(out, lines)
     catalog = Catalog(_assets_root(assets, metadata.read(loc)))
@@ -248,18 +255,25 @@ def bop(out: str | Path, storage_options: dict | None = None, split: str = DEFAU
         log.info("bop export: %s left out of scene_gt: %s", key, why)
     obj_ids = {text: i + 1 for i, text in enumerate(sorted(catalog.uses))}
     _write_models(loc, catalog, obj_ids)
-    scene = f"{BOP_DIR}/{split}/{SCENE:06d}"
-    cameras, gts, infos = {}, {}, {}
-    for im, (m, chosen) in enumerate(zip(lines, frames)):
-        cameras[str(im)], gts[str(im)], infos[str(im)] = _frame(loc, reader, scene, im, m,
-                                                                chosen, obj_ids)
-        if im == 0:
-            _write_json(loc, f"{BOP_DIR}/camera.json", _camera(m["camera"],
-                                                               cameras["0"]["depth_scale"]))
-    for name, doc in (("scene_camera.json", cameras), ("scene_gt.json", gts),
-                      ("scene_gt_info.json", infos)):
-        _write_json(loc, f"{scene}/{name}", doc)
-    return f"{loc.url}/{scene}"
+    scenes, job_ids = [], {}
+    for first in range(0, len(lines), scene_size):
+        scene_id = first // scene_size
+        scene = f"{BOP_DIR}/{split}/{scene_id:06d}"
+        cameras, gts, infos = {}, {}, {}
+        for im, (m, chosen) in enumerate(zip(lines[first:first + scene_size],
+                                             frames[first:first + scene_size])):
+            cameras[str(im)], gts[str(im)], infos[str(im)] = _frame(loc, reader, scene, im, m,
+                                                                    chosen, obj_ids)
+            job_ids.setdefault(str(scene_id), {})[str(im)] = m["job_id"]
+            if first == 0 and im == 0:
+                _write_json(loc, f"{BOP_DIR}/camera.json",
+                            _camera(m["camera"], cameras["0"]["depth_scale"]))
+        for name, doc in (("scene_camera.json", cameras), ("scene_gt.json", gts),
+                          ("scene_gt_info.json", infos)):
+            _write_json(loc, f"{scene}/{name}", doc)
+        scenes.append(scene)
+    _write_json(loc, f"{BOP_DIR}/{split}/job_ids.json", job_ids)
+    return f"{loc.url}/{scenes[0]}"
 
 
 def _camera(cam: dict, scale: float) -> dict:

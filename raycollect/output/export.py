@@ -67,13 +67,14 @@ def _write(loc, job_id: str, kind: str, array: np.ndarray) -> str:
 
 def export(out: str | Path, fmt: str, categories: str | dict | None = None,
            storage_options: dict | None = None, split: str | None = None,
-           assets: str | Path | None = None) -> str | Path:
+           assets: str | Path | None = None, scene_size: int | None = None) -> str | Path:
     """Write OUT in `fmt` (nerfstudio, coco: raycollect/output/coco.py, bop: raycollect/output/bop.py),
     into OUT itself (a folder or a store URL); returns what it wrote (a Path in a folder, a
     URL in a store). `categories` (coco): {element key: category name}, or the path of a
     JSON file of it. `split` (bop): the split folder [train]; `assets` (bop): the assets
-    folder the scenes' model files are in [the one dataset.json names]."""
-    from .bop import DEFAULT_SPLIT, bop
+    folder the scenes' model files are in [the one dataset.json names]; `scene_size` (bop):
+    images a scene folder [1000]."""
+    from .bop import DEFAULT_SPLIT, SCENE_SIZE, bop
     from .coco import coco
 
     if fmt not in C.EXPORT_FORMATS:
@@ -90,7 +91,8 @@ def export(out: str | Path, fmt: str, categories: str | dict | None = None,
     if fmt == "coco":
         written = coco(out, categories, storage_options)
     elif fmt == "bop":
-        written = bop(out, storage_options, split=split or DEFAULT_SPLIT, assets=assets)
+        written = bop(out, storage_options, split=split or DEFAULT_SPLIT, assets=assets,
+                      scene_size=SCENE_SIZE if scene_size is None else scene_size)
     else:
         written = nerfstudio(out, storage_options)
     return written if is_url(out) else Path(written)

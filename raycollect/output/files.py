@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from .. import constants as C
+from ..crop import Crop
 
 # zlib level of the default PNGs: the fastest. image_format="png-small"
 # writes PIL's PNG at PIL's default level instead.
@@ -112,27 +113,26 @@ def encode_mask(ids: np.ndarray) -> bytes:
     return fast_png(ids.astype(np.uint16))
 
 
-def encode_amodal(masks: dict[int, np.ndarray]) -> bytes:
-    """{id: bool H x W} as an .npz: each silhouette cropped to its box (`boxes`: x, y, w, h
-    per id) with its rows packed 8 pixels a byte (`bits`: every crop's bytes, one after
-    another). An object costs an eighth of a byte a pixel of its box, and numpy alone
-    reads it back."""
+def encode_amodal(masks: dict, size: tuple[int, int] | None = None) -> bytes:
+    """{id: bool H x W, or a labels.Crop of a frame of `size` (H, W)} as an .npz: each
+    silhouette cropped to its box (`boxes`: x, y, w, h per id) with its rows packed 8 pixels a
+    byte (`bits`: every crop's bytes, one after another). An object costs an eighth of a byte
+    a pixel of its box, and numpy alone reads it back."""
     ids = sorted(masks)
-    first = next(iter(masks.values()), None)
-    h, w = (0, 0) if first is None else first.shape
+    crops = {i: m if isinstance(m, Crop) else Crop.of(np.asarray(m, bool)) for i, m in masks.items()}
+    if size is None:
+        first = next(iter(masks.values()), None)
+        size = (0, 0) if first is None else np.shape(first)
     boxes, parts = [], []
     for i in ids:
-        m = masks[i]
-        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-        if rows.size == 0:
+        c = crops[i]
+        if c.box is None:
             boxes.append((0, 0, 0, 0))
             continue
-        x, y = int(cols[0]), int(rows[0])
-        bw, bh = int(cols[-1]) - x + 1, int(rows[-1]) - y + 1
-        boxes.append((x, y, bw, bh))
-        parts.append(np.packbits(m[y:y + bh, x:x + bw], axis=-1, bitorder="little").ravel())
+        boxes.append(tuple(c.box))
+        parts.append(np.packbits(c.bits, axis=-1, bitorder="little").ravel())
     buf = BytesIO()
-    np.savez(buf, ids=np.asarray(ids, dtype=np.uint32), size=np.asarray([h, w]),
+    np.savez(buf, ids=np.asarray(ids, dtype=np.uint32), size=np.asarray(size[:2]),
              boxes=np.asarray(boxes, dtype=np.int32).reshape(-1, 4),
              bits=np.concatenate(parts) if parts else np.zeros(0, np.uint8))
     return buf.getvalue()
@@ -159,8 +159,8 @@ def encode(kind: str, array, config) -> bytes:
         return encode_image(array, config.image_format)
     if kind in ("mask", "semantic"):
         return encode_mask(array)
-    if kind == "amodal":
-        return encode_amodal(array)
+    if kind == "amodal":  # (crops, (H, W)) from the worker, or {id: bool H x W}
+        return encode_amodal(*array) if isinstance(array, tuple) else encode_amodal(array)
     return encode_depth(array) if kind == "depth" else _npy(np.asarray(array, dtype=np.float32))
 
 

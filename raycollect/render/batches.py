@@ -28,7 +28,7 @@ class Batches:
         """(what the scene is, the optics): jobs with equal keys share a batch and only move
         cameras and joints. The scene part is a digest of the elements the scene function
         returns for the job's params, but their joint values (which the page sets per view,
-        raycollect/render/capture.js), computed once per distinct params."""
+        raycollect/render/capture_js/view_state.js), computed once per distinct params."""
         cam = lease.params.get("camera")
         optics = None
         if isinstance(cam, dict):

@@ -1,8 +1,8 @@
 """The frames a page sends back, decoded: raw RGB, metric depth, instance ids, normals,
 object coordinates and amodal silhouettes.
 
-Every render worker's page runs `capture.js` (this folder), which answers each grab with
-this payload instead of the client's JPEG:
+Every render worker's page runs the capture script (capture_js/ in this folder), which
+answers each grab with this payload instead of the client's JPEG:
 
     b"RCF1" | uint32 LE n | n bytes of JSON header | the header's blocks, in order
 
@@ -24,8 +24,9 @@ blocks come from `readPixels`, so their rows run bottom-up.
   element's own object, or with masks="links" the URDF link), float32, model units; 0 where
   nothing was drawn.
 - amodal / amodal_outer ("bits"): silhouettes of the listed ids as if nothing hid them,
-  packed by the page: ceil(n / 4) planes of h rows (bottom-up) of ceil(w / 8) RGBA pixels,
-  channel c of plane a for id a * 4 + c, bit b of byte x for pixel x * 8 + b. "amodal" is
+  packed by the page: ceil(n / 4) planes of `rows` rows (bottom-up, from GL row `y`) of
+  `cols` RGBA pixels (from byte column `x8`): the part of the w x h canvas the ids' meshes
+  can reach; channel c of plane a for id a * 4 + c, bit b of byte x for pixel x * 8 + b. "amodal" is
   the image; "amodal_outer" the ids whose silhouette reaches the border, on a canvas three
   times the image's size with the image in its middle.
 
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import RenderError
+from ..crop import Crop
 
 MAGIC = b"RCF1"
 DEPTH_LEVELS = (1 << 24) - 1
@@ -56,7 +58,7 @@ class Capture:
     mask: np.ndarray | None = None  # H x W uint32 instance ids
     normals: np.ndarray | None = None  # H x W x 3 float32, camera frame
     coords: np.ndarray | None = None  # H x W x 3 float32, the frame of each pixel's id
-    # {id: bool H x W}: silhouettes in the image, and on the 3x canvas for those the image's
+    # {id: Crop}: silhouettes in the image, and on the 3x canvas for those the image's
     # border cuts (raycollect/labels.py turns them into counts and boxes)
     amodal: dict = field(default_factory=dict)
     amodal_outer: dict = field(default_factory=dict)
@@ -65,7 +67,7 @@ class Capture:
     # {name: 16 numbers}} in the user's world (with the mask pass; raycollect/labels.py).
     objects: dict | None = None
     # Which job of its update the frame shows, when the update carried per-job joint values
-    # (capture.js, "per-view state"); None otherwise.
+    # (capture_js/view_state.js); None otherwise.
     state: int | None = None
     # How the page made the frame: {"mode": "mrt" (every pass in one render) or "separate"
     # (a render per pass; "why" says what in the scene needed it), "draw_ms", "read_ms"}.
@@ -77,15 +79,33 @@ class Capture:
         return float(self.page.get("draw_ms", 0.0)) + float(self.page.get("read_ms", 0.0))
 
 
-def unpack_bits(block: dict, data) -> dict[int, np.ndarray]:
-    """A packed silhouette block as {id: bool H x W, rows top-down} (see the docstring)."""
+def unpack_bits(block: dict, data) -> dict[int, Crop]:
+    """A packed silhouette block as {id: Crop, rows top-down} (see the docstring). The block
+    covers the part of the canvas its meshes can reach: `rows` rows from GL row `y` (rows
+    count bottom-up there) of `cols` bytes from byte column `x8`; the whole canvas when
+    those are absent. Only each id's box is unpacked: its rows and bytes are found on the
+    packed plane, an eighth of the pixels."""
     w, h, ids = int(block["w"]), int(block["h"]), [int(i) for i in block["ids"]]
-    w8 = -(-w // 8)
-    planes = np.frombuffer(data, dtype=np.uint8).reshape(-1, h, w8, 4)
+    x8, y0 = int(block.get("x8", 0)), int(block.get("y", 0))
+    cols, rows = int(block.get("cols", -(-w // 8))), int(block.get("rows", h))
+    empty = Crop.of(np.zeros((0, 0), bool))
+    if not cols or not rows:
+        return {i: empty for i in ids}
+    planes = np.frombuffer(data, dtype=np.uint8).reshape(-1, rows, cols, 4)
     out = {}
     for j, i in enumerate(ids):
-        bits = np.unpackbits(planes[j // 4, :, :, j % 4], axis=1, bitorder="little")
-        out[i] = bits[::-1, :w].astype(bool)
+        plane = planes[j // 4, :, :, j % 4]  # rows bottom-up, as WebGL reads them
+        hit = np.flatnonzero(plane.any(axis=1))
+        if hit.size == 0:
+            out[i] = empty
+            continue
+        r0, r1 = int(hit[0]), int(hit[-1]) + 1
+        used = np.flatnonzero(plane[r0:r1].any(axis=0))
+        c0, c1 = int(used[0]), int(used[-1]) + 1
+        bits = np.unpackbits(plane[r0:r1, c0:c1], axis=1, bitorder="little")[::-1]
+        x = 8 * (x8 + c0)
+        bits = bits[:, :max(0, w - x)].astype(bool)  # the last byte's padding
+        out[i] = Crop.of(bits, x, h - (y0 + r1))
     return out
 
 

@@ -66,11 +66,12 @@ class SceneIds:
         into `arrays`."""
         if cap.objects is None or cap.mask is None:
             raise RenderError(f"job {job_id}: the page returned no labels")
-        stats = None
+        stats, seen = None, labels.boxes(cap.mask)
         if config.amodal:
-            arrays["amodal"], stats = labels.silhouettes(cap.amodal, cap.amodal_outer, cap.mask)
+            crops, stats = labels.silhouettes(cap.amodal, cap.amodal_outer, cap.mask, seen)
+            arrays["amodal"] = (crops, cap.mask.shape)
         objects = labels.objects(cap.objects, cap.mask, self.instances, self.classes,
-                                 self.models, stats)
+                                 self.models, stats, seen)
         if config.semantic:
             lut = self.semantic_lut
             arrays["semantic"] = lut[np.minimum(cap.mask, len(lut) - 1)]

@@ -45,13 +45,12 @@ class LeaseBook:
         want = self.k * (1 + PREFETCH_BATCHES)
         if len(self._buffer) < want and self._prefetch is None:
             self._prefetch = asyncio.get_running_loop().create_task(
-                self.queue.alease(self.id, want - len(self._buffer)))
+                self._lease(want - len(self._buffer)))
         if self._prefetch is not None and (not self._buffer or self._prefetch.done()):
             task, self._prefetch = self._prefetch, None
             t0 = time.perf_counter()
             for lease in await task:
                 self._buffer.append((lease, self.batch_key(lease)))
-                self.held[lease.job_id] = lease
             self.queue_wait_s += time.perf_counter() - t0
         if not self._buffer:
             return [], None
@@ -60,6 +59,15 @@ class LeaseBook:
         while self._buffer and len(batch) < self.k and self._buffer[0][1] == key:
             batch.append(self._buffer.popleft()[0])
         return batch, key
+
+    async def _lease(self, n: int) -> list[Lease]:
+        """Lease n jobs and hold them at once: a prefetch can land while the worker waits on
+        the driver (a slow caller) for longer than a lease lasts, and only held leases are
+        heartbeated. Holding them when next_batch took them let such leases lapse."""
+        leases = await self.queue.alease(self.id, n)
+        for lease in leases:
+            self.held[lease.job_id] = lease
+        return leases
 
     async def fail(self, leases: list[Lease], error: str, mode: str) -> None:
         """End attempts without frames: "retry", "final" (see raycollect/errors.py)."""

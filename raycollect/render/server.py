@@ -35,7 +35,21 @@ log = logging.getLogger(__name__)
 
 # Close code for a refused session (4000-4999 are free for applications).
 BUSY_CLOSE_CODE = 4001
-CAPTURE_SCRIPT = Path(__file__).with_name("capture.js")
+# The page's capture script: these files, in this order, concatenated into one classic script
+# inside one function scope (capture_js/config.js says what each file does). A file's code
+# that runs at load may use only what the files before it declare.
+CAPTURE_DIR = Path(__file__).with_name("capture_js")
+CAPTURE_PARTS = ("config.js", "scene.js", "hook.js", "view_state.js", "loads.js", "shaders.js",
+                 "passes.js", "context.js", "mrt.js", "amodal_gl.js", "amodal.js", "labels.js",
+                 "grab.js")
+
+
+@lru_cache(maxsize=1)
+def capture_script() -> str:
+    """The capture script as the page runs it (CAPTURE_PARTS)."""
+    parts = [f"// --- {name} ---\n{(CAPTURE_DIR / name).read_text(encoding='utf-8')}"
+             for name in CAPTURE_PARTS]
+    return '(() => {\n"use strict";\n' + "\n".join(parts) + "})();\n"
 
 
 @lru_cache(maxsize=4)
@@ -43,7 +57,7 @@ def page_html(client_root: Path) -> str:
     """The client's index.html with raycollect's capture script inlined first in <head>, so it
     runs before the client's modules create any three.js object."""
     html = (client_root / "index.html").read_text(encoding="utf-8")
-    script = f"<script>\n{CAPTURE_SCRIPT.read_text(encoding='utf-8')}\n</script>"
+    script = f"<script>\n{capture_script()}</script>"
     head = html.find("<head>")
     if head < 0:
         raise RuntimeError(f"{client_root / 'index.html'} has no <head>: an unsupported Vuer client")
@@ -112,8 +126,9 @@ class LockedVuer(Vuer):
     refused_sessions = 0
     _runner: web.AppRunner | None = None
 
-    # Extra passes the page renders with every grab ("depth", "mask"): read by capture.js
-    # from the page's URL, so one worker's browser renders exactly what its runs ask for.
+    # Extra passes the page renders with every grab ("depth", "mask"): read by
+    # capture_js/config.js from the page's URL, so one worker's browser renders exactly what
+    # its runs ask for.
     passes: tuple = ()
     assets_root: Path | None = None  # served read-only at /workspace/ (raycollect/assets.py)
 

@@ -499,3 +499,31 @@ def test_split_assets_option_and_clear_errors(tmp_path):
     (out / "manifest.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
     with pytest.raises(RaycollectError, match=r"frame job0: objects\['ball'\].*widthSegments 0"):
         export(out, "bop", assets=made["assets"])
+
+
+def test_scenes_of_scene_size_images_and_the_job_ids_that_made_them(tmp_path):
+    """A scene folder per scene_size frames of the manifest (BlenderProc's chunks), image ids
+    from 0 in each, and job_ids.json saying which manifest line each image is."""
+    made = make_output(tmp_path)
+    out = made["out"]
+    first = export(out, "bop", scene_size=1)
+    split = out / "bop" / "train"
+    assert Path(first) == split / "000000"
+    for scene_id, job in ((0, "job0"), (1, "job1")):
+        scene = split / f"{scene_id:06d}"
+        assert sorted(ref.load_json_int_keys(scene / "scene_gt.json")) == [0]
+        assert (scene / "rgb" / "000000.png").exists()
+        assert (scene / "mask_visib" / "000000_000000.png").exists()
+    assert json.loads((split / "job_ids.json").read_text()) == {"0": {"0": "job0"},
+                                                                "1": {"0": "job1"}}
+    # The same frame in one scene or in its own: the same labels.
+    whole = ref.load_json_int_keys(make_and_export(tmp_path / "b") / "scene_gt_info.json")
+    alone = ref.load_json_int_keys(split / "000001" / "scene_gt_info.json")
+    assert alone[0] == whole[1]
+    with pytest.raises(RaycollectError, match="scene_size 0"):
+        export(out, "bop", scene_size=0)
+
+
+def make_and_export(root: Path) -> Path:
+    made = make_output(root)
+    return Path(export(made["out"], "bop"))

@@ -11,6 +11,7 @@ import pytest
 
 import raycollect as rc
 from raycollect import labels
+from raycollect.crop import Crop
 from raycollect.camera import intrinsics
 from raycollect.output import files
 from raycollect.render import capture
@@ -52,7 +53,7 @@ def test_capture_decodes_float_passes_and_packed_silhouettes():
     assert np.array_equal(cap.normals, normals)
     assert sorted(cap.amodal) == [3, 4, 9, 11, 70]
     for i, m in zip([3, 9, 4, 11, 70], masks):
-        assert np.array_equal(cap.amodal[i], m), i
+        assert np.array_equal(cap.amodal[i].full(h, w), m), i
     with pytest.raises(rc.RenderError):  # a block list that does not add up
         capture.decode(data[:-1])
 
@@ -66,10 +67,13 @@ def test_silhouettes_count_on_bops_threefold_canvas():
     inner[8][0:2, 0] = True  # cut by the image's left border
     outer = {8: np.zeros((3 * h, 3 * w), bool)}
     outer[8][h:h + 2, w - 3:w + 1] = True  # 3 columns left of the image, 1 inside
+    inner = {i: Crop.of(m) for i, m in inner.items()}
+    outer = {i: Crop.of(m) for i, m in outer.items()}
     masks, stats = labels.silhouettes(inner, outer, mask)
     assert stats[7] == (4, [1, 1, 4, 1])
     assert stats[8] == (8, [-3, 0, 4, 2])  # a box that starts left of the image
-    assert masks[7].sum() == 4 and masks[8].sum() == 2
+    assert masks[7].full(h, w).sum() == 4 and masks[8].full(h, w).sum() == 2
+    assert masks[7].box == [1, 1, 4, 1]
     # An id with pixels but no silhouette of its own (points, lines) is what it shows.
     mask[3, 5] = 9
     _, stats = labels.silhouettes(inner, outer, mask)
@@ -147,3 +151,64 @@ def test_flow_follows_a_moved_object_and_a_moved_camera():
     assert np.allclose(fl[v, u], want, atol=1e-3)
     with pytest.raises(ValueError, match="coords"):
         rc.flow({"mask": a["mask"]}, b)
+
+
+def _pack(masks: list[np.ndarray], w: int) -> bytes:
+    """Silhouettes as the page packs them: 4 ids a plane, 8 pixels a byte, rows bottom-up."""
+    h, w8 = masks[0].shape[0], -(-w // 8)
+    planes = np.zeros((-(-len(masks) // 4), h, w8, 4), np.uint8)
+    for j, m in enumerate(masks):
+        padded = np.pad(m[::-1], ((0, 0), (0, w8 * 8 - w)))
+        planes[j // 4, :, :, j % 4] = np.packbits(padded, axis=1, bitorder="little")
+    return planes.tobytes()
+
+
+def test_silhouettes_on_crops_equal_the_whole_frame_computation():
+    """The worker unpacks and combines only each id's box; the same sums on whole frames
+    (the plain computation) must give the same silhouettes, counts, boxes and file."""
+    rng = np.random.default_rng(7)
+    h, w = 37, 53  # a width no multiple of 8: the last byte of a row is padding
+    for _ in range(20):
+        n = int(rng.integers(1, 9))
+        ids = [int(i) for i in rng.choice(np.arange(1, 300), n, replace=False)]
+        whole, mask = {}, np.zeros((h, w), np.uint32)
+        for i in ids:
+            m = np.zeros((h, w), bool)
+            if rng.random() < 0.9:  # some ids draw no silhouette at all
+                x0, y0 = rng.integers(-10, w), rng.integers(-10, h)
+                m[max(0, y0):y0 + rng.integers(1, 30), max(0, x0):x0 + rng.integers(1, 30)] = True
+                m &= rng.random((h, w)) < 0.8
+            whole[i] = m
+            mask[m & (rng.random((h, w)) < 0.5)] = i
+        mask[rng.random((h, w)) < 0.01] = ids[0]  # stray visible pixels outside the silhouette
+        outer = {ids[-1]: np.zeros((3 * h, 3 * w), bool)}
+        outer[ids[-1]][h - 3:h + 5, w - 4:2 * w + 2] = True
+        block = {"w": w, "h": h, "ids": ids}
+        inner = capture.unpack_bits(block, _pack([whole[i] for i in ids], w))
+        assert all(np.array_equal(inner[i].full(h, w), whole[i]) for i in ids)
+        # The page packs only the part of the canvas the meshes can reach: the same crops.
+        planes = np.frombuffer(_pack([whole[i] for i in ids], w), np.uint8).reshape(-1, h, -(-w // 8), 4)
+        y, rows = int(rng.integers(0, 8)), h - 8 - int(rng.integers(0, 8))
+        x8, cols = int(rng.integers(0, 2)), -(-w // 8) - 2
+        part = np.ascontiguousarray(planes[:, y:y + rows, x8:x8 + cols])
+        for i in ids:  # outside the part nothing is drawn
+            g = whole[i][::-1].copy()
+            g[:y], g[y + rows:], g[:, :8 * x8], g[:, 8 * (x8 + cols):] = False, False, False, False
+            whole[i] = g[::-1]
+        block = {"w": w, "h": h, "ids": ids, "x8": x8, "y": y, "cols": cols, "rows": rows}
+        inner = capture.unpack_bits(block, part.tobytes())
+        assert all(np.array_equal(inner[i].full(h, w), whole[i]) for i in ids)
+        crops, stats = labels.silhouettes(inner, {k: Crop.of(v) for k, v in outer.items()}, mask)
+        for i in set(ids) | {int(v) for v in np.unique(mask) if v}:
+            full = whole.get(i, np.zeros((h, w), bool)) | (mask == i)
+            assert np.array_equal(crops[i].full(h, w), full), i
+            if i in outer:
+                big = outer[i].copy()
+                big[h:2 * h, w:2 * w] |= full
+                b = labels.box(big)
+                assert stats[i] == (int(big.sum()), [b[0] - w, b[1] - h, b[2], b[3]])
+            else:
+                assert stats[i] == (int(full.sum()), labels.box(full))
+        as_crops = files.decode("amodal", files.encode("amodal", (crops, (h, w)), None))
+        assert as_crops.keys() == crops.keys()
+        assert all(np.array_equal(as_crops[i], crops[i].full(h, w)) for i in crops)
