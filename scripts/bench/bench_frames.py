@@ -12,7 +12,8 @@ One table; every figure is measured in this run on this machine.
       at both. L2: the browser alone with every pass / with RGB only, the G2 that the
       browser itself allows.
   T   the way out of the page: the browser alone, rgb+depth+masks, frames POSTed to the
-      worker's server (the default) / sent through the websocket, at each size.
+      worker's server / sent through the websocket, at each size whose frames are POSTed
+      (from 256 KiB; smaller ones always take the websocket).
   B   bytes a pixel the page sends, per pass combination (the payload, header included).
   S   where a frame's time goes on a worker, per stage (raycollect/metrics.py STAGES), in
       the last round's rgb-only and rgb+depth+masks runs at each size (steady state). The
@@ -52,6 +53,7 @@ from raycollect.output import files  # noqa: E402
 from raycollect.render import stage as stages  # noqa: E402
 from raycollect.browser import chromium_version, find_chromium  # noqa: E402
 from raycollect.metrics import STAGES  # noqa: E402
+from raycollect.render.server import LockedVuer  # noqa: E402
 from benchlib import bare_page, print_table  # noqa: E402
 
 SIZES = ((160, 120), (640, 480))
@@ -236,9 +238,10 @@ def main() -> None:
                      f"{a:.1f} fps rgb+depth+masks / {a_rgb:.1f} fps rgb: the G2 the browser "
                      f"itself allows"))
         ws = statistics.median(alone_ws[size])
-        rows.append((f"T  POST vs websocket {tag}", f"{a / ws:.2f}",
-                     f"{a:.1f} fps frames POSTed / {ws:.1f} fps through the websocket, the browser "
-                     f"alone, rgb+depth+masks"))
+        if bpp[(size, "rgb+depth+masks")] * size[0] * size[1] >= LockedVuer.upload_min_bytes:
+            rows.append((f"T  POST vs websocket {tag}", f"{a / ws:.2f}",
+                         f"{a:.1f} fps frames POSTed / {ws:.1f} fps through the websocket, the "
+                         f"browser alone, rgb+depth+masks, one grab at a time"))
         rows.append((f"B  bytes a pixel {tag}", f"{bpp[(size, 'rgb+depth+masks')]:.2f}",
                      ", ".join(f"{p} {bpp[(size, p)]:.2f}" for p in PASSES)
                      + " (the page's payload; before issue 28: 3, 6, 9)"))
