@@ -13,7 +13,7 @@ The layers, from the caller down:
 A job's path: render(jobs) validates and submits them to the queue actor in chunks ->
 a RenderWorker leases a batch, builds the scene, sends it to its browser page and waits
 until the page shows that revision -> it grabs each view (RGB, depth and ids from one
-render, capture.js), encodes the files (to the store itself, for an s3:// output) and
+render, capture_js/), encodes the files (to the store itself, for an s3:// output) and
 yields Results -> the driver completes their leases in one queue call, and the frames the
 queue accepted are written and their manifest lines appended: a job is in the output
 exactly when its line is there -> the Result is handed to you. docs/design.md has the rest.

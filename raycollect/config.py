@@ -149,7 +149,7 @@ class Config:
 
     @property
     def passes(self) -> tuple[str, ...]:
-        """The extra passes the page renders with every grab (raycollect/render/capture.js)."""
+        """The extra passes the page renders with every grab (raycollect/render/capture_js/)."""
         return tuple(p for p, on in (("depth", self.depth), ("mask", self.masks),
                                      ("normals", self.normals), ("coords", self.coords),
                                      ("amodal", self.amodal)) if on)

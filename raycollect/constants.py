@@ -16,7 +16,7 @@ SUBMIT_CHUNK = 10_000
 
 # --- camera and images -------------------------------------------------------------------
 # Views of 8x8 pixels and less are the revision marker's, which the page renders no extra
-# passes for (raycollect/render/capture.js): job images are larger.
+# passes for (raycollect/render/capture_js/): job images are larger.
 MIN_IMAGE_SIDE = 16
 MAX_IMAGE_SIDE = 4096
 # Instance masks are written as 16-bit PNGs: ids 1..65535, 0 is "no element".

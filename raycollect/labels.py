@@ -14,7 +14,7 @@ border cuts off counts and the box is not clipped (it may start left of or above
 `visib_fract` is px / px_all. The silhouette in the image always holds the visible pixels.
 
 Poses are what the page rendered: the renderer's world matrices read after the render
-(raycollect/render/capture.js), in the world the camera matrices are in (the user's Z-up world with
+(raycollect/render/capture_js/), in the world the camera matrices are in (the user's Z-up world with
 `up="z"`). The box and pixel count come from the frame's own mask. With `masks="links"` every
 URDF link has an id of its own and an entry `"robot/link"` (its pose is the link frame).
 

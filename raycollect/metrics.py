@@ -36,7 +36,7 @@ STAGES = {
 @dataclass
 class StageClock:
     """Seconds spent in each of STAGES, and how many frames took the one-render (MRT) path
-    of the page and how many the separate passes (raycollect/render/capture.js)."""
+    of the page and how many the separate passes (raycollect/render/capture_js/)."""
 
     seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     modes: dict = field(default_factory=dict)

@@ -28,7 +28,7 @@ RESERVED_KEY_PREFIX = "rc-"
 UNNAMED_JOB = ""
 # An element marked `moving` is placed per view: jobs that differ only in its position and
 # quaternion share one scene update, and the page sets each view's placements just before
-# that view renders (raycollect/render/capture.js, as URDF joint values). The mark is a
+# that view renders (raycollect/render/capture_js/, as URDF joint values). The mark is a
 # private attribute, which vuer never sends to the page.
 MOVING_ATTR = "_rc_moving"
 MOVING_PROPS = ("position", "quaternion")

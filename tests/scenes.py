@@ -96,7 +96,7 @@ def kind_scene(params):
 
 
 # An opaque material that does not write depth cannot be drawn exactly in the one render
-# that makes colour, depth and ids (raycollect/render/capture.js): a scene that holds one takes the
+# that makes colour, depth and ids (raycollect/render/capture_js/): a scene that holds one takes the
 # separate passes. This box sits behind every CAMERAS pose, out of view.
 def depth_scene_separate(params):
     return [*depth_scene(params),

@@ -81,7 +81,7 @@ def robots_out(robot_assets, tmp_path_factory):
         ray.shutdown()
     assert run.summary["failed"] == 0, run.failures
     # Jobs that differ only in joint values and cameras share one scene update: the page sets
-    # each view's joints (raycollect/render/capture.js) and loads every mesh once.
+    # each view's joints (raycollect/render/capture_js/) and loads every mesh once.
     assert [w["scene_updates"] for w in run.summary["by_worker"].values()] == [1]
     return out, results
 

@@ -10,14 +10,20 @@ The header holds `w`, `h`, `passes` (the image passes: "rgb" first, then those t
 asked for), `blocks` (what follows the header: {name, type, bytes}, and for packed
 silhouettes w, h and ids), `status` (the page's asset loads and uncaught errors), `page` (how
 the frame was made and the page's time for it) and, when capturing failed, `error`. Image
-blocks come from `readPixels`, so their rows run bottom-up.
+blocks come from `readPixels`, so their rows run bottom-up. The header is padded with
+spaces so the blocks start at a multiple of 4 bytes.
 
 - rgb ("u8x3"): the pixels the client drew for the view, untouched (no encoder on the way).
-- depth ("u8x3"): z-depth (distance to the image plane along the viewing axis) as 24-bit
-  fixed point of z / far in R, G, B (most significant first); 0 where nothing was drawn.
-  Resolution is far / 2^24: 1.2 um for far = 20 m, 6 um for far = 100 m.
+- depth_id ("d24i8", 4 bytes a pixel): z-depth (distance to the image plane along the
+  viewing axis) as 24-bit fixed point of z / far in R, G, B (least significant first), and
+  in A the low byte of the instance id; 0 where nothing was drawn. Resolution is far / 2^24:
+  1.2 um for far = 20 m, 6 um for far = 100 m. The page draws every pass in one render:
+  this block holds the depth and, for a frame whose ids are all below 256, the mask.
+- depth ("u8x3"): the same 24 bits most significant first, from a separate depth pass (a
+  scene the one render cannot take).
 - mask ("u8x3"): the instance id of the top-level scene element (or, with masks="links", the
-  URDF link) each pixel shows, as 24 bits in R, G, B (least significant first); 0 where none.
+  URDF link) each pixel shows, as 24 bits in R, G, B (least significant first); 0 where
+  none. Sent when a frame has ids above 255, or from a separate pass.
 - normals ("f32x3"): the unit shading normal in the camera frame (x right, y up, z towards
   the viewer), float32; 0 where nothing was drawn.
 - coords ("f32x3"): where the surface is in the frame of the thing its id names (the
@@ -47,6 +53,7 @@ from ..crop import Crop
 
 MAGIC = b"RCF1"
 DEPTH_LEVELS = (1 << 24) - 1
+UPLOAD_STUB_MAX = 512  # an answer naming an upload is a header of a few dozen bytes
 
 
 @dataclass
@@ -77,6 +84,15 @@ class Capture:
     def page_ms(self) -> float:
         """The page's own time for the frame: drawing and reading back every pass."""
         return float(self.page.get("draw_ms", 0.0)) + float(self.page.get("read_ms", 0.0))
+
+
+def upload_key(data: bytes) -> str | None:
+    """The key of the payload the page POSTed instead (capture_js/grab.js), when `data` is
+    the small answer that names it; None for a payload that is the frame itself."""
+    if len(data) > UPLOAD_STUB_MAX or data[:4] != MAGIC:
+        return None
+    (n,) = struct.unpack_from("<I", data, 4)
+    return json.loads(data[8:8 + n]).get("upload")
 
 
 def unpack_bits(block: dict, data) -> dict[int, Crop]:
@@ -126,6 +142,8 @@ def decode(data: bytes, far: float | None = None) -> Capture:
                           f"{sum(int(b['bytes']) for b in blocks)}")
     cap = Capture(w, h, status=header.get("status") or {}, objects=header.get("objects"),
                   state=header.get("state"), page=header.get("page") or {})
+    passes = header.get("passes", ())
+    mask_block = any(b["name"] == "mask" for b in blocks)
     at = 0
     for block in blocks:
         size = int(block["bytes"])
@@ -135,6 +153,13 @@ def decode(data: bytes, far: float | None = None) -> Capture:
             target = cap.amodal if name == "amodal" else cap.amodal_outer
             target.update(unpack_bits(block, chunk))
             continue
+        if kind == "d24i8":
+            v = np.frombuffer(chunk, dtype="<u4").reshape(h, w)[::-1]
+            if "depth" in passes:
+                cap.depth = _depth(v & 0xFFFFFF, far)
+            if "mask" in passes and not mask_block:
+                cap.mask = v >> 24
+            continue
         dtype = np.float32 if kind == "f32x3" else np.uint8
         px = np.frombuffer(chunk, dtype=dtype).reshape(h, w, 3)[::-1]
         if name == "rgb":
@@ -142,12 +167,17 @@ def decode(data: bytes, far: float | None = None) -> Capture:
         elif name == "depth":
             q = (px[..., 0].astype(np.uint32) << 16) | (px[..., 1].astype(np.uint32) << 8) \
                 | px[..., 2].astype(np.uint32)
-            if far is None:
-                raise RenderError("a depth pass needs the camera's far plane to decode")
-            cap.depth = (q.astype(np.float64) * (far / DEPTH_LEVELS)).astype(np.float32)
+            cap.depth = _depth(q, far)
         elif name == "mask":
             cap.mask = px[..., 0].astype(np.uint32) | (px[..., 1].astype(np.uint32) << 8) \
                 | (px[..., 2].astype(np.uint32) << 16)
         elif name in ("normals", "coords"):
             setattr(cap, name, np.ascontiguousarray(px))
     return cap
+
+
+def _depth(q: np.ndarray, far: float | None) -> np.ndarray:
+    """24-bit fixed-point depth as metres."""
+    if far is None:
+        raise RenderError("a depth pass needs the camera's far plane to decode")
+    return (q.astype(np.float64) * (far / DEPTH_LEVELS)).astype(np.float32)

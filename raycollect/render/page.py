@@ -4,7 +4,7 @@ This is the page half of a render worker (raycollect/render/worker.py); leases a
 raycollect/render/leases.py. Three things are done to a page: send it a change (always with the
 revision marker, raycollect/render/stage.py), settle (grab the marker view until it shows that
 revision) and grab a view. Waiting for models is settling until the page reports every
-model of the scene loaded (raycollect/render/capture.js).
+model of the scene loaded (raycollect/render/capture_js/).
 """
 
 from __future__ import annotations

@@ -7,14 +7,17 @@ inside the folder), answers CORS for any origin, and lets any page that reaches 
 session.
 `LockedVuer` registers only the page, its bundle and (when given) the assets folder at
 /workspace/, refuses websockets from other origins, and accepts one browser session at a time.
+Large frames come back by HTTP POST to /rc-frame/ (`take_upload`), accepted only from the
+page's own origin, with the worker's secret token, while a session is attached.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import socket
-from collections import deque
+from collections import OrderedDict, deque
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,7 +25,9 @@ from aiohttp import web
 from vuer import Vuer, VuerSession
 from vuer.base import websocket_handler
 
+from . import capture
 from ..constants import LOOPBACK
+from ..errors import GrabTimedOut
 
 # After a grab's deadline, this long for an answer that is already in the socket (the
 # deadline passed while the worker process was stopped).
@@ -35,6 +40,10 @@ log = logging.getLogger(__name__)
 
 # Close code for a refused session (4000-4999 are free for applications).
 BUSY_CLOSE_CODE = 4001
+# Where the page POSTs a frame's payload (capture_js/grab.js), and the most it may send.
+UPLOAD_PATH = "/rc-frame/"
+UPLOAD_MAX_BYTES = 1 << 30
+UPLOADS_KEPT = 64  # frames that arrived for a grab no one waits for any more
 # The page's capture script: these files, in this order, concatenated into one classic script
 # inside one function scope (capture_js/config.js says what each file does). A file's code
 # that runs at load may use only what the files before it declare.
@@ -132,9 +141,23 @@ class LockedVuer(Vuer):
     passes: tuple = ()
     assets_root: Path | None = None  # served read-only at /workspace/ (raycollect/assets.py)
 
+    # The secret a page's frame uploads carry (in the page's URL, which only this worker's
+    # browser is given); None: frames come back through the websocket only.
+    upload_token: str | None = None
+    # Whether the page POSTs frames, and from how many bytes (grab.js UPLOAD_MIN_BYTES): a
+    # request costs more than a websocket message (160x120 rgb+depth+masks, 0.13 MB: 44
+    # frames/s POSTed, 49 through the websocket), but a large frame leaves the page sooner
+    # (640x480, 2.1 MB: 20 ms against 47 ms while the page draws the next view).
+    uploads: bool = True
+    upload_min_bytes: int = 256 * 1024
+    _uploads: OrderedDict | None = None  # key -> bytes that arrived, or a Future waiting
+    upload_bytes = 0
+
     @property
     def url(self) -> str:
         url = f"http://{LOOPBACK}:{self.port}/?ws=ws://{LOOPBACK}:{self.port}"
+        if self.upload_token:
+            url += f"&rc_upload={self.upload_token}&rc_upload_min={self.upload_min_bytes}"
         return url + (f"&rc_passes={','.join(self.passes)}" if self.passes else "")
 
     async def socket_index(self, request):
@@ -199,9 +222,64 @@ class LockedVuer(Vuer):
             self.app.router.add_static("/workspace", self.assets_root, follow_symlinks=False,
                                        show_index=False)
             self.app.on_response_prepare.append(self._on_asset_response)
+        self._uploads = OrderedDict()
+        if self.uploads:
+            self.upload_token = secrets.token_urlsafe(24)
+            self.app.router.add_post(UPLOAD_PATH + "{key}", self._upload)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, LOOPBACK, self.port).start()
+
+    async def _upload(self, request) -> web.Response:
+        """A frame's payload from the attached page: its key names it in the grab's answer."""
+        token = request.query.get("t", "")
+        if (self.active_ws is None or not self._allowed_origin(request.headers.get("Origin"))
+                or not secrets.compare_digest(token.encode(), self.upload_token.encode())):
+            return web.Response(status=403)
+        size = request.content_length
+        if size is None or size > UPLOAD_MAX_BYTES:
+            return web.Response(status=413)
+        # Read as it is: aiohttp's request.read() holds a body to the app's 1 MiB limit.
+        data = await request.content.readexactly(size)
+        self.upload_bytes += size
+        key = request.match_info["key"]
+        waiting = self._uploads.pop(key, None)
+        if isinstance(waiting, asyncio.Future):
+            if not waiting.done():
+                waiting.set_result(data)
+        else:
+            self._uploads[key] = data
+            unclaimed = [k for k, v in self._uploads.items() if isinstance(v, bytes)]
+            for k in unclaimed[:max(0, len(unclaimed) - UPLOADS_KEPT)]:
+                del self._uploads[k]
+        return web.Response(status=204)
+
+    async def take_upload(self, key: str, timeout: float) -> bytes:
+        """The payload the page POSTed under `key`, once it has arrived; raises
+        asyncio.TimeoutError after `timeout` seconds."""
+        got = self._uploads.get(key)
+        if isinstance(got, bytes):
+            del self._uploads[key]
+            return got
+        future = asyncio.get_running_loop().create_future()
+        self._uploads[key] = future
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            if self._uploads.get(key) is future:
+                del self._uploads[key]
+
+    async def frame_of(self, value: dict, timeout: float) -> dict:
+        """A grab's answer with its payload: the one the page POSTed, when the answer names
+        one (raycollect/render/capture.py `upload_key`)."""
+        key = capture.upload_key(value.get("frame", b""))
+        if key is None:
+            return value
+        try:
+            return {**value, "frame": await self.take_upload(key, timeout)}
+        except asyncio.TimeoutError:
+            raise GrabTimedOut(f"the page's upload of frame {key} did not arrive within "
+                               f"{timeout:.1f} s") from None
 
     asset_requests = 0  # requests for /workspace/ files: a model is fetched once per browser
 

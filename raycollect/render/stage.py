@@ -66,14 +66,14 @@ STATES_KEY = f"{RESERVED_KEY_PREFIX}states"
 
 
 def states(revision: int, jobs: list[dict]):
-    """The per-job joint values of one update, in order of the views (raycollect/render/capture.js
+    """The per-job joint values of one update, in order of the views (raycollect/render/capture_js/
     sets them before each view renders): [{robot key: {joint: value}}, ...]."""
     return group(key=STATES_KEY, userData={"rcStates": {"rev": revision, "jobs": jobs}})
 
 
 def instance_groups(elements: list, ids: list[int], links: dict | None = None) -> list:
     """Each top-level element inside a group that carries its instance id (the page's mask
-    pass gives every mesh below it that id, raycollect/render/capture.js) and whether it loads a
+    pass gives every mesh below it that id, raycollect/render/capture_js/) and whether it loads a
     model. A model's group is keyed by what the model is (src, materials, ...), so a job that
     loads another model remounts it from scratch and can never show the previous one while
     the new one loads; a model that only moves keeps its group and is not loaded again.
@@ -188,7 +188,7 @@ class Stage:
         # A non-empty bgChildren replaces the page's default staging (grid, lights, orbit
         # camera), which would otherwise show in every frame.
         # The user's world, as one group: turned Y-up for up="z", and the frame of reference
-        # of every pose the page reports (raycollect/render/capture.js).
+        # of every pose the page reports (raycollect/render/capture_js/).
         scene_level = [g.children[0] for g in groups if _scene_level(g)]
         world = group(*[g for g in groups if not _scene_level(g)], key=WORLD_KEY,
                       userData={"rcWorld": True},

@@ -22,6 +22,7 @@ import os
 import sys
 import time
 import traceback
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,9 @@ IDLE_POLL_MAX = 0.5
 REGISTRY_REFRESH_PERIOD = 1.0
 
 log = logging.getLogger(__name__)
+
+# Grabs of an update's views asked for ahead of the one being taken (_grab_all).
+GRAB_AHEAD = 2
 
 
 class _RenderWorker:
@@ -258,26 +262,43 @@ class _RenderWorker:
             return await self._failed(good, e)
 
     async def _grab_all(self, session, good: list, settle_s: float) -> list[Result]:
-        """Grab every view of the update, in order. The page draws view i + 1 while this
-        worker decodes and encodes view i (in its own thread, off the event loop that
-        carries the page's answers): the browser's render and the worker's encode overlap
-        instead of taking turns on the same cores."""
+        """Grab every view of the update, in order. The next GRAB_AHEAD grabs are always asked
+        for, so the page finds the next one waiting when it has answered one (the time an
+        answer takes to reach this worker and a request to reach the page is not the page's
+        idle time), and it draws them while this worker decodes and encodes view i (in its
+        own thread, off the event loop that carries the page's answers): the browser's
+        render and the worker's encode overlap instead of taking turns on the same cores."""
         page, stage = self.page, self.page.stage
         loop = asyncio.get_running_loop()
 
-        async def timed(i: int) -> tuple[dict, float]:
+        async def timed(i: int) -> tuple[dict, float, float]:
             g0 = time.perf_counter()
             value = await page.grab(session, stage.view_key(i))
-            return value, time.perf_counter() - g0
+            value = await self.server.frame_of(value, self.config.grab_ttl)
+            return value, g0, time.perf_counter()
 
         frames: list[Result] = []
-        pending = asyncio.ensure_future(timed(0))
+        pending: deque = deque()
+        asked = 0
+
+        def ask() -> None:
+            nonlocal asked
+            while asked < len(good) and len(pending) < GRAB_AHEAD:
+                pending.append(asyncio.ensure_future(timed(asked)))
+                asked += 1
+
+        last_done = 0.0
         try:
+            ask()
+            await asyncio.sleep(0)  # the requests go out first
             for i, (lease, cam) in enumerate(good):
-                value, grab_s = await pending
-                if i + 1 < len(good):
-                    pending = asyncio.ensure_future(timed(i + 1))
-                    await asyncio.sleep(0)  # the next grab's request goes out first
+                value, g0, done = await pending.popleft()
+                ask()
+                await asyncio.sleep(0)  # the next grab's request goes out first
+                # The grab's own time: from when the page could start it (it was asked for,
+                # and the page had answered the grab before it) to its answer.
+                grab_s = done - max(g0, last_done)
+                last_done = done
                 e0 = time.perf_counter()
                 frame = await loop.run_in_executor(self._encoder, self._frame, lease, cam, value,
                                                    {"settle_s": settle_s, "grab_s": grab_s,
@@ -285,10 +306,11 @@ class _RenderWorker:
                 frame.timings["encode_s"] = time.perf_counter() - e0
                 frames.append(frame)
         finally:
-            if not pending.done():
-                pending.cancel()
-            elif not pending.cancelled():
-                pending.exception()  # a failed look-ahead grab is the batch's failure, not a leak
+            for task in pending:
+                if not task.done():
+                    task.cancel()
+                elif not task.cancelled():
+                    task.exception()  # a failed look-ahead grab is the batch's failure, not a leak
         return frames
 
     async def _failed(self, good: list, error: RaycollectError) -> list:

@@ -4,13 +4,17 @@ One table; every figure is measured in this run on this machine.
 
   H   core-hours per million 640x480 rgb+depth+masks frames: 2 workers, the machine's busy
       CPU time (every process: Chromium, workers, queue, driver, Ray) per frame from the
-      first frame to the last, x 1e6 / 3600. Goal <= 30.
+      first frame to the last, x 1e6 / 3600. Goal <= 20 (issue 28).
   G1  rgb+depth / rgb-only frames/s, 1 worker, at 160x120 and 640x480. Goal >= 0.9.
   G2  rgb+depth+masks / rgb-only frames/s, same. Goal >= 0.85.
   L   end-to-end (rc.render, 1 worker, rgb+depth+masks) / the browser alone (repeated
       grabs of one unchanged view with the same passes, decoded), at each size. Goal >= 0.85
-      at 640x480. L2: the browser alone with every pass / with RGB only, the G2 that the
+      at both. L2: the browser alone with every pass / with RGB only, the G2 that the
       browser itself allows.
+  T   the way out of the page: the browser alone, rgb+depth+masks, frames POSTed to the
+      worker's server / sent through the websocket, at each size whose frames are POSTed
+      (from 256 KiB; smaller ones always take the websocket).
+  B   bytes a pixel the page sends, per pass combination (the payload, header included).
   S   where a frame's time goes on a worker, per stage (raycollect/metrics.py STAGES), in
       the last round's rgb-only and rgb+depth+masks runs at each size (steady state). The
       stages overlap (the page draws the next view while the worker encodes this one), so
@@ -21,6 +25,8 @@ One table; every figure is measured in this run on this machine.
       per-update cost they imply.
 
 Rates are steady-state (first frame to last); G, L and V are medians of alternating rounds.
+
+Every row prints its goal beside it, and "met" or "MISSED".
 
 Usage: python scripts/bench/bench_frames.py [--rounds 3] [--frames 140] [--headline-frames 400]
 """
@@ -47,6 +53,7 @@ from raycollect.output import files  # noqa: E402
 from raycollect.render import stage as stages  # noqa: E402
 from raycollect.browser import chromium_version, find_chromium  # noqa: E402
 from raycollect.metrics import STAGES  # noqa: E402
+from raycollect.render.server import LockedVuer  # noqa: E402
 from benchlib import bare_page, print_table  # noqa: E402
 
 SIZES = ((160, 120), (640, 480))
@@ -97,10 +104,10 @@ def _busy() -> float:
 
 
 # --- L: the browser alone ------------------------------------------------------------------
-async def _browser_alone(size, passes: tuple, grabs: int) -> float:
-    """Frames/s of repeated grabs of one unchanged view of the demo scene with `passes`,
-    each decoded: what one browser page gives with nothing else in the way."""
-    async with bare_page(passes) as (session, grab):
+async def _browser_alone(size, passes: tuple, grabs: int, uploads: bool = True) -> tuple:
+    """(frames/s, bytes a pixel) of repeated grabs of one unchanged view of the demo scene
+    with `passes`, each decoded: what one browser page gives with nothing else in the way."""
+    async with bare_page(passes, uploads=uploads) as (session, grab):
         stage = stages.Stage(1)
         cam = camera.validate("0", rc.orbit(1, *size)[0])
         groups = stages.instance_groups(scenes.demo_scene({}), list(range(1, 9)))
@@ -118,8 +125,9 @@ async def _browser_alone(size, passes: tuple, grabs: int) -> float:
             capture.decode((await grab(stage.view_key(0)))["frame"], far=cam["far"])
         t0 = time.perf_counter()
         for _ in range(grabs):
-            capture.decode((await grab(stage.view_key(0)))["frame"], far=cam["far"])
-        return grabs / (time.perf_counter() - t0)
+            frame = (await grab(stage.view_key(0)))["frame"]
+            capture.decode(frame, far=cam["far"])
+        return grabs / (time.perf_counter() - t0), len(frame) / (size[0] * size[1])
 
 
 # --- E: encoding ---------------------------------------------------------------------------
@@ -159,6 +167,11 @@ def encode_rows(frame: rc.Result) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _goal(value: float, goal: float, low: bool = False) -> str:
+    met = value <= goal if low else value >= goal
+    return f"(goal {'<=' if low else '>='} {goal}: {'met' if met else 'MISSED'})"
+
+
 def _stage_row(tag: str, seen: dict) -> tuple[str, str, str]:
     per = seen["ms"]
     busy = {s: v for s, v in per.items() if s not in ("driver", "queue")}
@@ -179,6 +192,8 @@ def main() -> None:
     fps = {(s, p): [] for s in SIZES for p in PASSES}
     alone = {s: [] for s in SIZES}
     alone_rgb = {s: [] for s in SIZES}
+    alone_ws = {s: [] for s in SIZES}
+    bpp = {}
     views = {k: [] for k in (4, 8)}
     stages_seen = {}
     for r in range(args.rounds):
@@ -188,15 +203,21 @@ def main() -> None:
                 f, seen, _ = run(size, n, radius=4.0 + 0.01 * r + 0.1 * i, **passes)
                 fps[(size, name)].append(f)
                 stages_seen[(size, name)] = seen
-            alone[size].append(asyncio.run(_browser_alone(size, ("depth", "mask"), args.grabs)))
-            alone_rgb[size].append(asyncio.run(_browser_alone(size, (), args.grabs)))
+            f, bpp[(size, "rgb+depth+masks")] = asyncio.run(_browser_alone(size, ("depth", "mask"), args.grabs))
+            alone[size].append(f)
+            f, bpp[(size, "rgb")] = asyncio.run(_browser_alone(size, (), args.grabs))
+            alone_rgb[size].append(f)
+            alone_ws[size].append(asyncio.run(_browser_alone(size, ("depth", "mask"), args.grabs,
+                                                             uploads=False))[0])
+            if r == 0:
+                bpp[(size, "rgb+depth")] = asyncio.run(_browser_alone(size, ("depth",), 3))[1]
         for k in views:
             views[k].append(run(SIZES[1], args.frames, k=k, radius=5.0 + 0.01 * r,
                                 depth=True, masks=True)[0])
         print(f"round {r + 1}: " + ", ".join(
             f"{s[0]}x{s[1]} {p} {fps[(s, p)][-1]:.1f}" for s in SIZES for p in PASSES)
-            + ", browser alone " + ", ".join(f"{s[0]}x{s[1]} {alone[s][-1]:.1f} (rgb {alone_rgb[s][-1]:.1f})"
-                                             for s in SIZES)
+            + ", browser alone " + ", ".join(f"{s[0]}x{s[1]} {alone[s][-1]:.1f} (rgb {alone_rgb[s][-1]:.1f}, "
+                                             f"websocket {alone_ws[s][-1]:.1f})" for s in SIZES)
             + ", views " + ", ".join(f"{k}: {v[-1]:.1f}" for k, v in views.items())
             + " frames/s", flush=True)
     med = {key: statistics.median(v) for key, v in fps.items()}
@@ -205,15 +226,25 @@ def main() -> None:
         tag = f"{size[0]}x{size[1]}"
         rgb = med[(size, "rgb")]
         for g, name, goal in (("G1", "rgb+depth", 0.9), ("G2", "rgb+depth+masks", 0.85)):
-            rows.append((f"{g} {name} vs rgb {tag}", f"{med[(size, name)] / rgb:.2f}",
-                         f"{med[(size, name)]:.1f} fps / {rgb:.1f} fps, 1 worker (goal >= {goal})"))
+            x = med[(size, name)] / rgb
+            rows.append((f"{g} {name} vs rgb {tag}", f"{x:.2f}",
+                         f"{med[(size, name)]:.1f} fps / {rgb:.1f} fps, 1 worker {_goal(x, goal)}"))
         a, a_rgb = statistics.median(alone[size]), statistics.median(alone_rgb[size])
-        rows.append((f"L  end-to-end vs browser {tag}", f"{med[(size, 'rgb+depth+masks')] / a:.2f}",
+        x = med[(size, "rgb+depth+masks")] / a
+        rows.append((f"L  end-to-end vs browser {tag}", f"{x:.2f}",
                      f"{med[(size, 'rgb+depth+masks')]:.1f} fps rc.render / {a:.1f} fps repeated "
-                     f"grabs, rgb+depth+masks (goal >= 0.85 at 640x480)"))
+                     f"grabs, rgb+depth+masks {_goal(x, 0.85)}"))
         rows.append((f"L2 browser alone, all vs rgb {tag}", f"{a / a_rgb:.2f}",
                      f"{a:.1f} fps rgb+depth+masks / {a_rgb:.1f} fps rgb: the G2 the browser "
                      f"itself allows"))
+        ws = statistics.median(alone_ws[size])
+        if bpp[(size, "rgb+depth+masks")] * size[0] * size[1] >= LockedVuer.upload_min_bytes:
+            rows.append((f"T  POST vs websocket {tag}", f"{a / ws:.2f}",
+                         f"{a:.1f} fps frames POSTed / {ws:.1f} fps through the websocket, the "
+                         f"browser alone, rgb+depth+masks, one grab at a time"))
+        rows.append((f"B  bytes a pixel {tag}", f"{bpp[(size, 'rgb+depth+masks')]:.2f}",
+                     ", ".join(f"{p} {bpp[(size, p)]:.2f}" for p in PASSES)
+                     + " (the page's payload; before issue 28: 3, 6, 9)"))
         for name in ("rgb", "rgb+depth+masks"):
             rows.append(_stage_row(f"{tag} {name}", stages_seen[(size, name)]))
     v = {k: statistics.median(x) for k, x in views.items()}
@@ -232,7 +263,8 @@ def main() -> None:
                                   depth=True, masks=True)
     rows.append(("H  core-hours per 1M frames", f"{core_s * 1e6 / 3600:.1f}",
                  f"640x480 rgb+depth+masks, 2 workers at {fps2:.1f} fps, {core_s * 1000:.0f} "
-                 f"core-ms per frame of {psutil.cpu_count()} cores (goal <= 30)"))
+                 f"core-ms per frame of {psutil.cpu_count()} cores "
+                 f"{_goal(round(core_s * 1e6 / 3600, 1), 20, low=True)}"))
     with rc.render(rc.orbit(1, *SIZES[1]), workers=1, depth=True, masks=True, progress=False,
                    queue_name=f"bench-frames-e-{time.time()}") as r:
         frame = next(iter(r))

@@ -15,14 +15,16 @@ from raycollect.render.server import LockedVuer, free_port  # noqa: E402
 
 
 @contextlib.asynccontextmanager
-async def bare_page(passes: tuple = ()):
+async def bare_page(passes: tuple = (), uploads: bool = True):
     """A Vuer server with one browser attached: yields (session, grab), where
-    `await grab(key, ttl)` is the grab's value (raycollect/render/capture.py's payload)."""
+    `await grab(key, ttl)` is the grab's value (raycollect/render/capture.py's payload, by
+    POST when `uploads`, as the render workers take it)."""
     from vuer.events import GrabRender
 
     port = free_port()
     app = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}")
     app.passes = passes
+    app.uploads = uploads
     ready: asyncio.Queue = asyncio.Queue()
 
     async def on_session(session):
@@ -36,7 +38,7 @@ async def bare_page(passes: tuple = ()):
         session = await asyncio.wait_for(ready.get(), 60)
 
         async def grab(key: str, ttl: float = 10.0) -> dict:
-            return (await session.rpc(GrabRender(key=key), ttl=ttl)).value
+            return await app.frame_of((await session.rpc(GrabRender(key=key), ttl=ttl)).value, ttl)
 
         yield session, grab
     finally:

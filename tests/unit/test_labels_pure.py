@@ -18,7 +18,7 @@ from raycollect.render import capture
 
 
 def _pack_like_the_page(masks: list[np.ndarray]) -> bytes:
-    """capture.js's packing, written from its description: ceil(n / 4) planes of H rows
+    """capture_js/amodal.js's packing, written from its description: ceil(n / 4) planes of H rows
     (bottom-up) of ceil(W / 8) RGBA pixels; channel c of plane a is mask a * 4 + c, bit b of
     byte x is pixel x * 8 + b."""
     h, w = masks[0].shape

@@ -82,7 +82,7 @@ def test_disposition_follows_the_error_group():
 
 # --- capture payloads and files ----------------------------------------------------------
 def _payload(w, h, passes, buffers, status=None) -> bytes:
-    """A page's answer as capture.js lays it out: RGB of each pass, as bytes or float32."""
+    """A page's answer as capture_js/grab.js lays it out: RGB of each pass, as bytes or float32."""
     body = [np.ascontiguousarray(b[..., :3]) for b in buffers]
     blocks = [{"name": p, "type": "f32x3" if b.dtype == np.float32 else "u8x3", "bytes": b.nbytes}
               for p, b in zip(passes, body)]

@@ -26,6 +26,9 @@ const ATTACHMENT = {depth: 1, mask: 2, normals: 3, coords: 4};
 const FLOAT_PASSES = new Set(["normals", "coords"]); // float32 x 3 a pixel, not 8-bit
 const IMAGE_PASSES = PASSES.filter((p) => p in ATTACHMENT);
 const AMODAL = PASSES.includes("amodal");
+// The worker's token for frames sent by HTTP POST instead of through the websocket
+// (grab.js); none: every frame goes through the websocket.
+const UPLOAD = params.get("rc_upload");
 const MARKER_PIXELS = 64; // the revision marker's view is 8x8; job views are larger
 const NO_BLENDING = 0; // three.js NoBlending
 const NORMAL_BLENDING = 1; // three.js NormalBlending

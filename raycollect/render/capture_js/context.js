@@ -10,6 +10,14 @@ const EXTRA = [1, 2, ...["normals", "coords"].filter((p) => IMAGE_PASSES.include
 const WIDE = [A0, ...[1, 2, 3, 4].map((i) => (EXTRA.includes(i) ? A0 + i : NONE))]
   .slice(0, Math.max(...EXTRA) + 1);
 const NARROW = WIDE.map((b, i) => (i === 0 ? A0 : NONE));
+// A frame whose ids are all below 256 leaves the 24-bit id output off: the depth output
+// carries the id's low byte (shaders.js MRT_DEPTH), one attachment fewer to write and read.
+const PACKED = WIDE.map((b, i) => (i === 2 ? NONE : b));
+// Whether the depth output carries the id's low byte: only where blending can be turned off
+// for it alone (OES_draw_buffers_indexed), since a blended alpha would change the depth.
+// Decided by the first context, before any program is patched; every context of a page
+// has the same extensions.
+let packIds = null;
 
 // Wrap the calls of a view's context that say which program draws into which
 // framebuffer, so each draw can turn the id and depth outputs on or off.
@@ -23,6 +31,7 @@ function instrument(r) {
         active: null, wide: false, object: null, locs: new WeakMap(), serial: 0,
         canvasRead: null, blend: false, indexed: gl.getExtension("OES_draw_buffers_indexed")};
   contexts.set(gl, st);
+  if (packIds === null) packIds = !!st.indexed;
   const wrap = (name, before) => {
     const f = gl[name];
     gl[name] = function (...args) { before(...args); return f.apply(gl, args); };
@@ -60,7 +69,7 @@ function instrument(r) {
 }
 
 function drawBuffers(st, wide) {
-  st.gl.drawBuffers(wide ? WIDE : NARROW);
+  st.gl.drawBuffers(wide ? st.wideBuffers : NARROW);
   st.wide = wide;
 }
 

@@ -55,9 +55,11 @@ function mrtPlan(r, scene) {
   const ids = new Map();
   const frames = new Map();
   const materials = [];
+  let maxId = 0;
   let why = scene.overrideMaterial ? "an override material" : null;
   drawn(scene, (obj, id, frame) => {
     ids.set(obj, idColour(id));
+    if (id > maxId) maxId = id;
     frames.set(obj, frame);
     for (const m of [].concat(obj.material)) {
       if (!m.visible) continue;
@@ -71,7 +73,7 @@ function mrtPlan(r, scene) {
   if (!why && (target.width !== c.width || target.height !== c.height)) {
     why = "a render target of another size than its canvas";
   }
-  return {ok: !why, why, ids, frames, materials, target};
+  return {ok: !why, why, ids, frames, materials, target, ids24: maxId > 255 || !packIds};
 }
 
 // Two RGBA8 renderbuffers at attachments 1 and 2 of the view target's framebuffer, made
@@ -106,6 +108,7 @@ function renderMRT(r, render, scene, camera, plan) {
   // Nothing drawn: depth 0, id 0. The client clears only attachment 0 (it clears before
   // this render, and the render's own clear runs with the other draw buffers off).
   r.state.buffers.color.setMask(true);
+  st.wideBuffers = plan.ids24 ? WIDE : PACKED;
   drawBuffers(st, true);
   for (const i of EXTRA) gl.clearBufferfv(gl.COLOR, i, [0, 0, 0, 0]);
   drawBuffers(st, false);
@@ -122,28 +125,36 @@ function renderMRT(r, render, scene, camera, plan) {
     st.wide = false;
     if (bound !== fb) gl.bindFramebuffer(gl.DRAW_FRAMEBUFFER, bound);
   }
-  mrtFrames.set(r, {fb, w, h});
+  mrtFrames.set(r, {fb, w, h, ids24: plan.ids24});
   fallbacks.delete(r);
   return out;
 }
 
-// The attachments of a view's last MRT render, in the order of IMAGE_PASSES.
+// The attachments of a view's last MRT render, as payload blocks [name, pixels, type]
+// (grab.js): depth and the ids' low byte as they are ("d24i8", 4 bytes a pixel), the 24-bit
+// ids only when a frame has ids above 255, then normals and coordinates.
 function readMRT(r, frame) {
   const gl = r.getContext();
   const prev = gl.getParameter(gl.READ_FRAMEBUFFER_BINDING);
   gl.bindFramebuffer(gl.READ_FRAMEBUFFER, frame.fb);
+  const read = (attachment, float) => {
+    gl.readBuffer(A0 + attachment);
+    const n = frame.w * frame.h * 4;
+    const px = float ? new Float32Array(n) : new Uint8Array(n);
+    gl.readPixels(0, 0, frame.w, frame.h, gl.RGBA, float ? gl.FLOAT : gl.UNSIGNED_BYTE, px);
+    return px;
+  };
   try {
-    return IMAGE_PASSES.map((pass) => {
-      gl.readBuffer(A0 + ATTACHMENT[pass]);
-      const n = frame.w * frame.h * 4;
-      const float = FLOAT_PASSES.has(pass);
-      const px = float ? new Float32Array(n) : new Uint8Array(n);
-      gl.readPixels(0, 0, frame.w, frame.h, gl.RGBA, float ? gl.FLOAT : gl.UNSIGNED_BYTE, px);
-      return px;
-    });
+    const out = [];
+    const mask = IMAGE_PASSES.includes("mask");
+    if (mask || IMAGE_PASSES.includes("depth")) out.push(["depth_id", read(1, false), "d24i8"]);
+    if (mask && frame.ids24) out.push(["mask", read(2, false), "u8x3"]);
+    for (const pass of IMAGE_PASSES.filter((p) => FLOAT_PASSES.has(p))) {
+      out.push([pass, read(ATTACHMENT[pass], true), "f32x3"]);
+    }
+    return out;
   } finally {
     gl.readBuffer(A0);
     gl.bindFramebuffer(gl.READ_FRAMEBUFFER, prev);
   }
 }
-

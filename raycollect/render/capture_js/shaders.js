@@ -16,14 +16,21 @@ const BUILTIN = new Set(["basic", "lambert", "phong", "standard", "physical", "t
                          "normal", "matcap", "points", "dashed"]);
 const LIT = new Set(["lambert", "phong", "standard", "physical", "toon", "normal", "matcap"]);
 
-const DEPTH_TAIL = (out) => `
+const DEPTH_BYTES = `
 highp float rcZ = clamp(vRcW / rcFar, 0.0, 1.0);
 highp float rcQ = floor(rcZ * 16777215.0 + 0.5);
 highp float rcR = floor(rcQ / 65536.0);
 highp float rcG = floor((rcQ - rcR * 65536.0) / 256.0);
-highp float rcB = rcQ - rcR * 65536.0 - rcG * 256.0;
+highp float rcB = rcQ - rcR * 65536.0 - rcG * 256.0;`;
+// The separate depth pass: the 24 bits in R, G, B, most significant first.
+const DEPTH_TAIL = (out) => `${DEPTH_BYTES}
 ${out} = vec4(rcR, rcG, rcB, 255.0) / 255.0;
 }`;
+// The one render's depth output: the 24 bits in R, G, B, least significant first, and in A
+// the low byte of the instance id (a frame with ids below 256 needs no other id output), or
+// 1 where this context cannot keep blending off that output (packIds, context.js).
+const MRT_DEPTH = (out, idInAlpha) => `${DEPTH_BYTES}
+${out} = vec4(vec3(rcB, rcG, rcR) / 255.0, ${idInAlpha ? "rcId.x" : "1.0"});`;
 const MASK_TAIL = (out) => `\n  ${out} = vec4(rcId, 1.0);\n}`;
 const OUT_DECL = /(?:layout\s*\([^)]*\)\s*)?\bout\s+(?:(?:highp|mediump|lowp)\s+)?vec4\s+(\w+)\s*;/;
 
@@ -103,6 +110,6 @@ function mrtShader(shader) {
   shader.fragmentShader = `${d.vin} highp float vRcW;\nuniform highp float rcFar;\n` +
     `uniform highp vec3 rcId;\nlayout(location = 1) out highp vec4 ${MRT_MARK};\n` +
     `layout(location = 2) out highp vec4 rcMrtMask;\n${sf.decl}` +
-    frag.replace(/\}\s*$/, DEPTH_TAIL(MRT_MARK).replace(/\}$/, "") +
+    frag.replace(/\}\s*$/, MRT_DEPTH(MRT_MARK, packIds) +
                  MASK_TAIL("rcMrtMask").replace(/\}$/, "") + sf.body + "\n}");
 }
