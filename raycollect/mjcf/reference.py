@@ -35,6 +35,7 @@ OBJ_GEOM = 5  # mjtObj.mjOBJ_GEOM
 class Frame:
     seg: np.ndarray  # H x W: body id per pixel, -1 where none
     depth: np.ndarray  # H x W float32 z-depth in metres, 0 where none
+    rgb: np.ndarray | None = None  # H x W x 3 uint8, with render(..., rgb=True)
 
 
 def renderer(model, width: int, height: int):
@@ -51,9 +52,9 @@ def renderer(model, width: int, height: int):
     return mujoco.Renderer(model, height, width)
 
 
-def render(r, model, data, camera: dict) -> Frame:
+def render(r, model, data, camera: dict, rgb: bool = False) -> Frame:
     """MuJoCo's view of `data` through a raycollect camera dict (matrix, fov, width, height,
-    near, far; Z-up world): body segmentation and z-depth."""
+    near, far; Z-up world): body segmentation and z-depth (and its colour image)."""
     m = np.asarray(camera["matrix"], dtype=float)
     near, far = float(camera["near"]), float(camera["far"])
     top = near * math.tan(math.radians(camera["fov"]) / 2)
@@ -78,9 +79,17 @@ def render(r, model, data, camera: dict) -> Frame:
     r.enable_depth_rendering()
     z = r.render().copy()
     r.disable_depth_rendering()
+    colour = None
+    if rgb:  # colours without shadows or reflections, which raycollect's lights do not cast
+        import mujoco
+
+        place()
+        r.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+        r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        colour = r.render().copy()
     geom = np.where(seg[..., 1] == OBJ_GEOM, seg[..., 0], -1)
     body = np.where(geom >= 0, np.asarray(model.geom_bodyid)[np.clip(geom, 0, None)], -1)
-    return Frame(body.astype(np.int64), np.where(body >= 0, z, 0.0).astype(np.float32))
+    return Frame(body.astype(np.int64), np.where(body >= 0, z, 0.0).astype(np.float32), colour)
 
 
 def compare(mask: np.ndarray, depth: np.ndarray, ref: Frame, ids: dict[int, int]) -> dict:
@@ -101,6 +110,29 @@ def compare(mask: np.ndarray, depth: np.ndarray, ref: Frame, ids: dict[int, int]
                      "depth_median": float(np.median(err)) if err.size else float("nan"),
                      "depth_p99": float(np.percentile(err, 99)) if err.size else float("nan")}
     return out
+
+
+def pattern_agreement(ours: np.ndarray, theirs: np.ndarray, where: np.ndarray,
+                      channels=(0, 1, 2)) -> tuple[float, int]:
+    """How much two renderings of a two-colour pattern agree, lights aside: on the pixels
+    `where`, each image's pixels are split in two halfway between their own 5th and 95th
+    percentile of the `channels`' mean (or, given two, the first minus the second), and the
+    share of pixels both put on the same side is returned, with the count compared. Pixels
+    next to an edge of MuJoCo's pattern are left out (sampling, not mapping)."""
+    def side(img):
+        img = img.astype(np.float64)
+        v = (img[..., channels[0]] - img[..., channels[1]] if len(channels) == 2
+             else img[..., list(channels)].mean(axis=-1))
+        if not where.any():
+            return np.zeros(where.shape, bool)
+        lo, hi = np.percentile(v[where], [5, 95])
+        return v > (lo + hi) / 2
+
+    a, b = side(ours), side(theirs)
+    inner = where & ~_grow(~where)
+    steady = inner & ~(_grow(b) & _grow(~b))  # away from MuJoCo's pattern edges
+    n = int(steady.sum())
+    return (float((a[steady] == b[steady]).mean()) if n else 0.0), n
 
 
 def _grow(a: np.ndarray) -> np.ndarray:
