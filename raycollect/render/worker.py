@@ -213,9 +213,17 @@ class _RenderWorker:
                 self._built[pkey] = elements
                 if len(self._built) > C.BUILT_SCENE_CACHE:
                     self._built.popitem(last=False)
-                digest = hashlib.blake2b(repr([_without_joints(scenes.view_state_free(el))
-                                               for el in elements]).encode(),
-                                         digest_size=16).hexdigest()
+                # Serialising every element is most of a rollout job's cost here: jobs of
+                # one digest key (an MJCF world's states) share it (scene.py digest_key).
+                dkey = scenes.digest_key(self.scene, lease.params)
+                shared = f"static:{dkey}" if dkey != pkey else None
+                digest = self._scene_digests.get(shared) if shared else None
+                if digest is None:
+                    digest = hashlib.blake2b(repr([_without_joints(scenes.view_state_free(el))
+                                                   for el in elements]).encode(),
+                                             digest_size=16).hexdigest()
+                    if shared:
+                        self._scene_digests[shared] = digest
             except RaycollectError:  # it fails again, with its error, when it renders alone
                 digest = f"unbuildable:{lease.job_id}"
             self._scene_digests[pkey] = digest

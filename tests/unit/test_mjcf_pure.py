@@ -237,3 +237,17 @@ def test_textures_are_mujocos_pixels(terrain):
     np.testing.assert_array_equal(st[:, 1], np.float32(1) - model.mesh_texcoord[f, 1].astype(np.float32))
     head = (Path(terrain.folder) / files.textured_mesh_file(0, 0)).read_bytes().split(b"end_header")[0]
     assert b"comment TextureFile texture.png" in head and b"property float s" in head
+
+
+def test_states_of_a_world_share_one_digest_key(world):
+    """A rollout's jobs differ only in the state, which only places bodies: the worker
+    serialises the world's elements once for all of them (raycollect/scene.py digest_key),
+    not once a job; any other scene keeps a key per params."""
+    a, b = {"qpos": [0.1, 0.0], "step": 1}, {"qpos": [0.9, 0.2], "step": 2}
+    assert scenes.digest_key(world, a) == scenes.digest_key(world, b)
+    assert scenes.view_state_free(world(a)[3]) == scenes.view_state_free(world(b)[3])
+
+    def plain(params):
+        return []
+
+    assert scenes.digest_key(plain, a) == scenes.scene_key(a) != scenes.digest_key(plain, b)
