@@ -12,7 +12,7 @@ differing pixels and through a sample of the shared ones (raycollect/mjcf/refere
 in the model's first keyframe (or its default state), 320x240.
 
     PYTHONPATH=. MUJOCO_GL=egl .venv/bin/python scripts/sweep_mjcf.py [--limit N]
-        [--only humanoid.xml ...]
+        [--only humanoid.xml ...] [--dirs DIR ...] [--under DIR]
 """
 
 from __future__ import annotations
@@ -34,13 +34,16 @@ IOU_GOAL, IOU_MIN_PX, NEAR_MIN, DEPTH_MAX, POSE_ATOL = 0.95, 300, 0.95, 1e-3, 1e
 MJCF_CAMERAS = 2
 
 
-def candidates() -> list[Path]:
+def candidates(dirs=()) -> list[Path]:
+    """The XML files of the installed dm_control and mujoco packages, and of `dirs` (say,
+    robosuite's models/assets unpacked from its wheel, which this environment cannot
+    install: docs/mjcf-sweep.md)."""
     import dm_control
     import mujoco
 
     out = []
-    for pkg in (dm_control, mujoco):
-        out += sorted(Path(pkg.__file__).parent.rglob("*.xml"))
+    for root in [Path(pkg.__file__).parent for pkg in (dm_control, mujoco)] + [Path(d) for d in dirs]:
+        out += sorted(root.rglob("*.xml"))
     return out
 
 
@@ -125,8 +128,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--only", nargs="*", help="file names to sweep")
+    ap.add_argument("--dirs", nargs="*", default=[], help="more folders of MJCF files")
+    ap.add_argument("--under", help="sweep only files under this folder")
     args = ap.parse_args()
-    paths = candidates()
+    paths = candidates(args.dirs)
+    if args.under:
+        paths = [p for p in paths if Path(args.under).resolve() in p.resolve().parents]
     if args.only:
         paths = [p for p in paths if p.name in args.only]
     worlds = loadable(paths)

@@ -3,7 +3,8 @@ and frame, mask IoU with mujoco.Renderer's segmentation, z-depth against its dep
 every body's pose against data.xpos/xmat; colours of 2D textures loosely (the lights
 differ). Models: one written here (every primitive type, a height field, a mesh with
 texture coordinates, builtin textures on a plane and the mesh, a camera on a moving body,
-a keyframe) and dm_control's manipulator as it ships."""
+a keyframe), dm_control's manipulator as it ships, and robosuite's Panda on its table arena
+when robosuite's files are there."""
 
 from __future__ import annotations
 
@@ -128,9 +129,12 @@ def _orbit(world, eye, target):
 
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory):
-    """Two runs in one local Ray: the shapes world (2 states x 3 cameras: fixed, on the
-    moving arm, an orbit) and dm_control's manipulator (2 states x 2 cameras)."""
+    """Runs in one local Ray: the shapes world (2 states x 3 cameras: fixed, on the moving
+    arm, an orbit), dm_control's manipulator (2 states x 2 cameras) and, with robosuite's
+    files, the Panda on its table (1 state x 2 cameras: front, the wrist's)."""
     import ray
+
+    from raycollect.mjcf import robosuite
 
     suite = pytest.importorskip("dm_control.suite")
     root = tmp_path_factory.mktemp("mujoco")
@@ -139,18 +143,26 @@ def worlds(tmp_path_factory):
     rng = np.random.default_rng(7)
     nq = manipulator.model.nq
     runs = {}
+    models = [("shapes", shapes, SHAPES_STATES,
+               lambda s: [world_cam(shapes, "front", s), world_cam(shapes, "wrist", s),
+                          _orbit(shapes, (1.6, 1.4, 1.2), (0, 0, 0.3))]),
+              ("manipulator", manipulator,
+               [{"qpos": (0.4 * rng.standard_normal(nq)).tolist()} for _ in range(2)],
+               lambda s: [world_cam(manipulator, "fixed", s),
+                          _orbit(manipulator, (0.9, -1.1, 0.9), (0, 0, 0.4))])]
+    assets = robosuite.assets_dir()
+    if assets is not None:  # robosuite's files (docs/mjcf-sweep.md: not installable here)
+        panda = mjcf(robosuite.scene(assets, robot="panda", arena="table_arena"))
+        home = np.zeros(panda.model.nq)
+        home[:7] = [0.3, 0.5, -0.2, -2.2, 0.1, 2.6, 0.8]
+        models.append(("panda", panda, [{"qpos": home.tolist()}],
+                       lambda s: [world_cam(panda, "frontview", s),
+                                  world_cam(panda, "robot0_eye_in_hand", s)]))
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     try:
-        for name, world, states, cams in (
-                ("shapes", shapes, SHAPES_STATES,
-                 lambda s: [world_cam(shapes, "front", s), world_cam(shapes, "wrist", s),
-                            _orbit(shapes, (1.6, 1.4, 1.2), (0, 0, 0.3))]),
-                ("manipulator", manipulator,
-                 [{"qpos": (0.4 * rng.standard_normal(nq)).tolist()} for _ in range(2)],
-                 lambda s: [world_cam(manipulator, "fixed", s),
-                            _orbit(manipulator, (0.9, -1.1, 0.9), (0, 0, 0.4))])):
+        for name, world, states, cams in models:
             jobs = [{**s, "state": i, "camera": c} for i, s in enumerate(states) for c in cams(s)]
             out = root / f"{name}-out"
             results, run = render_all(jobs, scene=world, out=out, workers=1, depth=True,
@@ -166,10 +178,14 @@ def world_cam(world, name, state):
     return world.camera(name, W, H, state=state)
 
 
-@pytest.mark.parametrize("name", ["shapes", "manipulator"])
+@pytest.mark.parametrize("name", ["shapes", "manipulator", "panda"])
 def test_bodies_agree_with_mujoco(worlds, name):
     """Per body and frame: mask IoU >= 0.95 (or, for a small body, every differing pixel on
-    the other's outline), z-depth median error <= 1 mm, pose = data.xpos/xmat within 1e-5."""
+    the other's outline), z-depth median error <= 1 mm, pose = data.xpos/xmat within 1e-5.
+    The Panda on robosuite's table when robosuite's files are there
+    ($RAYCOLLECT_ROBOSUITE_ASSETS, raycollect/mjcf/robosuite.py)."""
+    if name not in worlds:
+        pytest.skip("robosuite's MJCF files not found: set $RAYCOLLECT_ROBOSUITE_ASSETS")
     world, out, results, run, n = worlds[name]
     manifest = check_output(out, results, run)
     assert len(manifest) == n

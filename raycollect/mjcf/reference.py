@@ -11,6 +11,9 @@ What makes the comparison fair:
 - the camera: MuJoCo keeps two eye cameras (`scene.camera[0]` and `[1]`, `ipd` apart) and a
   mono render uses their average; both are set to the raycollect camera's pose and frustum
   here, so any camera (an MJCF one or an orbit) is rendered exactly;
+- reflections are off: a reflective floor (dm_control's `grid` material) mirrors the model
+  into its own pixels, and MuJoCo's segmentation and depth then give those floor pixels to
+  the mirrored bodies (mj_ray, a third computation, says they are floor);
 - round primitives: MuJoCo tessellates them with `vis.quality.numslices`/`numstacks`
   (28/16 by default, ~0.6% of a radius off the true circle); they are raised to 96/48 so
   both renderers draw close to the analytic outline.
@@ -60,7 +63,14 @@ def render(r, model, data, camera: dict, rgb: bool = False) -> Frame:
     top = near * math.tan(math.radians(camera["fov"]) / 2)
 
     def place():
+        import mujoco
+
         r.update_scene(data)
+        # A reflective floor draws the model mirrored into itself, and the segmentation and
+        # depth of those pixels are the mirrored bodies' (dm_control's dog: 7,000 floor
+        # pixels that mj_ray says are floor). Shadows only darken colours.
+        r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        r.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
         for eye in r.scene.camera:
             eye.pos[:] = m[:3, 3]
             eye.forward[:] = -m[:3, 2]
@@ -80,12 +90,8 @@ def render(r, model, data, camera: dict, rgb: bool = False) -> Frame:
     z = r.render().copy()
     r.disable_depth_rendering()
     colour = None
-    if rgb:  # colours without shadows or reflections, which raycollect's lights do not cast
-        import mujoco
-
+    if rgb:  # colours without the shadows and reflections raycollect's lights do not cast
         place()
-        r.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-        r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         colour = r.render().copy()
     geom = np.where(seg[..., 1] == OBJ_GEOM, seg[..., 0], -1)
     body = np.where(geom >= 0, np.asarray(model.geom_bodyid)[np.clip(geom, 0, None)], -1)
