@@ -11,9 +11,8 @@ What makes the comparison fair:
 - the camera: MuJoCo keeps two eye cameras (`scene.camera[0]` and `[1]`, `ipd` apart) and a
   mono render uses their average; both are set to the raycollect camera's pose and frustum
   here, so any camera (an MJCF one or an orbit) is rendered exactly;
-- reflections are off: a reflective floor (dm_control's `grid` material) mirrors the model
-  into its own pixels, and MuJoCo's segmentation and depth then give those floor pixels to
-  the mirrored bodies (mj_ray, a third computation, says they are floor);
+- skins (`<skin>`, dm_control's dog) are drawn by MuJoCo but are no geom: their pixels are
+  -1 here (as nothing), and raycollect does not draw them;
 - round primitives: MuJoCo tessellates them with `vis.quality.numslices`/`numstacks`
   (28/16 by default, ~0.6% of a radius off the true circle); they are raised to 96/48 so
   both renderers draw close to the analytic outline.
@@ -62,15 +61,16 @@ def render(r, model, data, camera: dict, rgb: bool = False) -> Frame:
     near, far = float(camera["near"]), float(camera["far"])
     top = near * math.tan(math.radians(camera["fov"]) / 2)
 
+    colour_pass = False
+
     def place():
         import mujoco
 
         r.update_scene(data)
-        # A reflective floor draws the model mirrored into itself, and the segmentation and
-        # depth of those pixels are the mirrored bodies' (dm_control's dog: 7,000 floor
-        # pixels that mj_ray says are floor). Shadows only darken colours.
-        r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
-        r.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+        # Colours only (rgb=True): raycollect's lights cast no shadows and its floors
+        # reflect nothing.
+        r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = int(not colour_pass)
+        r.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = int(not colour_pass)
         for eye in r.scene.camera:
             eye.pos[:] = m[:3, 3]
             eye.forward[:] = -m[:3, 2]
@@ -91,6 +91,7 @@ def render(r, model, data, camera: dict, rgb: bool = False) -> Frame:
     r.disable_depth_rendering()
     colour = None
     if rgb:  # colours without the shadows and reflections raycollect's lights do not cast
+        colour_pass = True
         place()
         colour = r.render().copy()
     geom = np.where(seg[..., 1] == OBJ_GEOM, seg[..., 0], -1)
