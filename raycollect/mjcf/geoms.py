@@ -42,6 +42,8 @@ VISIBLE_GROUPS = 3
 ROUND_SEGMENTS = 64
 SPHERE_STACKS = 32
 CAP_SEGMENTS = 16
+# A plane's grid: cells of at most PLANE_CELL metres, at most PLANE_SEGMENTS a side.
+PLANE_CELL, PLANE_SEGMENTS = 1.0, 100
 # MuJoCo's default geom colour: a geom with a material and this rgba takes the material's.
 DEFAULT_RGBA = (0.5, 0.5, 0.5, 1.0)
 # Y -> Z: +90 degrees about X, as a three.js (x, y, z, w) quaternion.
@@ -125,7 +127,10 @@ def element(model, geom: int, far: float):
 
 def _plane(model, geom, size, far):
     w, h = (2 * s if s > 0 else 2 * far for s in size[:2])
-    return Plane(args=[w, h]), False
+    # A grid, as MuJoCo draws planes: the page's depth is the clip w interpolated over each
+    # triangle, and over one quad hundreds of metres wide it strays by millimetres.
+    return Plane(args=[w, h, *(min(PLANE_SEGMENTS, max(1, math.ceil(d / PLANE_CELL)))
+                               for d in (w, h))]), False
 
 
 def _sphere(model, geom, size, far):

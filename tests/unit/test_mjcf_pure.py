@@ -251,3 +251,13 @@ def test_states_of_a_world_share_one_digest_key(world):
         return []
 
     assert scenes.digest_key(plain, a) == scenes.scene_key(a) != scenes.digest_key(plain, b)
+
+
+def test_planes_are_grids_as_mujoco_draws_them(world):
+    """A plane is a grid of cells of at most 1 m (at most 100 a side), not one quad: the
+    page's depth is the clip w interpolated over each triangle, and over one quad hundreds
+    of metres wide it strayed by millimetres to metres (docs/mjcf-sweep.md)."""
+    plane = world({})[2].children[0]
+    w, h, nw, nh = plane.args
+    assert (nw, nh) == (geoms.PLANE_SEGMENTS, geoms.PLANE_SEGMENTS) and w > 100
+    assert geoms._plane(world.model, 0, [1.4, 0.3, 0.1], 10.0)[0].args == pytest.approx([2.8, 0.6, 3, 1])
