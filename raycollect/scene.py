@@ -143,6 +143,15 @@ def scene_key(params: dict) -> str:
     return canonical_json({k: v for k, v in params.items() if k != "camera"})
 
 
+def digest_key(scene, params: dict) -> str:
+    """What a job's scene is, but what the page sets per view: scene_key(params), or less for
+    a scene that says which params its view-state-free elements depend on
+    (`scene.static_params(params)`; an MJCF world's state only moves its bodies, so none do).
+    Jobs with one digest key share one digest of their elements, computed once."""
+    narrow = getattr(scene, "static_params", None)
+    return scene_key(narrow(params) if callable(narrow) else params)
+
+
 def build(scene: SceneFn, job_id: str, params: dict) -> list[Element]:
     """Call the scene function and check what it returned, giving each element a key."""
     try:

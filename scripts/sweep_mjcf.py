@@ -5,11 +5,14 @@ render, how many agree, and why each other one does not. Not part of the test su
 A model agrees when, in every view, every body that either renderer shows passes what
 tests/test_mujoco.py asks: mask IoU >= 0.95 (a body under 300 px in either: every differing
 pixel within one pixel of both outlines), z-depth median error <= 1 mm, and its pose equal
-to data.xpos/xmat within 1e-5. Views: the model's first two MJCF cameras and an overview,
+to data.xpos/xmat within 1e-5. Where a body does not agree, a third computation says which
+renderer drew the model: MuJoCo's ray casting (`mj_ray`, exact for primitives) through the
+differing pixels and through a sample of the shared ones (raycollect/mjcf/reference.py
+`arbitrate`). Views: the model's first two MJCF cameras and an overview,
 in the model's first keyframe (or its default state), 320x240.
 
     PYTHONPATH=. MUJOCO_GL=egl .venv/bin/python scripts/sweep_mjcf.py [--limit N]
-        [--only humanoid.xml ...]
+        [--only humanoid.xml ...] [--dirs DIR ...] [--under DIR]
 """
 
 from __future__ import annotations
@@ -24,20 +27,23 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
 import raycollect as rc  # noqa: E402
-from raycollect.mjcf import geoms, reference  # noqa: E402
+from raycollect.mjcf import reference  # noqa: E402
 
 W, H = 320, 240
 IOU_GOAL, IOU_MIN_PX, NEAR_MIN, DEPTH_MAX, POSE_ATOL = 0.95, 300, 0.95, 1e-3, 1e-5
 MJCF_CAMERAS = 2
 
 
-def candidates() -> list[Path]:
+def candidates(dirs=()) -> list[Path]:
+    """The XML files of the installed dm_control and mujoco packages, and of `dirs` (say,
+    robosuite's models/assets unpacked from its wheel, which this environment cannot
+    install: docs/mjcf-sweep.md)."""
     import dm_control
     import mujoco
 
     out = []
-    for pkg in (dm_control, mujoco):
-        out += sorted(Path(pkg.__file__).parent.rglob("*.xml"))
+    for root in [Path(pkg.__file__).parent for pkg in (dm_control, mujoco)] + [Path(d) for d in dirs]:
+        out += sorted(root.rglob("*.xml"))
     return out
 
 
@@ -78,8 +84,6 @@ def verdict(world, results) -> tuple[bool, float, str]:
     model = world.model
     r = reference.renderer(model, W, H)
     lowest, why = 1.0, ""
-    hfields = sum(int(model.geom_type[g]) == geoms.HFIELD and int(model.geom_group[g]) < 3
-                  for g in range(model.ngeom))
     for res in results:
         data = world.forward(res.params)
         ref = reference.render(r, model, data, res.camera)
@@ -98,6 +102,18 @@ def verdict(world, results) -> tuple[bool, float, str]:
             if not ok and not why:
                 why = (f"{key}: IoU {c['iou']:.3f} ({c['px']} px, MuJoCo {c['ref_px']} px, "
                        f"{c['near']:.2f} near), depth median {c['depth_median'] * 1000:.2f} mm")
+                a = reference.arbitrate(model, data, res.camera, res.mask, res.depth, ref, body,
+                                        res.instances[key])
+                third = []
+                if "ray_sides_with_raycollect" in a:
+                    third.append(f"of {a['differ']} differing px the ray cast sides with "
+                                 f"raycollect at {a['ray_sides_with_raycollect']:.0%}, MuJoCo "
+                                 f"at {a['ray_sides_with_mujoco']:.0%}")
+                if "raycollect_depth_vs_ray" in a:
+                    third.append(f"depth median vs ray cast: raycollect "
+                                 f"{a['raycollect_depth_vs_ray'] * 1000:.2f} mm, MuJoCo "
+                                 f"{a['mujoco_depth_vs_ray'] * 1000:.2f} mm")
+                why += f" [{'; '.join(third)}]" if third else ""
             pose = np.asarray(res.objects[key]["pose"])
             if np.abs(pose[:3, 3] - data.xpos[body]).max() > POSE_ATOL and not why:
                 why = f"{key}: pose off by {np.abs(pose[:3, 3] - data.xpos[body]).max():.2e} m"
@@ -105,8 +121,6 @@ def verdict(world, results) -> tuple[bool, float, str]:
         if extra and not why:
             names = sorted(world.body_key(int(b)) for b in extra)
             why = f"MuJoCo draws bodies raycollect does not: {', '.join(names)}"
-            if hfields:
-                why += f" ({hfields} height field geom(s): not drawn yet)"
     return not why, lowest, why
 
 
@@ -114,8 +128,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--only", nargs="*", help="file names to sweep")
+    ap.add_argument("--dirs", nargs="*", default=[], help="more folders of MJCF files")
+    ap.add_argument("--under", help="sweep only files under this folder")
     args = ap.parse_args()
-    paths = candidates()
+    paths = candidates(args.dirs)
+    if args.under:
+        paths = [p for p in paths if Path(args.under).resolve() in p.resolve().parents]
     if args.only:
         paths = [p for p in paths if p.name in args.only]
     worlds = loadable(paths)

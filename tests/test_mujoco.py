@@ -1,7 +1,10 @@
 """MJCF worlds (rc.mjcf), checked against MuJoCo's own renderer and kinematics: per body
 and frame, mask IoU with mujoco.Renderer's segmentation, z-depth against its depth, and
-every body's pose against data.xpos/xmat. Models: one written here (every primitive type,
-a mesh, a camera on a moving body, a keyframe) and dm_control's manipulator as it ships."""
+every body's pose against data.xpos/xmat; colours of 2D textures loosely (the lights
+differ). Models: one written here (every primitive type, a height field, a mesh with
+texture coordinates, builtin textures on a plane and the mesh, a camera on a moving body,
+a keyframe), dm_control's manipulator as it ships, and robosuite's Panda on its table arena
+when robosuite's files are there."""
 
 from __future__ import annotations
 
@@ -36,22 +39,35 @@ v 0.30 0.00 0.00
 v 0.30 0.20 0.00
 v 0.10 0.20 0.00
 v 0.15 0.05 0.25
-f 1 3 2
-f 1 4 3
-f 1 2 5
-f 2 3 5
-f 3 4 5
-f 4 1 5
+vt 0 0
+vt 1 0
+vt 1 1
+vt 0 1
+vt 0.5 0.5
+f 1/1 3/3 2/2
+f 1/1 4/4 3/3
+f 1/1 2/2 5/5
+f 2/2 3/3 5/5
+f 3/3 4/4 5/5
+f 4/4 1/1 5/5
 """
 
 SHAPES_XML = """<mujoco model="shapes">
   <asset>
     <mesh name="pyramid" file="pyramid.obj" scale="1.2 1 1"/>
     <material name="red" rgba="0.8 0.15 0.1 1"/>
+    <texture name="checker" type="2d" builtin="checker" rgb1="0.95 0.95 0.95"
+             rgb2="0.05 0.05 0.05" width="64" height="64"/>
+    <material name="tiles" texture="checker" texrepeat="3 2"/>
+    <texture name="stripes" type="2d" builtin="checker" rgb1="0.9 0.1 0.1" rgb2="0.1 0.1 0.9"
+             width="32" height="32"/>
+    <material name="stripes" texture="stripes" texrepeat="1 1"/>
+    <hfield name="bumps" nrow="5" ncol="6" size="0.3 0.22 0.14 0.03"
+            elevation="0 1 2 3 2 1  1 2 3 4 3 2  0 0 1 5 1 0  2 2 2 2 2 2  0 1 0 1 0 1"/>
   </asset>
   <worldbody>
     <light pos="0 0 3"/>
-    <geom name="floor" type="plane" size="1.4 1.4 0.1" rgba="0.55 0.55 0.6 1"/>
+    <geom name="floor" type="plane" size="1.4 1.4 0.1" material="tiles"/>
     <camera name="front" pos="0.2 -2.4 1.5" xyaxes="1 0 0 0 0.53 0.85" fovy="50"/>
     <body name="base" pos="0 0 0.3">
       <joint name="yaw" type="hinge" axis="0 0 1"/>
@@ -75,7 +91,10 @@ SHAPES_XML = """<mujoco model="shapes">
     </body>
     <body name="pyramid" pos="-0.45 -0.45 0.05">
       <joint name="spin" type="hinge" axis="0 0 1"/>
-      <geom type="mesh" mesh="pyramid" rgba="0.7 0.3 0.8 1"/>
+      <geom type="mesh" mesh="pyramid" material="stripes"/>
+    </body>
+    <body name="terrain" pos="0.75 -0.85 0.04" euler="0 0 0.4">
+      <geom type="hfield" hfield="bumps" rgba="0.3 0.6 0.4 1"/>
     </body>
     <body name="ghost" pos="0 0.8 0.3">
       <geom type="box" size="0.1 0.1 0.1" rgba="1 1 1 0"/>
@@ -110,9 +129,12 @@ def _orbit(world, eye, target):
 
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory):
-    """Two runs in one local Ray: the shapes world (2 states x 3 cameras: fixed, on the
-    moving arm, an orbit) and dm_control's manipulator (2 states x 2 cameras)."""
+    """Runs in one local Ray: the shapes world (2 states x 3 cameras: fixed, on the moving
+    arm, an orbit), dm_control's manipulator (2 states x 2 cameras) and, with robosuite's
+    files, the Panda on its table (1 state x 2 cameras: front, the wrist's)."""
     import ray
+
+    from raycollect.mjcf import robosuite
 
     suite = pytest.importorskip("dm_control.suite")
     root = tmp_path_factory.mktemp("mujoco")
@@ -121,18 +143,26 @@ def worlds(tmp_path_factory):
     rng = np.random.default_rng(7)
     nq = manipulator.model.nq
     runs = {}
+    models = [("shapes", shapes, SHAPES_STATES,
+               lambda s: [world_cam(shapes, "front", s), world_cam(shapes, "wrist", s),
+                          _orbit(shapes, (1.6, 1.4, 1.2), (0, 0, 0.3))]),
+              ("manipulator", manipulator,
+               [{"qpos": (0.4 * rng.standard_normal(nq)).tolist()} for _ in range(2)],
+               lambda s: [world_cam(manipulator, "fixed", s),
+                          _orbit(manipulator, (0.9, -1.1, 0.9), (0, 0, 0.4))])]
+    assets = robosuite.assets_dir()
+    if assets is not None:  # robosuite's files (docs/mjcf-sweep.md: not installable here)
+        panda = mjcf(robosuite.scene(assets, robot="panda", arena="table_arena"))
+        home = np.zeros(panda.model.nq)
+        home[:7] = [0.3, 0.5, -0.2, -2.2, 0.1, 2.6, 0.8]
+        models.append(("panda", panda, [{"qpos": home.tolist()}],
+                       lambda s: [world_cam(panda, "frontview", s),
+                                  world_cam(panda, "robot0_eye_in_hand", s)]))
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     try:
-        for name, world, states, cams in (
-                ("shapes", shapes, SHAPES_STATES,
-                 lambda s: [world_cam(shapes, "front", s), world_cam(shapes, "wrist", s),
-                            _orbit(shapes, (1.6, 1.4, 1.2), (0, 0, 0.3))]),
-                ("manipulator", manipulator,
-                 [{"qpos": (0.4 * rng.standard_normal(nq)).tolist()} for _ in range(2)],
-                 lambda s: [world_cam(manipulator, "fixed", s),
-                            _orbit(manipulator, (0.9, -1.1, 0.9), (0, 0, 0.4))])):
+        for name, world, states, cams in models:
             jobs = [{**s, "state": i, "camera": c} for i, s in enumerate(states) for c in cams(s)]
             out = root / f"{name}-out"
             results, run = render_all(jobs, scene=world, out=out, workers=1, depth=True,
@@ -148,10 +178,14 @@ def world_cam(world, name, state):
     return world.camera(name, W, H, state=state)
 
 
-@pytest.mark.parametrize("name", ["shapes", "manipulator"])
+@pytest.mark.parametrize("name", ["shapes", "manipulator", "panda"])
 def test_bodies_agree_with_mujoco(worlds, name):
     """Per body and frame: mask IoU >= 0.95 (or, for a small body, every differing pixel on
-    the other's outline), z-depth median error <= 1 mm, pose = data.xpos/xmat within 1e-5."""
+    the other's outline), z-depth median error <= 1 mm, pose = data.xpos/xmat within 1e-5.
+    The Panda on robosuite's table when robosuite's files are there
+    ($RAYCOLLECT_ROBOSUITE_ASSETS, raycollect/mjcf/robosuite.py)."""
+    if name not in worlds:
+        pytest.skip("robosuite's MJCF files not found: set $RAYCOLLECT_ROBOSUITE_ASSETS")
     world, out, results, run, n = worlds[name]
     manifest = check_output(out, results, run)
     assert len(manifest) == n
@@ -196,10 +230,36 @@ def test_shapes_world_draws_what_mujoco_draws(worlds):
     seen = set()
     for res in results.values():
         seen |= {k for k, o in res.objects.items() if o["px"] > 0}
-    assert {"world", "base", "arm", "tip", "egg", "can", "pyramid"} <= seen
+    assert {"world", "base", "arm", "tip", "egg", "can", "pyramid", "terrain"} <= seen
     assert not {"ghost", "collider"} & set(next(iter(results.values())).instances)
     # Jobs differing only in state and camera: one scene update for the whole run.
     assert [w["scene_updates"] for w in run.summary["by_worker"].values()] == [1]
+
+
+# Two-colour textures as MuJoCo maps them: the share of pixels both renderers put on the same
+# side of their own halfway level (brightness of the floor's checker, red against blue on the
+# mesh), on the pixels both give the body.
+PATTERN_MIN, PATTERN_MIN_PX = 0.95, 20
+
+
+def test_textures_map_as_mujocos(worlds):
+    """The floor's builtin checker (texrepeat 3 x 2, its offset MuJoCo's) and the mesh's
+    texture through its own coordinates land where MuJoCo's renderer draws them."""
+    world, out, results, run, n = worlds["shapes"]
+    model = world.model
+    r = reference.renderer(model, W, H)
+    checked = {"world": 0, "pyramid": 0}
+    for res in results.values():
+        ref = reference.render(r, model, world.forward(res.params), res.camera, rgb=True)
+        for key, channels in (("world", (0, 1, 2)), ("pyramid", (0, 2))):
+            body = model.body(key).id
+            where = (res.mask == res.instances[key]) & (ref.seg == body)
+            share, px = reference.pattern_agreement(res.image, ref.rgb, where, channels)
+            print("texture", key, res.params.get("state"), share, px)
+            if px >= PATTERN_MIN_PX:
+                assert share >= PATTERN_MIN, (key, share, px)
+                checked[key] += 1
+    assert checked["world"] >= 4 and checked["pyramid"] >= 1, checked
 
 
 def test_wrist_camera_follows_the_arm(tmp_path):

@@ -9,6 +9,10 @@ is handled here:
 - three.js capsules and cylinders run along their local Y, MuJoCo's along Z: such a geom
   turns by +90 degrees about X first (Y -> Z);
 - an ellipsoid is a unit sphere scaled by its three radii (scale applies in the geom frame);
+- a height field is a mesh MuJoCo's way (raycollect/mjcf/files.py), in the geom's frame;
+- a 2D texture (raycollect/mjcf/files.py) on a plane or a mesh with texture coordinates:
+  the plane's material `map` (MuJoCo's repeat, its offset baked into the image), the mesh's
+  PLY coordinates and the Ply's `assets`; MuJoCo's rgba tints it as its OpenGL does;
 - a plane of size 0 along an axis is infinite in MuJoCo: it is drawn as wide as MuJoCo's
   far clipping distance.
 
@@ -24,7 +28,8 @@ import numpy as np
 from vuer.schemas import Box, Capsule, Cylinder, Plane, Ply, Sphere
 
 from ..assets import asset
-from .files import mesh_file
+from . import files
+from .files import hfield_file, mesh_file
 
 # MuJoCo's mjtGeom values.
 PLANE, HFIELD, SPHERE, CAPSULE, ELLIPSOID, CYLINDER, BOX, MESH = range(8)
@@ -37,6 +42,8 @@ VISIBLE_GROUPS = 3
 ROUND_SEGMENTS = 64
 SPHERE_STACKS = 32
 CAP_SEGMENTS = 16
+# A plane's grid: cells of at most PLANE_CELL metres, at most PLANE_SEGMENTS a side.
+PLANE_CELL, PLANE_SEGMENTS = 1.0, 100
 # MuJoCo's default geom colour: a geom with a material and this rgba takes the material's.
 DEFAULT_RGBA = (0.5, 0.5, 0.5, 1.0)
 # Y -> Z: +90 degrees about X, as a three.js (x, y, z, w) quaternion.
@@ -70,7 +77,7 @@ def rgba(model, geom: int) -> np.ndarray:
 
 def visible(model, geom: int) -> bool:
     """Drawn by MuJoCo's renderer with its default options: groups 0-2, not fully transparent,
-    and of a type this module draws (height fields are not drawn yet)."""
+    and of a type this module draws."""
     return (int(model.geom_group[geom]) < VISIBLE_GROUPS and rgba(model, geom)[3] > 0
             and int(model.geom_type[geom]) in _DRAW)
 
@@ -96,11 +103,15 @@ def element(model, geom: int, far: float):
     pos = [float(p) for p in model.geom_pos[geom]]
     quat = xyzw(model.geom_quat[geom])
     look = material(model, geom)
-    if kind == MESH:
+    if kind in (MESH, HFIELD):
         # Vuer's Ply draws its own physical material, coloured by its `color` and
         # `opacity` props; a `material` prop would replace it on the mesh after the first
         # render (the mesh then vanished from every later view).
         common = dict(color=look["color"], opacity=look.get("opacity", 1.0))
+    elif kind == PLANE and (mapped := files.plane_map(model, geom, far)) is not None:
+        name, repeat, _ = mapped
+        common = dict(materialType="standard",
+                      material={**look, "map": asset(name), "mapRepeat": repeat})
     else:
         common = dict(materialType="standard", material=look)
     common.update(key=f"g{geom}", position=pos)
@@ -116,7 +127,10 @@ def element(model, geom: int, far: float):
 
 def _plane(model, geom, size, far):
     w, h = (2 * s if s > 0 else 2 * far for s in size[:2])
-    return Plane(args=[w, h]), False
+    # A grid, as MuJoCo draws planes: the page's depth is the clip w interpolated over each
+    # triangle, and over one quad hundreds of metres wide it strays by millimetres.
+    return Plane(args=[w, h, *(min(PLANE_SEGMENTS, max(1, math.ceil(d / PLANE_CELL)))
+                               for d in (w, h))]), False
 
 
 def _sphere(model, geom, size, far):
@@ -140,8 +154,16 @@ def _box(model, geom, size, far):
 
 
 def _mesh(model, geom, size, far):
-    return Ply(src=asset(mesh_file(int(model.geom_dataid[geom])))), False
+    mesh, tex = int(model.geom_dataid[geom]), files.geom_texture(model, geom)
+    if tex >= 0 and int(model.mesh_texcoordadr[mesh]) >= 0:
+        return Ply(src=asset(files.textured_mesh_file(mesh, tex)),
+                   assets={files.PLY_TEXTURE: asset(files.texture_file(tex))}), False
+    return Ply(src=asset(mesh_file(mesh))), False
 
 
-_DRAW = {PLANE: _plane, SPHERE: _sphere, ELLIPSOID: _ellipsoid, CAPSULE: _capsule,
+def _hfield(model, geom, size, far):
+    return Ply(src=asset(hfield_file(int(model.geom_dataid[geom])))), False
+
+
+_DRAW = {PLANE: _plane, HFIELD: _hfield, SPHERE: _sphere, ELLIPSOID: _ellipsoid, CAPSULE: _capsule,
          CYLINDER: _cylinder, BOX: _box, MESH: _mesh}

@@ -11,6 +11,8 @@ What makes the comparison fair:
 - the camera: MuJoCo keeps two eye cameras (`scene.camera[0]` and `[1]`, `ipd` apart) and a
   mono render uses their average; both are set to the raycollect camera's pose and frustum
   here, so any camera (an MJCF one or an orbit) is rendered exactly;
+- skins (`<skin>`, dm_control's dog) are drawn by MuJoCo but are no geom: their pixels are
+  -1 here (as nothing), and raycollect does not draw them;
 - round primitives: MuJoCo tessellates them with `vis.quality.numslices`/`numstacks`
   (28/16 by default, ~0.6% of a radius off the true circle); they are raised to 96/48 so
   both renderers draw close to the analytic outline.
@@ -35,6 +37,7 @@ OBJ_GEOM = 5  # mjtObj.mjOBJ_GEOM
 class Frame:
     seg: np.ndarray  # H x W: body id per pixel, -1 where none
     depth: np.ndarray  # H x W float32 z-depth in metres, 0 where none
+    rgb: np.ndarray | None = None  # H x W x 3 uint8, with render(..., rgb=True)
 
 
 def renderer(model, width: int, height: int):
@@ -51,15 +54,23 @@ def renderer(model, width: int, height: int):
     return mujoco.Renderer(model, height, width)
 
 
-def render(r, model, data, camera: dict) -> Frame:
+def render(r, model, data, camera: dict, rgb: bool = False) -> Frame:
     """MuJoCo's view of `data` through a raycollect camera dict (matrix, fov, width, height,
-    near, far; Z-up world): body segmentation and z-depth."""
+    near, far; Z-up world): body segmentation and z-depth (and its colour image)."""
     m = np.asarray(camera["matrix"], dtype=float)
     near, far = float(camera["near"]), float(camera["far"])
     top = near * math.tan(math.radians(camera["fov"]) / 2)
 
+    colour_pass = False
+
     def place():
+        import mujoco
+
         r.update_scene(data)
+        # Colours only (rgb=True): raycollect's lights cast no shadows and its floors
+        # reflect nothing.
+        r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = int(not colour_pass)
+        r.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = int(not colour_pass)
         for eye in r.scene.camera:
             eye.pos[:] = m[:3, 3]
             eye.forward[:] = -m[:3, 2]
@@ -78,9 +89,14 @@ def render(r, model, data, camera: dict) -> Frame:
     r.enable_depth_rendering()
     z = r.render().copy()
     r.disable_depth_rendering()
+    colour = None
+    if rgb:  # colours without the shadows and reflections raycollect's lights do not cast
+        colour_pass = True
+        place()
+        colour = r.render().copy()
     geom = np.where(seg[..., 1] == OBJ_GEOM, seg[..., 0], -1)
     body = np.where(geom >= 0, np.asarray(model.geom_bodyid)[np.clip(geom, 0, None)], -1)
-    return Frame(body.astype(np.int64), np.where(body >= 0, z, 0.0).astype(np.float32))
+    return Frame(body.astype(np.int64), np.where(body >= 0, z, 0.0).astype(np.float32), colour)
 
 
 def compare(mask: np.ndarray, depth: np.ndarray, ref: Frame, ids: dict[int, int]) -> dict:
@@ -103,9 +119,94 @@ def compare(mask: np.ndarray, depth: np.ndarray, ref: Frame, ids: dict[int, int]
     return out
 
 
+def pattern_agreement(ours: np.ndarray, theirs: np.ndarray, where: np.ndarray,
+                      channels=(0, 1, 2)) -> tuple[float, int]:
+    """How much two renderings of a two-colour pattern agree, lights aside: on the pixels
+    `where`, each image's pixels are split in two halfway between their own 5th and 95th
+    percentile of the `channels`' mean (or, given two, the first minus the second), and the
+    share of pixels both put on the same side is returned, with the count compared. Pixels
+    next to an edge of MuJoCo's pattern are left out (sampling, not mapping)."""
+    def side(img):
+        img = img.astype(np.float64)
+        v = (img[..., channels[0]] - img[..., channels[1]] if len(channels) == 2
+             else img[..., list(channels)].mean(axis=-1))
+        if not where.any():
+            return np.zeros(where.shape, bool)
+        lo, hi = np.percentile(v[where], [5, 95])
+        return v > (lo + hi) / 2
+
+    a, b = side(ours), side(theirs)
+    inner = where & ~_grow(~where)
+    steady = inner & ~(_grow(b) & _grow(~b))  # away from MuJoCo's pattern edges
+    n = int(steady.sum())
+    return (float((a[steady] == b[steady]).mean()) if n else 0.0), n
+
+
 def _grow(a: np.ndarray) -> np.ndarray:
     """The mask with every pixel's 8 neighbours added."""
     p = np.pad(a, 1)
     h, w = a.shape
     return np.any([p[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
                    for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
+
+
+# Geom groups MuJoCo's renderer shows by default (raycollect/mjcf/geoms.py VISIBLE_GROUPS).
+RAY_GROUPS = np.array([1, 1, 1, 0, 0, 0], dtype=np.uint8)
+
+
+def raycast(model, data, camera: dict, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A third computation, apart from both renderers: MuJoCo's own ray casting (`mj_ray`,
+    exact for primitives, the mesh's triangles for meshes) through the centres of the pixels
+    (ys, xs) of a raycollect camera: the body each ray hits first (-1 for none) and its
+    z-depth in metres (0 for none). No tessellation and no depth buffer: where the renderers
+    disagree, it says which one drew the model."""
+    import mujoco
+
+    m = np.asarray(camera["matrix"], dtype=float)
+    w, h = int(camera["width"]), int(camera["height"])
+    f = h / 2 / math.tan(math.radians(camera["fov"]) / 2)
+    origin = m[:3, 3].copy()
+    bodies = np.full(len(ys), -1, dtype=np.int64)
+    depth = np.zeros(len(ys), dtype=np.float64)
+    hit = np.zeros(1, dtype=np.int32)
+    far = float(camera["far"])
+    for i, (y, x) in enumerate(zip(ys, xs)):
+        d_cam = np.array([(x + 0.5 - w / 2) / f, -(y + 0.5 - h / 2) / f, -1.0])
+        dist = mujoco.mj_ray(model, data, origin, m[:3, :3] @ d_cam, RAY_GROUPS, 1, -1, hit)
+        if dist >= 0 and hit[0] >= 0 and dist <= far:  # |d_cam.z| = 1: dist is z-depth
+            bodies[i] = int(model.geom_bodyid[hit[0]])
+            depth[i] = dist
+    return bodies, depth
+
+
+def arbitrate(model, data, camera: dict, mask: np.ndarray, depth: np.ndarray, ref: Frame,
+              body: int, rid: int, limit: int = 2000, seed: int = 0) -> dict:
+    """Where raycollect and MuJoCo's renderer disagree about one body, what the ray cast
+    says (`raycast`): of the pixels only one renderer gives the body (up to `limit`, drawn at
+    random), the share where the ray cast sides with raycollect and with MuJoCo; of the
+    pixels both give it, the median |z-depth error| of each against the ray cast (metres)."""
+    rng = np.random.default_rng(seed)
+    ours, theirs = mask == rid, ref.seg == body
+
+    def sample(sel):
+        ys, xs = np.nonzero(sel)
+        if len(ys) > limit:
+            pick = rng.choice(len(ys), limit, replace=False)
+            ys, xs = ys[pick], xs[pick]
+        return ys, xs
+
+    ys, xs = sample(ours ^ theirs)
+    out = {"differ": int((ours ^ theirs).sum())}
+    if len(ys):
+        hit, _ = raycast(model, data, camera, ys, xs)
+        truth = hit == body
+        out["ray_sides_with_raycollect"] = float((ours[ys, xs] == truth).mean())
+        out["ray_sides_with_mujoco"] = float((theirs[ys, xs] == truth).mean())
+    ys, xs = sample(ours & theirs)
+    if len(ys):
+        hit, z = raycast(model, data, camera, ys, xs)
+        ok = hit == body
+        if ok.any():
+            out["raycollect_depth_vs_ray"] = float(np.median(np.abs(depth[ys, xs][ok] - z[ok])))
+            out["mujoco_depth_vs_ray"] = float(np.median(np.abs(ref.depth[ys, xs][ok] - z[ok])))
+    return out

@@ -168,6 +168,12 @@ class World:
             out.append(scenes.moving(el) if body != 0 else el)
         return out
 
+    def static_params(self, params: dict) -> dict:
+        """The params this scene's elements depend on, but their per-view placements (what
+        raycollect/scene.py `digest_key` asks): none. The state only places the bodies, which
+        are all moving; the world body stays at the origin."""
+        return {}
+
     def body_key(self, body: int) -> str:
         return body_key(self.model, body)
 

@@ -41,7 +41,15 @@ class Batches:
                 self._built[pkey] = elements
                 if len(self._built) > BUILT_SCENE_CACHE:
                     self._built.popitem(last=False)
-                digest = scenes.identity([scenes.view_state_free(el) for el in elements])
+                # Serialising every element is most of a rollout job's cost here: jobs of
+                # one digest key (an MJCF world's states) share it (scene.py digest_key).
+                dkey = scenes.digest_key(self.scene, lease.params)
+                shared = f"static:{dkey}" if dkey != pkey else None
+                digest = self._digests.get(shared) if shared else None
+                if digest is None:
+                    digest = scenes.identity([scenes.view_state_free(el) for el in elements])
+                    if shared:
+                        self._digests[shared] = digest
             except RaycollectError:  # it fails again, with its error, when it renders alone
                 digest = f"unbuildable:{lease.job_id}"
             self._digests[pkey] = digest

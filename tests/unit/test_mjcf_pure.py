@@ -5,6 +5,7 @@ raycollect/scene.py)."""
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +148,116 @@ def test_moving_elements_are_placed_by_position_and_quaternion():
     b = scenes.moving(Box(key="b", position=[1, 2, 3]))
     assert scenes.poses([b]) == {"b": [1.0, 2.0, 3.0, 0.0, 0.0, 0.0, 1.0]}
     assert "position" not in scenes.view_state_free(b) and "_rc_moving" not in b._serialize()
+
+
+HFIELD_XML = """<mujoco><asset>
+  <hfield name="h" nrow="5" ncol="6" size="0.3 0.25 0.12 0.02"
+          elevation="0 1 2 3 2 1  1 2 3 4 3 2  0 0 1 5 1 0  2 2 2 2 2 2  0 1 0 1 0 1"/>
+  <texture name="c" type="2d" builtin="checker" rgb1="1 1 1" rgb2="0 0 0" width="8" height="8"/>
+  <material name="tiles" texture="c" texrepeat="3 2"/>
+  <material name="even" texture="c" texrepeat="2 2" texuniform="true"/>
+  <mesh name="tri" vertex="0 0 0  1 0 0  0 1 0  0 0 1" texcoord="0 0  1 0  0 1  0.5 0.5"/>
+</asset><worldbody>
+  <geom name="floor" type="plane" size="1.4 1 0.1" material="tiles"/>
+  <geom name="ground" type="plane" size="0 0 0.1" material="tiles" pos="0 0 -1"/>
+  <body name="t" pos="0.1 0.2 0.05" euler="0 0 0.3">
+    <geom name="hf" type="hfield" hfield="h" pos="0.02 0 0.01"/>
+    <geom name="m" type="mesh" mesh="tri" material="even" pos="2 2 0"/>
+  </body>
+</worldbody></mujoco>"""
+
+
+@pytest.fixture
+def terrain(tmp_path):
+    (tmp_path / "h.xml").write_text(HFIELD_XML)
+    return mjcf(tmp_path / "h.xml")
+
+
+def test_hfield_is_the_surface_mujoco_collides_with(terrain):
+    """The height field's top triangles give, at random points, the height MuJoCo's own
+    ray cast (mj_ray, a computation apart from its renderer) finds; the solid closes at
+    -size[3]; the element is the PLY in the body's frame."""
+    model = terrain.model
+    pos, normals = files.hfield_arrays(model, 0)
+    assert pos.dtype == np.float32 and len(pos) % 3 == 0
+    tris = pos.reshape(-1, 3, 3).astype(np.float64)
+    nr, nc = model.hfield_nrow[0], model.hfield_ncol[0]
+    top = tris[:2 * (nr - 1) * (nc - 1)]
+    np.testing.assert_allclose(pos[:, 2].min(), -model.hfield_size[0][3], rtol=1e-6)
+    np.testing.assert_allclose(pos[:, 2].max(), model.hfield_size[0][2], rtol=1e-6)
+    data = terrain.forward({})
+    g = model.geom("hf").id
+    rot, origin = data.geom_xmat[g].reshape(3, 3), data.geom_xpos[g]
+    rng = np.random.default_rng(0)
+    sx, sy = model.hfield_size[0][:2]
+    for x, y in zip(rng.uniform(-sx, sx, 100) * 0.99, rng.uniform(-sy, sy, 100) * 0.99):
+        heights = []
+        for a, b, c in top:
+            lam = np.linalg.solve(np.array([b[:2] - a[:2], c[:2] - a[:2]]).T, [x - a[0], y - a[1]])
+            if lam.min() >= -1e-9 and lam.sum() <= 1 + 1e-9:
+                heights.append(a[2] + lam[0] * (b[2] - a[2]) + lam[1] * (c[2] - a[2]))
+        hit = np.zeros(1, np.int32)
+        dist = mujoco.mj_ray(model, data, origin + rot @ [x, y, 1.0], -rot[:, 2], None, 1, -1, hit)
+        assert hit[0] == g
+        assert abs(max(heights) - (1.0 - dist)) < 1e-6, (x, y, heights, 1.0 - dist)
+    # outward normals: the bottom faces down, the top up
+    assert normals[-1, 2] == pytest.approx(-1) and (normals[:len(top) * 3, 2] > 0).all()
+    el = terrain({})[3].children[0]
+    assert el.tag == "Ply" and el.src == "/workspace/" + files.hfield_file(0)
+    assert (Path(terrain.folder) / files.hfield_file(0)).is_file()
+
+
+def test_textures_are_mujocos_pixels(terrain):
+    """A builtin texture is written as the PNG of MuJoCo's tex_data; a mesh's texture
+    coordinates are (s, 1 - t); planes take MuJoCo's repeat with its offset rolled into the
+    image: finite axes from the -x and +y edges, infinite ones about the centre."""
+    from PIL import Image
+
+    model = terrain.model
+    far = float(model.vis.map.zfar * model.stat.extent)
+    floor, ground = model.geom("floor").id, model.geom("ground").id
+    name, repeat, roll = files.plane_map(model, floor, far)
+    assert repeat == [3.0, 2.0] and roll == (0, 0)  # R v + (1 - R) = R v mod 1 for R = 2
+    name, repeat, roll = files.plane_map(model, ground, far)
+    assert repeat == [3 * far, 2 * far]
+    assert roll == (round(-((-0.5 * (3 * far + 1)) % 1) * 8) % 8,
+                    round(((-0.5 * (2 * far + 1)) % 1) * 8) % 8)
+    pixels = np.asarray(Image.open(Path(terrain.folder) / name))
+    np.testing.assert_array_equal(pixels, np.roll(files.texture_image(model, 0),
+                                                  (roll[1], roll[0]), axis=(0, 1)))
+    plane = terrain({})[2].children[0]
+    assert plane.material["map"] == "/workspace/" + files.plane_map(model, floor, far)[0]
+    assert plane.material["mapRepeat"] == [3.0, 2.0]
+    mesh = terrain({})[3].children[1]
+    assert mesh.src == "/workspace/" + files.textured_mesh_file(0, 0)
+    assert mesh.assets == {files.PLY_TEXTURE: "/workspace/" + files.texture_file(0)}
+    st = files.mesh_texcoords(model, 0)
+    f = model.mesh_facetexcoord[:model.mesh_facenum[0]].reshape(-1)
+    np.testing.assert_array_equal(st[:, 0], model.mesh_texcoord[f, 0].astype(np.float32))
+    np.testing.assert_array_equal(st[:, 1], np.float32(1) - model.mesh_texcoord[f, 1].astype(np.float32))
+    head = (Path(terrain.folder) / files.textured_mesh_file(0, 0)).read_bytes().split(b"end_header")[0]
+    assert b"comment TextureFile texture.png" in head and b"property float s" in head
+
+
+def test_states_of_a_world_share_one_digest_key(world):
+    """A rollout's jobs differ only in the state, which only places bodies: the worker
+    serialises the world's elements once for all of them (raycollect/scene.py digest_key),
+    not once a job; any other scene keeps a key per params."""
+    a, b = {"qpos": [0.1, 0.0], "step": 1}, {"qpos": [0.9, 0.2], "step": 2}
+    assert scenes.digest_key(world, a) == scenes.digest_key(world, b)
+    assert scenes.view_state_free(world(a)[3]) == scenes.view_state_free(world(b)[3])
+
+    def plain(params):
+        return []
+
+    assert scenes.digest_key(plain, a) == scenes.scene_key(a) != scenes.digest_key(plain, b)
+
+
+def test_planes_are_grids_as_mujoco_draws_them(world):
+    """A plane is a grid of cells of at most 1 m (at most 100 a side), not one quad: the
+    page's depth is the clip w interpolated over each triangle, and over one quad hundreds
+    of metres wide it strayed by millimetres to metres (docs/mjcf-sweep.md)."""
+    plane = world({})[2].children[0]
+    w, h, nw, nh = plane.args
+    assert (nw, nh) == (geoms.PLANE_SEGMENTS, geoms.PLANE_SEGMENTS) and w > 100
+    assert geoms._plane(world.model, 0, [1.4, 0.3, 0.1], 10.0)[0].args == pytest.approx([2.8, 0.6, 3, 1])
