@@ -135,6 +135,21 @@ BROWSER_ABSENT_GRACE = 15.0
 # `raycollect browsers` lets go of a queue it could not reach this many polls in a row (the
 # run ended) and waits for the next one.
 BROWSER_QUEUE_GONE_POLLS = 10
+# `raycollect browsers` checks that its node's raylet still answers this often, and exits
+# (its browsers with it) after this many failed checks in a row: `ray stop` does not stop it
+# (it is a driver, not one of Ray's processes), and a driver whose node is gone would otherwise
+# live on for Ray's 60 s GCS reconnect timeout, or wait for a queue forever.
+NODE_CHECK_PERIOD = 1.0
+NODE_GONE_CHECKS = 3
+# ...giving its browsers this long to stop and remove their profiles (they die with it anyway).
+NODE_GONE_STOP_GRACE = 10.0
+# Before a run joins a cluster (raycollect/preflight.py): a node's probe task must answer
+# within this long (a worker process starting on a busy node), and with --browsers external
+# every node's `raycollect browsers` must have connected within this long (the launcher starts
+# them in the background, seconds after Ray).
+PREFLIGHT_PROBE_TIMEOUT = 60.0
+PREFLIGHT_BROWSERS_WAIT = 60.0
+PREFLIGHT_POLL = 0.5
 
 # --- driver and output -------------------------------------------------------------------
 DEFAULT_WORKERS = 2
