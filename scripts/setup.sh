@@ -50,3 +50,22 @@ if ! have_browser; then
     echo "setup: apt could not install chromium. Install it by hand, or set RAYCOLLECT_CHROMIUM" >&2
     exit 1; }
 fi
+
+# tests/test_launcher.py runs Ray's cluster launcher against sshd servers it starts itself
+# (in network namespaces, as root): it needs Debian's openssh-server (the test never uses the
+# system's ssh service; installing the package may start it), the ssh client and rsync (the
+# launcher ships files with it). Installed only as root; otherwise that test says what is missing.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=""
+  [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
+  command -v ssh >/dev/null || missing="$missing openssh-client"
+  command -v rsync >/dev/null || missing="$missing rsync"
+  if [ -n "$missing" ]; then
+    echo "setup: installing$missing (for tests/test_launcher.py)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
+      echo "setup: apt could not install$missing; tests/test_launcher.py will fail until it is" >&2
+  fi
+fi
