@@ -3,9 +3,12 @@ its own address on a private bridge, running its own sshd (Debian's openssh-serv
 takes one key made for the test. Ray started there has its ports to itself, so a test's
 cluster neither collides with nor is found by any other Ray on the machine.
 
-A node also gets a home, a TMPDIR and environment of its own through sshd's SetEnv: what
-the launcher's commands write under ~ (the shipped working copy, ~/.bashrc, ~/.ray) and
-under TMPDIR (Ray's session folders, Chromium profiles) stays in the test's folder.
+A node also gets a home of its own (its folder bind-mounted on root's home in the node's own
+mount namespace, so that everything that reads the home from the password database, as ssh
+does for `-i ~/key`, finds the node's), and a TMPDIR and environment of its own through
+sshd's SetEnv: what the launcher's commands write under ~ (the shipped working copy,
+~/.bashrc, ~/.ray) and under TMPDIR (Ray's session folders, Chromium profiles) stays in the
+test's folder. Files a node must see must therefore not be under root's home.
 
 Needs root (ip netns, a bridge) and /usr/sbin/sshd; `available()` says what is missing.
 """
@@ -138,7 +141,7 @@ class Fabric:
             d.mkdir(parents=True, exist_ok=True)
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(etc / "host_key"))
         (etc / "authorized_keys").write_text(self.public_key)
-        env = {"HOME": str(node.home), "TMPDIR": str(node.tmp), **node.env}
+        env = {"TMPDIR": str(node.tmp), **node.env}
         (etc / "sshd_config").write_text("\n".join([
             f"ListenAddress {node.ip}:{SSH_PORT}",
             f"HostKey {etc / 'host_key'}",
@@ -153,8 +156,12 @@ class Fabric:
                                  for k, v in env.items()),
         ]) + "\n")
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+        home = os.path.expanduser("~root")
+        # `ip netns exec` runs in a mount namespace of its own (mounts made there stay there).
         node.sshd = subprocess.Popen(
-            ["ip", "netns", "exec", node.netns, SSHD, "-D", "-e", "-f", str(etc / "sshd_config")],
+            ["ip", "netns", "exec", node.netns, "sh", "-c",
+             f'mount --bind "$0" "$1" && exec {SSHD} -D -e -f "$2"',
+             str(node.home), home, str(etc / "sshd_config")],
             stdout=subprocess.DEVNULL, stderr=open(etc / "sshd.log", "wb"), start_new_session=True)
         deadline = time.monotonic() + SSHD_UP_TIMEOUT
         while True:

@@ -45,9 +45,10 @@ LEFTOVERS = ("raylet", "gcs_server", "raycollect", "chromium", "ray::", "dashboa
 
 def _node_venv() -> Path:
     """The nodes' venv, kept between runs (installing Ray into a new one takes a minute or
-    more), one per working copy so that two checkouts' tests never share one."""
+    more), one per working copy so that two checkouts' tests never share one. Not under
+    root's home, which a node sees as its own (tests/ssh_nodes.py)."""
     digest = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
-    return Path.home() / ".cache" / "raycollect" / f"launcher-venv-{digest}"
+    return Path("/var/tmp/raycollect-launcher") / f"venv-{digest}"
 
 
 def _config(path: Path, head: str, workers: list[str], key: Path, name: str) -> Path:
@@ -130,13 +131,14 @@ def _pip_proxy(host: str):
         proc.wait(10)
 
 
-def _pip_env(proxy: str) -> dict:
+def _pip_env(proxy: str, root: Path) -> dict:
     """pip on the nodes as on this machine: its settings, its package index, through the proxy
     (PIP_PROXY is pip's alone: Ray's gRPC on the nodes must not see a proxy)."""
     env = {k: v for k, v in os.environ.items() if k.startswith("PIP_")}
-    user_conf = Path.home() / ".config" / "pip" / "pip.conf"  # a node's HOME is its own
+    user_conf = Path.home() / ".config" / "pip" / "pip.conf"  # a node's home is its own
     if user_conf.exists() and "PIP_CONFIG_FILE" not in env:
-        env["PIP_CONFIG_FILE"] = str(user_conf)
+        shutil.copy(user_conf, root / "pip.conf")
+        env["PIP_CONFIG_FILE"] = str(root / "pip.conf")
     return {**env, "PIP_PROXY": proxy}
 
 
@@ -163,7 +165,7 @@ def test_ray_up_submit_down_over_ssh(fabric_root):
             _pip_proxy(fabric.host_ip) as proxy:
         node_env = {"RAYCOLLECT_VENV": str(_node_venv()),
                     # Two nodes on a 2-core machine: one render worker each.
-                    "RAYCOLLECT_RAY_START_ARGS": "--num-cpus=1", **_pip_env(proxy)}
+                    "RAYCOLLECT_RAY_START_ARGS": "--num-cpus=1", **_pip_env(proxy, root)}
         head, worker = fabric.add("head", node_env), fabric.add("worker", node_env)
         config = _config(root / "cluster.yaml", head.ip, [worker.ip], key, name)
         launcher = Launcher(root, config)
