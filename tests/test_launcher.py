@@ -152,6 +152,15 @@ def fabric_root():
     root = Path(tempfile.mkdtemp(prefix="rcl-", dir="/tmp"))
     yield root
     shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(_control_path(_cluster_name(root)), ignore_errors=True)
+    try:
+        _control_path("").parent.rmdir()  # when no other cluster's is left
+    except OSError:
+        pass
+
+
+def _cluster_name(root: Path) -> str:
+    return f"rc-test-{root.name[4:]}"
 
 
 @pytest.mark.timeout(900)
@@ -159,7 +168,7 @@ def test_ray_up_submit_down_over_ssh(fabric_root):
     root = fabric_root
     key = root / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    name = f"rc-test-{root.name[4:]}"
+    name = _cluster_name(root)
     timings = {}
     with ssh_nodes.Fabric(root, (key.with_suffix(".pub")).read_text()) as fabric, \
             _pip_proxy(fabric.host_ip) as proxy:
@@ -238,4 +247,3 @@ def test_ray_up_submit_down_over_ssh(fabric_root):
                     if log.exists():
                         print(f"--- {node.name}: {log.name}\n{log.read_text()[-3000:]}")
             print("timings:", {k: round(v, 1) for k, v in timings.items()})
-    shutil.rmtree(_control_path(name), ignore_errors=True)
