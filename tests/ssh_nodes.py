@@ -3,6 +3,7 @@ its own address on a private bridge, running its own sshd (Debian's openssh-serv
 takes one key made for the test. Ray started there has its ports to itself, so a test's
 cluster neither collides with nor is found by any other Ray on the machine.
 
+Each node has its own PID namespace, so `ray stop` there sees only that node's processes.
 A node also gets a home of its own (its folder bind-mounted on root's home in the node's own
 mount namespace, so that everything that reads the home from the password database, as ssh
 does for `-i ~/key`, finds the node's), and a TMPDIR and environment of its own through
@@ -158,8 +159,12 @@ class Fabric:
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
         home = os.path.expanduser("~root")
         # `ip netns exec` runs in a mount namespace of its own (mounts made there stay there).
+        # A PID namespace too: `ray stop` (node_start.sh, `ray down`) stops every Ray process
+        # it can see, which on a shared machine would be the other node's and anyone else's.
+        # sshd is its init: when it goes, everything started in the node goes with it.
         node.sshd = subprocess.Popen(
-            ["ip", "netns", "exec", node.netns, "sh", "-c",
+            ["ip", "netns", "exec", node.netns, "unshare", "--pid", "--fork", "--mount-proc",
+             "sh", "-c",
              f'mount --bind "$0" "$1" && exec {SSHD} -D -e -f "$2"',
              str(node.home), home, str(etc / "sshd_config")],
             stdout=subprocess.DEVNULL, stderr=open(etc / "sshd.log", "wb"), start_new_session=True)
