@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -125,6 +127,21 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _check_cluster(args: argparse.Namespace) -> None:
+    """Joining a running cluster: every node must be able to render before workers are
+    placed there (raycollect/preflight.py). A local Ray started for this run is this machine,
+    already checked by the driver."""
+    from . import cluster
+    from .preflight import check_nodes
+
+    target = cluster.resolve(args.address)
+    if target is None or target == "local" or "://" in target:
+        return
+    cluster.init(args.address, include_dashboard=False, configure_logging=False,
+                 log_to_driver=True)
+    check_nodes(args.browsers)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .driver import render
     from .errors import JournalDamaged, OutputBusy, RaycollectError
@@ -163,6 +180,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         load_scene(args.scene)
     except ValueError as e:
+        return _fail(str(e))
+    try:
+        _check_cluster(args)
+    except RaycollectError as e:
         return _fail(str(e))
     jobs = read_jsonl(args.jobs) if args.jobs else orbit(args.views, *args.size)
     run = render(jobs, scene=args.scene, workers=args.workers, out=args.out,
@@ -226,6 +247,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_browsers(args: argparse.Namespace) -> int:
     import ray
 
+    from . import node_watch
     from .browser import BrowserManager, find_chromium
     from .cluster import init
     from .errors import QueueUnavailable, RaycollectError
@@ -246,6 +268,20 @@ def cmd_browsers(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     log.info("raycollect browsers: node %s, queue %r, %s", node_id, args.queue, binary)
+    manager = None
+
+    def _node_gone():
+        # The main thread may be inside a Ray call that never returns now: stop the browsers
+        # from here (bounded), then leave at once.
+        print("raycollect browsers: this node's Ray is gone (ray stop?); stopping its browsers",
+              file=sys.stderr, flush=True)
+        if manager is not None:
+            closer = threading.Thread(target=manager.stop, daemon=True)
+            closer.start()
+            closer.join(node_watch.NODE_GONE_STOP_GRACE)
+        os._exit(0)
+
+    node_watch.watch(node_watch.raylet_socket(), _node_gone)
     try:
         while not stopping:
             try:

@@ -83,6 +83,11 @@ class BrowserError(FatalFault, RuntimeError):
     """Chromium is missing, would not start, or kept crashing."""
 
 
+class NodeNotReady(FatalFault, RuntimeError):
+    """A node of the cluster cannot render: raycollect, Chromium or `raycollect browsers` is
+    missing there (the message names the node and what to do)."""
+
+
 class NoBrowser(FatalFault, TimeoutError):
     """No browser session attached to a render worker within the time limit."""
 
