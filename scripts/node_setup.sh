@@ -21,13 +21,8 @@ apt_install() {
   $SUDO apt-get install -y -qq "$@" >/dev/null
 }
 
-have_browser() {
-  [ -n "${RAYCOLLECT_CHROMIUM:-}" ] && command -v "$RAYCOLLECT_CHROMIUM" >/dev/null && return 0
-  for b in chromium chromium-browser google-chrome google-chrome-stable; do
-    command -v "$b" >/dev/null && return 0
-  done
-  return 1
-}
+# shellcheck source=scripts/browser.sh
+. "$src/scripts/browser.sh"
 if ! have_browser; then
   echo "node_setup ($node): installing Chromium"
   apt_install chromium || apt_install chromium-browser ||

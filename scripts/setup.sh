@@ -25,13 +25,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! .venv/bin/python -c
   touch "$stamp"
 fi
 
-have_browser() {
-  [ -n "${RAYCOLLECT_CHROMIUM:-}" ] && command -v "$RAYCOLLECT_CHROMIUM" >/dev/null && return 0
-  for b in chromium chromium-browser google-chrome google-chrome-stable; do
-    command -v "$b" >/dev/null && return 0
-  done
-  return 1
-}
+# shellcheck source=scripts/browser.sh
+. scripts/browser.sh
 if ! have_browser; then
   echo "setup: no Chromium found; installing Debian's chromium"
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else

@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 
-async def _pipe(reader, writer):
+async def pipe(reader, writer):
     try:
         while data := await reader.read(65536):
             writer.write(data)
@@ -25,7 +25,7 @@ async def main(listen: int, target: int) -> None:
         except OSError:
             client_w.close()
             return
-        await asyncio.gather(_pipe(client_r, server_w), _pipe(server_r, client_w))
+        await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
 
     server = await asyncio.start_server(handle, "127.0.0.1", listen, reuse_address=True)
     async with server:
