@@ -28,6 +28,7 @@ import secrets
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "lock"
 
 
-class Lock:
+class Lock(ABC):
     """What both locks share: the holder's record (host, pid, start time, a random token),
     when a lock is stale, the refusal naming the holder, the heartbeat and the release.
     A lock says how it reads, touches and removes its record, and how it is taken."""
@@ -60,22 +61,25 @@ class Lock:
         self._thread: threading.Thread | None = None
 
     # --- what each lock says for itself ---------------------------------------------------
+    @abstractmethod
     def acquire(self) -> None:
-        raise NotImplementedError
+        """Take the lock, or raise OutputBusy naming its holder."""
 
+    @abstractmethod
     def _read(self) -> str | None:
         """The lock's record as text, or None without one."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _age(self, holder: dict) -> float | None:
         """Seconds since the holder's last heartbeat, or None when the lock is gone."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _touch(self) -> None:
-        raise NotImplementedError
+        """Renew the holder's heartbeat."""
 
+    @abstractmethod
     def _remove(self) -> None:
-        raise NotImplementedError
+        """Delete the lock's record."""
 
     # --- shared ---------------------------------------------------------------------------
     def _record(self) -> dict:
