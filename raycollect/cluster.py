@@ -83,3 +83,11 @@ def init(address: str | None, **kwargs) -> None:
             ray.init(address=target, **kwargs)
         except ConnectionError as e:  # "auto" and no cluster running: Ray says so at once
             raise ClusterUnreachable(f"no Ray cluster at {target!r}: {e}") from None
+
+
+def cpu_nodes() -> list[dict]:
+    """The live nodes that can take a render worker (they have CPUs), as `ray.nodes()`
+    describes them."""
+    import ray
+
+    return [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]

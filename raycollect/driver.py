@@ -198,12 +198,21 @@ class _Feeder(threading.Thread):
         # Its own counts: the run copies them into the summary, which only it writes.
         self.seen = self.skipped = 0
         self.error: BaseException | None = None
-        self.first = threading.Event()  # something was submitted, or there is nothing
+        # Set once the run has something to render (before it reaches the queue: the run
+        # starts its workers meanwhile, so their processes start while the queue's does),
+        # or once the feeder has finished (`has_work` then says whether it ever had any).
+        self.first = threading.Event()
+        self.has_work = False
         self.done = threading.Event()
         self.stop = threading.Event()
 
     def run(self) -> None:
         try:
+            # This run renders its own jobs only: what an earlier run over the same output
+            # left pending stays in the journal, parked; the submits below take back the
+            # ones this run is given again. (The first call to the queue: it waits for the
+            # queue actor to be up, here instead of on the run's thread.)
+            self.queue.focus([])
             it, index, size = iter(self.jobs), 0, FIRST_SUBMIT_CHUNK
             while not self.stop.is_set():
                 chunk = list(itertools.islice(it, size))
@@ -227,11 +236,12 @@ class _Feeder(threading.Thread):
         self.seen += len(valid) + len(invalid)
         self.skipped += len(valid) - len(todo)
         if todo:
+            self.has_work = True
+            self.first.set()
             self.queue.submit_prepared(todo)  # validate_jobs already made ids and plain params
             # Jobs the journal calls done or failed but the output lacks: render again.
             self.queue.requeue([j for j, _ in todo])
             self.submitted += len(todo)
-            self.first.set()
 
 
 class Run:
@@ -287,17 +297,15 @@ class Run:
         self.summary = Summary()
         bar, feeder, store_down = None, None, False
         try:
+            # The queue actor's start is not waited for here: the feeder's first call waits
+            # for it while the workers start (a run's start-up is these processes' starts).
             self.queue = q = _open_queue(config, output.journal)
-            # This run renders its own jobs only: what an earlier run over the same output
-            # left pending stays in the journal, parked; the feeder's submits take back the
-            # ones this run is given again.
-            q.focus([])
             feeder = self._feeder = _Feeder(self.jobs, self.keys, q, output.recorded)
             feeder.start()
             bar = tqdm(total=None, unit="frame", disable=not config.progress,
                        dynamic_ncols=True, desc="raycollect")
             feeder.first.wait()
-            if feeder.submitted:
+            if feeder.has_work and feeder.error is None:
                 self.pool = WorkerPool(q, n_workers, self.scene, config)
                 self.pool.start()
                 yield from self._consume(q, output, bar)

@@ -23,6 +23,7 @@ import ray
 
 from .result import Result
 from .browser_hosts import BrowserHosts
+from .cluster import cpu_nodes
 from .errors import Disposition, RaycollectError, RunFailed, disposition, unwrap
 from .queue import JobQueue
 from .config import Config
@@ -95,6 +96,13 @@ class WorkerPool:
     # --- workers -----------------------------------------------------------------------
     def start(self) -> None:
         actors = [self._new_actor() for _ in range(self.size)]  # they start in parallel
+        # Where every node that can take a worker will get one (SPREAD places workers on
+        # different nodes first), their browser hosts start now, beside the workers, instead
+        # of after them: a host's process start is otherwise on every run's start-up path.
+        nodes = cpu_nodes()
+        if len(nodes) <= self.size:
+            for node in nodes:
+                self.browsers.ensure(node["NodeID"])
         for worker_id, actor in actors:
             try:
                 info = _started(worker_id, actor, self._closed)

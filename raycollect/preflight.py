@@ -12,6 +12,7 @@ import time
 import ray
 
 from .browser import INSTALL_HINT, find_chromium
+from .cluster import cpu_nodes
 from .errors import NodeNotReady
 
 # A node's probe task must answer within this long (a worker process starting on a busy
@@ -30,10 +31,6 @@ START_HINT = ("start it there (scripts/node_start.sh does, as the launcher's sta
 
 def _name(node: dict) -> str:
     return f"node {node['NodeManagerAddress']} ({node['NodeID'][:8]})"
-
-
-def _alive_nodes() -> list[dict]:
-    return [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
 
 
 @ray.remote(num_cpus=0)
@@ -75,7 +72,7 @@ def check_nodes(browsers: str, wait: float = PREFLIGHT_BROWSERS_WAIT) -> None:
     """Raise NodeNotReady naming every node that cannot render. With external browsers, a
     node's `raycollect browsers` may still be starting (the launcher starts it in the
     background): it is waited for, up to `wait` seconds."""
-    nodes = _alive_nodes()
+    nodes = cpu_nodes()
     problems = _chromium_problems(nodes)
     if browsers == "external":
         deadline = time.monotonic() + wait
