@@ -49,6 +49,9 @@ class Page:
         self._lost = asyncio.Event()
         self.sessions += 1
         self.stage.reset()
+        # The server's own signal fires when the socket opens, before Vuer calls this
+        # handler: a worker waiting for its page is woken here again, now that there is one.
+        self.server.session_changed.set()
         log.info("worker %s: browser session %d attached", self.id, self.sessions)
         try:
             await asyncio.Event().wait()  # vuer closes the socket when this returns
