@@ -8,8 +8,9 @@ the files -> yield them to the driver. Yielded items of a streaming generator ar
 the caller, so frames survive this actor's death. The driver completes each lease once the
 frame is recorded; this worker never marks a job done.
 
-The worker composes two halves: its leases (raycollect/render/leases.py) and its page
-(raycollect/render/page.py). Which jobs share a batch is decided by what their scene is: the
+The worker composes its leases (raycollect/render/leases.py), its page
+(raycollect/render/page.py), what the page shows (raycollect/render/shown.py) and the making
+of Results from grabs (raycollect/render/frames.py). Which jobs share a batch is decided by what their scene is: the
 digest of the elements the scene function returns, so params the scene ignores (a label, a
 frame index) do not cost a new scene.
 """
@@ -22,7 +23,6 @@ import os
 import sys
 import time
 import traceback
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,13 +30,12 @@ from typing import Any
 import numpy as np
 import ray
 
-from .. import assets as asset_folder, camera, constants as C, scene as scenes, urdf
-from ..output import files
-from . import capture, stage as stages
+from .. import assets as asset_folder, camera, constants as C, scene as scenes
+from . import stage as stages
 from ..browser import undo_ray_niceness
 from ..config import Config
-from ..errors import (Disposition, GrabTimedOut, InvalidJob, RaycollectError, RenderError,
-                      SessionLost, disposition)
+from ..errors import (Disposition, GrabTimedOut, InvalidJob, RaycollectError, SessionLost,
+                      disposition)
 from ..jobs import Lease
 from ..result import Result
 from .leases import LeaseBook
@@ -46,7 +45,8 @@ from ..queue import JobQueue
 from .server import LockedVuer, free_port
 from .sink import sink_for
 from .batches import Batches
-from .ids import SceneIds
+from .frames import grab_all, make_result
+from .shown import Shown
 
 # An idle worker (queue empty for now) polls with backoff between these.
 IDLE_POLL_MIN = 0.02
@@ -55,9 +55,6 @@ IDLE_POLL_MAX = 0.5
 REGISTRY_REFRESH_PERIOD = 1.0
 
 log = logging.getLogger(__name__)
-
-# Grabs of an update's views asked for ahead of the one being taken (_grab_all).
-GRAB_AHEAD = 2
 
 
 class _RenderWorker:
@@ -82,11 +79,7 @@ class _RenderWorker:
         self.scene_updates = 0  # whole scenes sent (the rest of the batches moved cameras)
         self.info: dict = {}
         self._stopping = False
-        self._ids: SceneIds | None = None  # of the scene on the page (render/ids.py)
-        self._assets_root = None
-        self._aliases: tuple = ()  # the assets folder as the driver saw it (file:// paths)
-        self._robots: dict = {}  # key -> urdf.Robot of the scene on the page
-        self._moving = False  # the scene on the page has elements placed per view
+        self.shown = Shown(self.config)  # the scene on the page (render/shown.py)
         self._started = time.monotonic()
         self.driver_wait_s = 0.0  # time blocked handing frames over (driver backpressure)
         self.clock = StageClock()  # where a frame's time goes (raycollect/metrics.py)
@@ -103,11 +96,11 @@ class _RenderWorker:
         ctx = ray.get_runtime_context()
         node_ip = ray.util.get_node_ip_address()
         if self.config.assets is not None:
-            self._assets_root = await asset_folder.materialize(
+            self.shown.assets_root = await asset_folder.materialize(
                 self.config.assets, f"{node_ip} ({ctx.get_node_id()[:8]})")
-            self._aliases = (Path(self.config.assets.path),)
+            self.shown.aliases = (Path(self.config.assets.path),)
         self.server = LockedVuer(host=C.LOOPBACK, port=port, cors=f"http://{C.LOOPBACK}:{port}")
-        self.server.assets_root = self._assets_root
+        self.server.assets_root = self.shown.assets_root
         self.server.passes = self.config.passes
         self.page = Page(self.server, self.config, self.id)
         self.server.spawn(self.page.on_session)
@@ -202,9 +195,7 @@ class _RenderWorker:
             elements = None
             if new_scene:
                 elements = scenes.build(self.scene, good[0][0].job_id, good[0][0].params)
-                self._robots = asset_folder.check_sources(
-                    good[0][0].job_id, elements, self._assets_root, self._aliases)
-                self._moving = any(scenes.is_moving(el) for el in elements)
+                self.shown.new_scene(good[0][0].job_id, elements)
             # Each job's joint values, checked against its robots: a job that names a joint
             # its robot lacks fails alone, the batch goes on without it.
             joints, kept = [], []
@@ -228,7 +219,8 @@ class _RenderWorker:
         try:
             settle_s = 0.0
             if new_scene:
-                groups = await self._groups(elements, joints[0], good[0][0].job_id)
+                groups = await self.shown.groups(self.queue, elements, joints[0],
+                                                 good[0][0].job_id)
                 models = [str(el.key) for el in elements if asset_folder.is_model(el)]
                 same = (stages.structure(groups) == stage.structure and optics == stage.optics
                         and len(good) <= stage.n_views)
@@ -262,56 +254,19 @@ class _RenderWorker:
             return await self._failed(good, e)
 
     async def _grab_all(self, session, good: list, settle_s: float) -> list[Result]:
-        """Grab every view of the update, in order. The next GRAB_AHEAD grabs are always asked
-        for, so the page finds the next one waiting when it has answered one (the time an
-        answer takes to reach this worker and a request to reach the page is not the page's
-        idle time), and it draws them while this worker decodes and encodes view i (in its
-        own thread, off the event loop that carries the page's answers): the browser's
-        render and the worker's encode overlap instead of taking turns on the same cores."""
+        """Grab every view of the update and make each a Result (render/frames.py)."""
         page, stage = self.page, self.page.stage
-        loop = asyncio.get_running_loop()
 
-        async def timed(i: int) -> tuple[dict, float, float]:
-            g0 = time.perf_counter()
+        async def grab(i: int) -> dict:
             value = await page.grab(session, stage.view_key(i))
-            value = await self.server.frame_of(value, self.config.grab_ttl)
-            return value, g0, time.perf_counter()
+            return await self.server.frame_of(value, self.config.grab_ttl)
 
-        frames: list[Result] = []
-        pending: deque = deque()
-        asked = 0
+        def build(lease: Lease, cam: dict, value: dict, i: int, timings: dict) -> Result:
+            return make_result(lease, cam, value, i, ids=self.shown.ids, config=self.config,
+                               clock=self.clock, sink=self.sink, timings=timings,
+                               worker=self.id, node=self.info["node_id"])
 
-        def ask() -> None:
-            nonlocal asked
-            while asked < len(good) and len(pending) < GRAB_AHEAD:
-                pending.append(asyncio.ensure_future(timed(asked)))
-                asked += 1
-
-        last_done = 0.0
-        try:
-            ask()
-            await asyncio.sleep(0)  # the requests go out first
-            for i, (lease, cam) in enumerate(good):
-                value, g0, done = await pending.popleft()
-                ask()
-                await asyncio.sleep(0)  # the next grab's request goes out first
-                # The grab's own time: from when the page could start it (it was asked for,
-                # and the page had answered the grab before it) to its answer.
-                grab_s = done - max(g0, last_done)
-                last_done = done
-                e0 = time.perf_counter()
-                frame = await loop.run_in_executor(self._encoder, self._frame, lease, cam, value,
-                                                   {"settle_s": settle_s, "grab_s": grab_s,
-                                                    "batch": len(good)}, i)
-                frame.timings["encode_s"] = time.perf_counter() - e0
-                frames.append(frame)
-        finally:
-            for task in pending:
-                if not task.done():
-                    task.cancel()
-                elif not task.cancelled():
-                    task.exception()  # a failed look-ahead grab is the batch's failure, not a leak
-        return frames
+        return await grab_all(grab, build, good, settle_s, self._encoder)
 
     async def _failed(self, good: list, error: RaycollectError) -> list:
         """A batch that failed with one of our errors: each of its jobs as the error says."""
@@ -327,78 +282,11 @@ class _RenderWorker:
         return []
 
     def _joints(self, lease: Lease, elements: list | None = None) -> dict:
-        """What the page sets for one job's view: {robot key: complete joint values}
-        (raycollect/urdf.py) and, for a scene with moving elements, {POSES_KEY: {key:
-        placement}} (raycollect/scene.py)."""
-        if not self._robots and not self._moving:
-            return {}
-        if elements is None:
+        """The job's view state on the page (render/shown.py), its scene built only when
+        the page's scene has robots or elements placed per view."""
+        if elements is None and self.shown.needs_elements():
             elements = self.batches.elements(lease)
-        out = {str(el.key): urdf.joint_values(lease.job_id, f"scene[{i}].jointValues",
-                                              self._robots[str(el.key)],
-                                              getattr(el, "jointValues", None))
-               for i, el in enumerate(elements) if str(el.key) in self._robots}
-        if self._moving:
-            out[scenes.POSES_KEY] = scenes.poses(elements)
-        return out
-
-    async def _groups(self, elements: list, joints: dict, job_id: str) -> list:
-        """Complete the scene's URDFs (paths resolved, the first job's joint values as the
-        robots' own; raycollect/urdf.py), give what it draws its ids (render/ids.py), and
-        wrap each element in its instance group (raycollect/render/stage.py)."""
-        robots = self._robots
-        for el in elements:
-            robot = robots.get(str(el.key))
-            if robot is None:
-                continue
-            el.jointValues = joints[str(el.key)]
-            path = asset_folder.local_path(el.src, self._assets_root)
-            if getattr(el, "packages", None):  # Vuer's own mapping, when given, wins
-                el.text = urdf.page_text(path)
-            else:
-                el.text = urdf.resolved_text(path, self._assets_root, self._aliases)
-        self._ids = await SceneIds.assign(self.queue, elements, robots, self.config, job_id)
-        return self._ids.groups(elements)
-
-    def _frame(self, lease: Lease, cam: dict, value: dict, timings: dict, view: int) -> Result:
-        """Decode a grab's payload, check it, and encode the job's files."""
-        clock = self.clock
-        d0 = time.perf_counter()
-        cap = capture.decode(value["frame"], far=cam["far"])
-        page_s = cap.page_ms / 1000.0
-        clock.add("page", page_s)
-        clock.add("transfer", max(0.0, timings["grab_s"] - page_s))
-        clock.mode(cap.page.get("mode"), cap.page.get("why"))
-        if cap.state != view:  # the page set another job's joints for this view
-            raise RenderError(f"job {lease.job_id}: view {view} showed the state of job "
-                              f"{cap.state} of its update")
-        if (cap.height, cap.width) != (cam["height"], cam["width"]):
-            raise RenderError(f"job {lease.job_id}: browser returned {cap.width}x{cap.height}, "
-                              f"asked for {cam['width']}x{cam['height']}")
-        objects, classes, config = None, None, self.config
-        arrays = {"depth": cap.depth, "mask": cap.mask, "normals": cap.normals,
-                  "coords": cap.coords}
-        if config.masks:
-            objects, classes = self._ids.label(cap, config, lease.job_id, arrays)
-        e0 = time.perf_counter()
-        clock.add("decode", e0 - d0)
-        out = {"image": files.encode_image(cap.rgb, config.image_format)}
-        for kind, on in (("depth", config.depth), ("mask", config.masks),
-                         ("semantic", config.semantic), ("amodal", config.amodal),
-                         ("normals", config.normals), ("coords", config.coords)):
-            if not on:
-                continue
-            if arrays.get(kind) is None:
-                raise RenderError(f"job {lease.job_id}: the page returned no {kind} pass")
-            out[kind] = files.encode(kind, arrays[kind], config)
-        clock.add("encode", time.perf_counter() - e0)
-        out, keys = self.sink.put(lease, out)
-        # The job's params travel once, in its lease: the driver puts them back (they hold
-        # the camera, and a frame's bytes to the driver are what a cluster's driver pays).
-        return Result(lease.job_id, {}, camera=camera.camera_record(cam), worker=self.id,
-                      attempt=lease.attempt, timings=timings, node=self.info["node_id"],
-                      instances=self._ids.instances if self.config.masks else None, objects=objects,
-                      classes=classes, files=out, keys=keys, lease=lease)
+        return self.shown.joints(lease, elements or [])
 
     async def _announce(self) -> None:
         """Keep this worker's registry entry fresh: a restarted queue starts with an empty
