@@ -157,6 +157,17 @@ def _queue_end(queue: JobQueue, summary: Summary) -> list[Failure]:
     return failures
 
 
+def _pool_end(pool: WorkerPool, summary: Summary) -> None:
+    """The workers' own counts into the summary, then the workers and browsers end."""
+    summary.workers = len(pool.members)
+    try:
+        summary.by_worker = metrics.per_worker(pool.worker_status())
+        summary.by_node = metrics.per_node(summary.by_worker)
+    except RaycollectError:  # the queue is gone: no registry to read
+        pass
+    pool.close()
+
+
 class _Timers:
     """Named monotonic timestamps of the run's loop: when a periodic read is due, and how
     long a condition has held."""
@@ -406,13 +417,7 @@ class Run:
             self.summary.jobs, self.summary.skipped = feeder.seen, feeder.skipped
             self.summary.invalid = len(feeder.invalid)
         if self.pool is not None:
-            self.summary.workers = len(self.pool.members)
-            try:
-                self.summary.by_worker = metrics.per_worker(self.pool.worker_status())
-                self.summary.by_node = metrics.per_node(self.summary.by_worker)
-            except RaycollectError:  # the queue is gone: no registry to read
-                pass
-            self.pool.close()
+            _pool_end(self.pool, self.summary)
         if self.queue is not None:
             failures += _queue_end(self.queue, self.summary)
         self.summary.failed = len(failures)
