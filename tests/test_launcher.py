@@ -44,8 +44,6 @@ NODES_TIMEOUT = 240.0  # the head's autoscaler sets the worker node up after `ra
 # when it has not reached the head for Ray's GCS reconnect timeout (60 s).
 HEAD_GONE_TIMEOUT = 30.0
 WORKER_GONE_TIMEOUT = 120.0
-# A second `ray up` of an unchanged cluster syncs the files and runs nothing else.
-SECOND_UP_MAX_S = 60.0
 LEFTOVERS = ("raylet", "gcs_server", "raycollect", "chromium", "ray::", "dashboard", "monitor.py")
 
 
@@ -228,7 +226,6 @@ def test_ray_up_submit_down_over_ssh(fabric_root):
             timings["node_setup.sh again"] = time.monotonic() - t0
             assert done.returncode == 0, launcher.log[-1]
             assert "already installed" in done.stdout + done.stderr, launcher.log[-1]
-            assert timings["second ray up"] < SECOND_UP_MAX_S, timings
 
             t0 = time.monotonic()
             done = launcher.run("down", "-y", str(config), timeout=180)
