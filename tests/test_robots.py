@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import raycollect as rc
-from conftest import check_output, read_jsonl, render_all
+from conftest import check_output, local_ray, read_jsonl, render_all
 import meshgen
 from raycollect.testing import reference
 from raycollect.output.export import export
@@ -65,20 +65,14 @@ def robot_assets(tmp_path_factory):
 @pytest.fixture(scope="module")
 def robots_out(robot_assets, tmp_path_factory):
     """One run: 2 joint configurations x 2 cameras, Z-up, RGB + depth + masks. The second
-    configuration changes only joint values, so it takes the page's no-reload path."""
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    configuration changes only joint values, so it takes the page's no-reload path. In the
+    local Ray the other tests share (a Ray of its own would cost a start and a stop)."""
     out = tmp_path_factory.mktemp("robots-out") / "out"
     jobs = [{"pose": i, "joints": p, "camera": _cam(eye)}
             for i, p in enumerate(POSES) for eye in EYES]
-    try:
+    with local_ray():
         results, run = render_all(jobs, scene=robot_scene, assets=str(robot_assets), out=out,
                                   workers=1, depth=True, masks=True, amodal=True, up="z")
-    finally:
-        ray.shutdown()
     assert run.summary["failed"] == 0, run.failures
     # Jobs that differ only in joint values and cameras share one scene update: the page sets
     # each view's joints (raycollect/render/capture_js/) and loads every mesh once.
@@ -186,15 +180,9 @@ def test_bop_export_matches_the_cameras(robots_out):
         assert gts[str(im)] == []
 
 
-def test_dataset_rows_carry_the_labels(robots_out):
+def test_dataset_rows_carry_the_labels(robots_out, ray_local):
     out, _ = robots_out
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    try:
-        rows = rc.read(out).take_all()
-    finally:
-        ray.shutdown()
+    rows = rc.read(out).take_all()
     assert len(rows) == 4
     for row in rows:
         objects = json.loads(row["objects"])
