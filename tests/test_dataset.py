@@ -26,24 +26,30 @@ def _dot_jobs(cams):
 
 
 @pytest.fixture(scope="module")
-def dot_output(chromium, tmp_path_factory):
+def dot_run(chromium, tmp_path_factory):
     """One output the reading tests share (they only read it, and the export writes beside
-    the frames): a render per test would pay the start-up of workers and browsers again."""
+    the frames), in the default image format: (output, results). A render per test would pay
+    the start-up of workers and browsers again."""
     out = tmp_path_factory.mktemp("dot") / "out"
     with local_ray():
         results, run = render_all(_dot_jobs(CAMS), scene=dot_scene, out=out, workers=1,
                                   depth=True, masks=True)
     assert run.summary["failed"] == 0 and len(results) == len(CAMS)
-    return out
+    return out, results
 
 
-@pytest.fixture(scope="module")
-def png_reference(chromium):
-    """The default format's frames of CAMS[:2], rendered once for every format compared."""
-    with local_ray():
-        png, run = render_all(_dot_jobs(CAMS[:2]), scene=dot_scene, workers=1)
-    assert run.summary["failed"] == 0 and len(png) == 2
-    return png
+@pytest.fixture
+def dot_output(dot_run):
+    return dot_run[0]
+
+
+@pytest.fixture
+def png_reference(dot_run):
+    """The default format's (PNG's) frames of CAMS[:2], by job id: the shared output's."""
+    from raycollect.jobs import content_id, to_plain
+
+    results = dot_run[1]
+    return {k: results[k] for k in (content_id(to_plain(j)) for j in _dot_jobs(CAMS[:2]))}
 
 
 def test_read_gives_one_row_per_frame_with_its_passes(dot_output, ray_local):
