@@ -17,22 +17,31 @@ logging.getLogger("raycollect").setLevel(logging.INFO)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 
-@pytest.fixture
-def ray_local():
-    """A real local Ray with 2 CPUs, shared by the tests that run in a row, restarted after a
-    test that needed a different cluster."""
+@contextlib.contextmanager
+def local_ray():
+    """A real local Ray with 2 CPUs, shared by the tests that run in a row (and by the
+    module-scoped fixtures that render for several tests): started once, restarted only after
+    a test that needed a different cluster; each ray.init costs seconds of the suite."""
     if ray.is_initialized() and os.environ.get("_RC_RAY_KIND") != "local":
         ray.shutdown()
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
         os.environ["_RC_RAY_KIND"] = "local"
-    yield
-    # Kill anything named that a test created, so the next test starts clean.
-    for actor in ray.util.list_named_actors(all_namespaces=True):
-        try:
-            ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]))
-        except ValueError:
-            pass
+    try:
+        yield
+    finally:
+        # Kill anything named that a test created, so the next test starts clean.
+        for actor in ray.util.list_named_actors(all_namespaces=True):
+            try:
+                ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]))
+            except ValueError:
+                pass
+
+
+@pytest.fixture
+def ray_local():
+    with local_ray():
+        yield
 
 
 @pytest.fixture

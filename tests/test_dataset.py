@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import raycollect as rc
-from conftest import check_output, read_jsonl, render_all
+from conftest import check_output, local_ray, read_jsonl, render_all
 from raycollect.cli import main
 from scenes import TARGET, dot_scene
 
@@ -20,17 +20,39 @@ CAMS = [([2.0, 1.0, 2.5], [0.0, 0.0, 0.0]), ([-1.5, 0.5, 2.0], [0.2, 0.4, 0.0]),
         ([1.0, 0.2, -2.5], [0.5, 0.0, 0.0]), ([-2.0, 1.5, -1.0], [0.0, 0.5, 0.0])]
 
 
-@pytest.fixture
-def dot_output(ray_local, chromium, tmp_out):
-    jobs = [{"camera": {"matrix": rc.look_at(eye, at).tolist(), "fov": 50, "width": 160,
-                        "height": 120}} for eye, at in CAMS]
-    results, run = render_all(jobs, scene=dot_scene, out=tmp_out, workers=1, depth=True,
-                              masks=True)
+def _dot_jobs(cams):
+    return [{"camera": {"matrix": rc.look_at(eye, at).tolist(), "fov": 50, "width": 160,
+                        "height": 120}} for eye, at in cams]
+
+
+@pytest.fixture(scope="module")
+def dot_run(chromium, tmp_path_factory):
+    """One output the reading tests share (they only read it, and the export writes beside
+    the frames), in the default image format: (output, results). A render per test would pay
+    the start-up of workers and browsers again."""
+    out = tmp_path_factory.mktemp("dot") / "out"
+    with local_ray():
+        results, run = render_all(_dot_jobs(CAMS), scene=dot_scene, out=out, workers=1,
+                                  depth=True, masks=True)
     assert run.summary["failed"] == 0 and len(results) == len(CAMS)
-    return tmp_out
+    return out, results
 
 
-def test_read_gives_one_row_per_frame_with_its_passes(dot_output):
+@pytest.fixture
+def dot_output(dot_run):
+    return dot_run[0]
+
+
+@pytest.fixture
+def png_reference(dot_run):
+    """The default format's (PNG's) frames of CAMS[:2], by job id: the shared output's."""
+    from raycollect.jobs import content_id, to_plain
+
+    results = dot_run[1]
+    return {k: results[k] for k in (content_id(to_plain(j)) for j in _dot_jobs(CAMS[:2]))}
+
+
+def test_read_gives_one_row_per_frame_with_its_passes(dot_output, ray_local):
     manifest = {m["job_id"]: m for m in read_jsonl(dot_output / "manifest.jsonl")}
     rows = rc.read(dot_output).take_all()
     assert sorted(r["job_id"] for r in rows) == sorted(manifest)
@@ -81,12 +103,12 @@ def test_nerfstudio_export_places_the_dot_where_it_is(dot_output):
 
 
 @pytest.mark.parametrize("fmt", ["webp", "npy"])
-def test_every_image_format_holds_the_pixels_of_the_default(ray_local, chromium, tmp_path, fmt):
+def test_every_image_format_holds_the_pixels_of_the_default(png_reference, ray_local, chromium,
+                                                            tmp_path, fmt):
     """image_format="webp" / "npy" frames are the default PNG's pixels, and every reader
     reads them: Result.image, rc.read, the contact sheet, the nerfstudio and BOP exports."""
-    jobs = [{"camera": {"matrix": rc.look_at(eye, at).tolist(), "fov": 50, "width": 160,
-                        "height": 120}} for eye, at in CAMS[:2]]
-    png, _ = render_all(jobs, scene=dot_scene, workers=1)
+    jobs = _dot_jobs(CAMS[:2])
+    png = png_reference
     out = tmp_path / fmt
     results, run = render_all(jobs, scene=dot_scene, out=out, workers=1, depth=True,
                               masks=True, amodal=True, image_format=fmt)

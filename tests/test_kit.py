@@ -115,6 +115,15 @@ def test_textures_and_backgrounds_reach_the_page(ray_local, chromium, tmp_path):
 
 
 # --- the visibility loop ---------------------------------------------------------------------
+# The shell the loop draws from, and its seed: of the 6 first views, 3 are behind the wall
+# (azimuths 197-225 degrees, the wall at -X) and 3 show the crate, and every replacement
+# shell_redraw makes of those 3 shows it. The loop then takes two rounds, each a render with
+# its own start-up of workers and browsers; seed 1 took four (a replacement behind the wall
+# again). Any seed is deterministic: this one is chosen for the time, not for luck.
+SHELL = dict(center=[0, 0, 0.15], radius=(2.0, 2.0), elevation=(5, 15), up="z")
+SHELL_SEED = 26
+
+
 def crate_scene(params):
     """A box at the origin of a Z-up world, and a wall that hides it from -X."""
     from vuer.schemas import AmbientLight, Box
@@ -131,10 +140,9 @@ def test_render_visible_replaces_the_views_that_do_not_show_the_object(ray_local
     """Cameras all round the crate: those behind the wall (and the wall's side) are rejected
     by their own frame's labels and replaced by redraws until every kept frame shows it."""
     least = 400  # pixels of the crate, of about 1,400 when nothing hides it
-    shell = dict(center=[0, 0, 0.15], radius=(2.0, 2.0), elevation=(5, 15), up="z")
-    cams = rc.sample.shell(n=6, seed=1, **shell)
+    cams = rc.sample.shell(n=6, seed=SHELL_SEED, **SHELL)
     jobs = [{"camera": {"matrix": m.tolist(), "fov": 40, "width": W, "height": H}} for m in cams]
-    redraw = rc.sample.shell_redraw(**shell)
+    redraw = rc.sample.shell_redraw(**SHELL)
     got = rc.sample.render_visible(jobs, {"crate": least}, redraw, field="px", rounds=6,
                                    scene=crate_scene, workers=1, up="z", masks=True,
                                    out=tmp_out, progress=False)
@@ -162,10 +170,9 @@ def test_render_visible_replaces_the_views_that_do_not_show_the_object(ray_local
 
 def test_render_visible_by_the_visible_fraction(ray_local, chromium):
     """The default field: visib_fract, from the amodal masks (BOP's px / px_all)."""
-    shell = dict(center=[0, 0, 0.15], radius=(2.0, 2.0), elevation=(5, 15), up="z")
     jobs = [{"camera": {"matrix": m.tolist(), "fov": 40, "width": W, "height": H}}
-            for m in rc.sample.shell(n=6, seed=1, **shell)]
-    got = rc.sample.render_visible(jobs, {"crate": 0.9}, rc.sample.shell_redraw(**shell),
+            for m in rc.sample.shell(n=6, seed=SHELL_SEED, **SHELL)]
+    got = rc.sample.render_visible(jobs, {"crate": 0.9}, rc.sample.shell_redraw(**SHELL),
                                    rounds=6, scene=crate_scene, workers=1, up="z", masks=True,
                                    amodal=True, progress=False)
     assert got.rejected and len(got.kept) == len(jobs) and not got.unresolved

@@ -14,7 +14,7 @@ import pytest
 import bop_reference as bref
 import meshgen
 import raycollect as rc
-from conftest import read_jsonl, render_all
+from conftest import local_ray, read_jsonl, render_all
 from raycollect.output.export import export
 
 pytestmark = pytest.mark.browser
@@ -60,24 +60,18 @@ def _cam(eye, target=(0.0, 0.1, 0.0)):
 
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory):
-    """One run, every pass: 4 views, and each view again with ball_1 moved (for flow)."""
-    import ray
-
+    """One run, every pass: 4 views, and each view again with ball_1 moved (for flow). In the
+    local Ray the other tests share (a Ray of its own would cost a start and a stop)."""
     assets = tmp_path_factory.mktemp("label-assets")
     meshgen.write_obj(assets / "block.obj", *meshgen.box((0.2, 0.2, 0.2)))
     out = tmp_path_factory.mktemp("labels") / "out"
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     jobs = [{"view": i, "shift": s, "camera": _cam(eye)} for i, eye in enumerate(EYES)
             for s in ((0, 0, 0), SHIFT)]
-    try:
+    with local_ray():
         results, run = render_all(jobs, scene=labelled_scene, out=out, workers=2,
                                   assets=str(assets), depth=True, masks=True, amodal=True,
                                   semantic=True, normals=True, coords=True, classes=CLASSES)
         rows = {r["job_id"]: r for r in rc.read(out).take_all()}
-    finally:
-        ray.shutdown()
     assert run.summary["failed"] == 0, run.failures
     by = {(r.params["view"], tuple(r.params["shift"]) != (0, 0, 0)): r for r in results.values()}
     return out, by, rows, assets

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import raycollect as rc
-from conftest import check_output, render_all
+from conftest import check_output, local_ray, render_all
 
 mujoco = pytest.importorskip("mujoco")
 from raycollect.mjcf import mjcf, reference  # noqa: E402
@@ -132,8 +132,6 @@ def worlds(tmp_path_factory):
     """Runs in one local Ray: the shapes world (2 states x 3 cameras: fixed, on the moving
     arm, an orbit), dm_control's manipulator (2 states x 2 cameras) and, with robosuite's
     files, the Panda on its table (1 state x 2 cameras: front, the wrist's)."""
-    import ray
-
     from raycollect.mjcf import robosuite
 
     suite = pytest.importorskip("dm_control.suite")
@@ -158,10 +156,7 @@ def worlds(tmp_path_factory):
         models.append(("panda", panda, [{"qpos": home.tolist()}],
                        lambda s: [world_cam(panda, "frontview", s),
                                   world_cam(panda, "robot0_eye_in_hand", s)]))
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    try:
+    with local_ray():  # the one the other tests share: a Ray of its own costs a start and a stop
         for name, world, states, cams in models:
             jobs = [{**s, "state": i, "camera": c} for i, s in enumerate(states) for c in cams(s)]
             out = root / f"{name}-out"
@@ -169,8 +164,6 @@ def worlds(tmp_path_factory):
                                       masks=True)
             assert run.summary["failed"] == 0, run.failures
             runs[name] = (world, out, results, run, len(jobs))
-    finally:
-        ray.shutdown()
     return runs
 
 

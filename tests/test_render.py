@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +21,7 @@ from PIL import Image
 
 import raycollect as rc
 from conftest import check_output, read_jsonl, render_all
+from raycollect.driver import FIRST_SUBMIT_CHUNK
 from scenes import TARGET, dot_scene
 
 pytestmark = pytest.mark.browser
@@ -312,21 +314,39 @@ def test_labels_the_scene_ignores_do_not_cost_a_new_scene(ray_local, chromium):
     assert w["scene_updates"] >= 2
 
 
+# Where the generator below holds its jobs until the first frame has arrived: past the
+# driver's first chunk (raycollect/driver.py), so that chunk is queued and can render. A
+# driver that read the whole generator first would wait here in vain, then read on to the end
+# (and fail the test); a lazy one gets its first frame, and the generator ends there.
+LAZY_GATE = FIRST_SUBMIT_CHUNK + 1
+LAZY_GATE_WAIT = 300.0  # seconds: far past any first frame, even on a loaded machine
+
+
 def test_a_generator_of_jobs_is_consumed_lazily(ray_local, chromium):
     """Jobs are validated and submitted in chunks while rendering runs: the first frame
-    arrives long before a large generator is exhausted."""
+    arrives long before a large generator is exhausted. The generator waits at LAZY_GATE
+    for that frame, so the test validates and queues a few hundred jobs, not the tens of
+    thousands read while the first frame rendered, and the outcome is a condition, not a
+    race between the first frame and the driver's reading."""
     total, taken = 200_000, 0
+    arrived = threading.Event()
     cam = rc.orbit(1, 32, 24)[0]["camera"]
 
     def jobs():
         nonlocal taken
         for i in range(total):
+            if taken == LAZY_GATE and arrived.wait(LAZY_GATE_WAIT):
+                return  # the first frame came: the test needs no more jobs
             taken += 1
             yield {"i": i, "camera": cam}
 
-    with rc.render(jobs(), workers=1, progress=False) as run:
-        first = next(iter(run))
-        at_first = taken
+    try:
+        with rc.render(jobs(), workers=1, progress=False) as run:
+            first = next(iter(run))
+            at_first = taken
+            arrived.set()  # before the run's end, which waits for its feeder
+    finally:
+        arrived.set()  # never leave the driver's feeder waiting
     assert first.image.shape == (24, 32, 3)
     assert at_first < total, "the whole generator was read before the first frame"
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import raycollect as rc
-from conftest import check_output, read_jsonl, render_all
+from conftest import check_output, local_ray, read_jsonl, render_all
 import meshgen
 from raycollect.testing import reference
 from raycollect.output.export import export
@@ -65,20 +65,14 @@ def robot_assets(tmp_path_factory):
 @pytest.fixture(scope="module")
 def robots_out(robot_assets, tmp_path_factory):
     """One run: 2 joint configurations x 2 cameras, Z-up, RGB + depth + masks. The second
-    configuration changes only joint values, so it takes the page's no-reload path."""
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    configuration changes only joint values, so it takes the page's no-reload path. In the
+    local Ray the other tests share (a Ray of its own would cost a start and a stop)."""
     out = tmp_path_factory.mktemp("robots-out") / "out"
     jobs = [{"pose": i, "joints": p, "camera": _cam(eye)}
             for i, p in enumerate(POSES) for eye in EYES]
-    try:
+    with local_ray():
         results, run = render_all(jobs, scene=robot_scene, assets=str(robot_assets), out=out,
                                   workers=1, depth=True, masks=True, amodal=True, up="z")
-    finally:
-        ray.shutdown()
     assert run.summary["failed"] == 0, run.failures
     # Jobs that differ only in joint values and cameras share one scene update: the page sets
     # each view's joints (raycollect/render/capture_js/) and loads every mesh once.
@@ -186,15 +180,9 @@ def test_bop_export_matches_the_cameras(robots_out):
         assert gts[str(im)] == []
 
 
-def test_dataset_rows_carry_the_labels(robots_out):
+def test_dataset_rows_carry_the_labels(robots_out, ray_local):
     out, _ = robots_out
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    try:
-        rows = rc.read(out).take_all()
-    finally:
-        ray.shutdown()
+    rows = rc.read(out).take_all()
     assert len(rows) == 4
     for row in rows:
         objects = json.loads(row["objects"])
@@ -274,15 +262,36 @@ def test_robot_files_and_joints_are_checked_before_rendering(ray_local, chromium
     assert "scene[0].jointValues" in joint_error and "shoulder" in joint_error
 
 
-@pytest.mark.parametrize("glsl", ["300 es", None])
-def test_passes_work_for_shader_materials(ray_local, chromium, tmp_path, glsl):
-    """A RawShaderMaterial (what a robot gets with materialType="rawShader"), in GLSL ES 3.00
-    (no varying, no gl_FragColor: its own output) and in GLSL ES 1.00 (no uint): the mask and
-    depth passes compile for it and put the robot where it is, at its distance, while the
-    frame shows the user's own shader."""
+GLSL_VERSIONS = ["300 es", None]
+
+
+def _shader(glsl):
+    """A RawShaderMaterial's props drawing flat (0.2, 0.8, 0.3): GLSL ES 3.00 (no varying, no
+    gl_FragColor: its own output) or GLSL ES 1.00 (glsl None)."""
+    v3 = glsl == "300 es"
+    vert = (("in vec3 position;\n" if v3 else "attribute vec3 position;\n") +
+            "uniform mat4 modelViewMatrix;\nuniform mat4 projectionMatrix;\n"
+            "void main() { gl_Position = projectionMatrix * modelViewMatrix * vec4(position, 1.0); }")
+    frag = "precision highp float;\n" + (
+        "out highp vec4 outColor;\nvoid main() { outColor = vec4(0.2, 0.8, 0.3, 1.0); }" if v3
+        else "void main() { gl_FragColor = vec4(0.2, 0.8, 0.3, 1.0); }")
+    return {"vertexShader": vert, "fragmentShader": frag, **({"glslVersion": glsl} if glsl else {})}
+
+
+def shader_scene(p):
     from vuer.schemas import Box, Urdf
 
-    assets = tmp_path / "assets"
+    return [Urdf(key="arm", src=rc.asset(f"robot/{p['urdf']}"), position=[-0.6, 0, 0],
+                 materialType="rawShader", material=_shader(p["glsl"])),
+            Box(key="box", args=[0.4, 0.4, 0.4], position=[0.6, 0, 0])]
+
+
+@pytest.fixture(scope="module")
+def shader_runs(chromium, tmp_path_factory):
+    """Both shader versions in one run (a run each would pay the start-up of workers and
+    browsers twice), each version's two jobs in a row: the first robot with that shader, then
+    another robot with it."""
+    assets = tmp_path_factory.mktemp("shader") / "assets"
     # Primitive visuals: urdf-loader makes them while it parses, so Vuer's materialType
     # reaches them (it replaces the materials of the meshes the robot has when it mounts).
     (assets / "robot").mkdir(parents=True)
@@ -294,27 +303,25 @@ def test_passes_work_for_shader_materials(ray_local, chromium, tmp_path, glsl):
     # A second job loads another robot: the page's errors of the first job's passes (before
     # they compiled) must not be read as that robot failing to load.
     (assets / "robot" / "blocks2.urdf").write_text((assets / "robot" / "blocks.urdf").read_text())
-    v3 = glsl == "300 es"
-    vert = (("in vec3 position;\n" if v3 else "attribute vec3 position;\n") +
-            "uniform mat4 modelViewMatrix;\nuniform mat4 projectionMatrix;\n"
-            "void main() { gl_Position = projectionMatrix * modelViewMatrix * vec4(position, 1.0); }")
-    frag = "precision highp float;\n" + (
-        "out highp vec4 outColor;\nvoid main() { outColor = vec4(0.2, 0.8, 0.3, 1.0); }" if v3
-        else "void main() { gl_FragColor = vec4(0.2, 0.8, 0.3, 1.0); }")
-    shader = {"vertexShader": vert, "fragmentShader": frag, **({"glslVersion": glsl} if glsl else {})}
-
-    def scene(p):
-        return [Urdf(key="arm", src=rc.asset(f"robot/{p['urdf']}"), position=[-0.6, 0, 0],
-                     materialType="rawShader", material=shader),
-                Box(key="box", args=[0.4, 0.4, 0.4], position=[0.6, 0, 0])]
-
     cam = {"matrix": rc.look_at([0, 0, 3], [0, 0, 0]).tolist(), "fov": 50, "width": 160,
            "height": 120}
-    results, run = render_all([{"urdf": u, "camera": cam} for u in ("blocks.urdf", "blocks2.urdf")],
-                              scene=scene, assets=str(assets), workers=1, depth=True, masks=True)
-    assert run.summary["failed"] == 0, run.failures
-    assert len(results) == 2
-    for r in results.values():
+    jobs = [{"glsl": g, "urdf": u, "camera": cam} for g in GLSL_VERSIONS
+            for u in ("blocks.urdf", "blocks2.urdf")]
+    with local_ray():
+        return render_all(jobs, scene=shader_scene, assets=str(assets), workers=1, depth=True,
+                          masks=True)
+
+
+@pytest.mark.parametrize("glsl", GLSL_VERSIONS)
+def test_passes_work_for_shader_materials(shader_runs, glsl):
+    """A RawShaderMaterial (what a robot gets with materialType="rawShader"), in GLSL ES 3.00
+    (no varying, no gl_FragColor: its own output) and in GLSL ES 1.00 (no uint): the mask and
+    depth passes compile for it and put the robot where it is, at its distance, while the
+    frame shows the user's own shader."""
+    results, run = shader_runs
+    mine = [r for r in results.values() if r.params["glsl"] == glsl]
+    assert len(mine) == 2, [f.error for f in run.failures]  # neither job of this version failed
+    for r in mine:
         _shader_frame_checks(r)
 
 

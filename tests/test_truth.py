@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import raycollect as rc
-from conftest import check_output, read_jsonl, render_all
+from conftest import check_output, local_ray, read_jsonl, render_all
 from raycollect.output.files import load
 from scenes import (BOX_SIDE, BOXES, FLAT_COLORS, WALL_Z, depth_scene, depth_scene_separate,
                     flat_scene)
@@ -66,27 +66,42 @@ CAMERAS = [  # (eye, target, near, far): the wall and boxes seen from several po
 ]
 
 
-def test_depth_is_metric_and_masks_name_the_elements(ray_local, chromium, tmp_out):
-    jobs = [{"camera": {"matrix": rc.look_at(eye, at).tolist(), "fov": 55, "width": 200,
+def _depth_jobs() -> list[dict]:
+    return [{"camera": {"matrix": rc.look_at(eye, at).tolist(), "fov": 55, "width": 200,
                         "height": 150, "near": near, "far": far}}
             for eye, at, near, far in CAMERAS]
-    results, run = render_all(jobs, scene=depth_scene, out=tmp_out, workers=2, depth=True,
-                              masks=True)
-    assert run.summary["failed"] == 0 and len(results) == len(jobs)
-    manifest = read_jsonl(tmp_out / "manifest.jsonl")
+
+
+@pytest.fixture(scope="module")
+def depth_run(chromium, tmp_path_factory):
+    """The wall and boxes from CAMERAS, colour, depth and ids in one render, two workers, to
+    an output: (output, results, run). Rendered once for the two tests that check it, one
+    against geometry and one against the separate passes (a render each would pay the
+    start-up of workers and browsers twice for the same frames)."""
+    out = tmp_path_factory.mktemp("depth") / "out"
+    with local_ray():
+        results, run = render_all(_depth_jobs(), scene=depth_scene, out=out, workers=2,
+                                  depth=True, masks=True)
+    return out, results, run
+
+
+def test_depth_is_metric_and_masks_name_the_elements(depth_run):
+    out, results, run = depth_run
+    assert run.summary["failed"] == 0 and len(results) == len(CAMERAS)
+    manifest = read_jsonl(out / "manifest.jsonl")
     instances = manifest[0]["instances"]
     assert set(instances) >= {"wall", *BOXES}
     assert all(m["instances"] == instances for m in manifest)  # stable across frames, workers
     for m in manifest:
         r = results[m["job_id"]]
-        depth = load(tmp_out / m["files"]["depth"], "depth")
-        mask = load(tmp_out / m["files"]["mask"], "mask")
+        depth = load(out / m["files"]["depth"], "depth")
+        mask = load(out / m["files"]["mask"], "mask")
         assert m["files"]["depth"].endswith(".depth.npy") and m["files"]["mask"].endswith(".mask.png")
         assert depth.dtype == np.float32 and depth.shape == (150, 200)
         assert np.array_equal(depth, r.depth) and np.array_equal(mask, r.mask)
         # Workers encode; the files land byte for byte as the worker produced them.
         for kind, name in m["files"].items():
-            assert (tmp_out / name).read_bytes() == r.files[kind], kind
+            assert (out / name).read_bytes() == r.files[kind], kind
         assert set(np.unique(mask)) <= {0, *instances.values()}
         # Background: nothing drawn has depth 0 and id 0, and only there.
         assert np.array_equal(depth == 0, mask == 0)
@@ -116,15 +131,13 @@ def _modes(run) -> dict:
     return out
 
 
-def test_one_render_and_separate_passes_agree(ray_local, chromium):
+def test_one_render_and_separate_passes_agree(depth_run, ray_local, chromium):
     """Colour, depth and ids drawn in one render (multiple render targets) are, pixel for
     pixel, what a render per pass makes of the same scene: the test above checks the one-
     render path against geometry; this one checks it against the separate passes, which a
     scene with a material the one render cannot draw exactly still takes."""
-    jobs = [{"camera": {"matrix": rc.look_at(eye, at).tolist(), "fov": 55, "width": 200,
-                        "height": 150, "near": near, "far": far}}
-            for eye, at, near, far in CAMERAS]
-    one, run1 = render_all(jobs, scene=depth_scene, workers=1, depth=True, masks=True)
+    jobs = _depth_jobs()
+    _, one, run1 = depth_run
     sep, run2 = render_all(jobs, scene=depth_scene_separate, workers=1, depth=True, masks=True)
     assert run1.summary["failed"] == 0 and run2.summary["failed"] == 0
     assert _modes(run1) == {"mrt": len(jobs)}
