@@ -7,7 +7,7 @@ tests/test_mujoco.py asks: mask IoU >= 0.95 (a body under 300 px in either: ever
 pixel within one pixel of both outlines), z-depth median error <= 1 mm, and its pose equal
 to data.xpos/xmat within 1e-5. Where a body does not agree, a third computation says which
 renderer drew the model: MuJoCo's ray casting (`mj_ray`, exact for primitives) through the
-differing pixels and through a sample of the shared ones (raycollect/mjcf/reference.py
+differing pixels and through a sample of the shared ones (raycollect/testing/mjcf_reference.py
 `arbitrate`). Views: the model's first two MJCF cameras and an overview,
 in the model's first keyframe (or its default state), 320x240.
 
@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
 import raycollect as rc  # noqa: E402
-from raycollect.mjcf import reference  # noqa: E402
+from raycollect.testing import mjcf_reference as reference  # noqa: E402
 
 W, H = 320, 240
 IOU_GOAL, IOU_MIN_PX, NEAR_MIN, DEPTH_MAX, POSE_ATOL = 0.95, 300, 0.95, 1e-3, 1e-5

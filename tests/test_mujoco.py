@@ -19,7 +19,8 @@ import raycollect as rc
 from conftest import check_output, local_ray, render_all
 
 mujoco = pytest.importorskip("mujoco")
-from raycollect.mjcf import mjcf, reference  # noqa: E402
+from raycollect.mjcf import mjcf  # noqa: E402
+from raycollect.testing import mjcf_reference as reference  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

@@ -3,9 +3,9 @@
     world.py      rc.mjcf(path) -> World: params (qpos, ...) -> one element per body; cameras
     geoms.py      each MuJoCo geom as a Vuer element in its body's frame
     files.py      the model's meshes as float32 PLY files, the folder the world serves
-    reference.py  mujoco.Renderer as the reference (tests/test_mujoco.py, scripts/sweep_mjcf.py)
 
-Needs the `mujoco` package: `pip install 'raycollect[mujoco]'`.
+MuJoCo's own renderer as the reference these are checked against is in
+raycollect/testing/mjcf_reference.py. Needs the `mujoco` package: `pip install 'raycollect[mujoco]'`.
 """
 
 from .world import World, mjcf
