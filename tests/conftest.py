@@ -44,6 +44,16 @@ def ray_local():
         yield
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests that start a Ray of their own (ray_cluster_reset) run after all the others,
+    in their files' order: the shared local Ray then starts once for the suite instead of
+    again after each of them."""
+    own = [item for item in items if "ray_cluster_reset" in getattr(item, "fixturenames", ())]
+    if own:
+        chosen = set(map(id, own))
+        items[:] = [item for item in items if id(item) not in chosen] + own
+
+
 @pytest.fixture
 def ray_cluster_reset():
     """For tests that start their own Ray cluster: leave no local Ray behind them."""
