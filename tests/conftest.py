@@ -54,20 +54,18 @@ def ray_cluster_reset():
 # (its port closed: each check fails at once) is seen gone in ~5 s.
 HEALTH_CHECKS = {"health_check_period_ms": 1000, "health_check_timeout_ms": 2000,
                  "health_check_failure_threshold": 5}
-NODES_UP_TIMEOUT = 120.0  # worker nodes that start together, on a loaded machine
 
 
 @contextlib.contextmanager
 def worker_nodes(count: int, cpus: int):
     """A ray.cluster_utils.Cluster on this machine: a head with no CPU (so nothing runs
-    there but the driver's queue) and `count` worker nodes, started together (each start
-    is mostly waiting on its processes); Ray is initialised on it."""
+    there but the driver's queue) and `count` worker nodes; Ray is initialised on it."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True,
                       head_node_args={"num_cpus": 0, "_system_config": HEALTH_CHECKS})
-    nodes = [cluster.add_node(num_cpus=cpus, wait=False) for _ in range(count)]
-    cluster.wait_for_nodes(NODES_UP_TIMEOUT)
+    nodes = [cluster.add_node(num_cpus=cpus) for _ in range(count)]
+    cluster.wait_for_nodes()
     ray.init(address=cluster.address)
     try:
         yield cluster, nodes
