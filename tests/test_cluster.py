@@ -203,7 +203,10 @@ def test_ray_job_submit_runs_collect_py(ray_cluster_reset, chromium, tmp_path):
         assert (out / "contact_sheet.png").exists()
     finally:
         if browsers is not None:
-            os.killpg(browsers.pid, signal.SIGINT)
+            # SIGTERM, which `raycollect browsers` stops on like on Ctrl-C (raycollect/cli.py):
+            # a SIGINT is lost on a suite started in the background (it inherits SIGINT
+            # ignored, and Python keeps it so), which left only the SIGKILL after 30 s.
+            os.killpg(browsers.pid, signal.SIGTERM)
             try:
                 browsers.wait(30)
             except subprocess.TimeoutExpired:
