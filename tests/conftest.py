@@ -65,13 +65,24 @@ def ray_cluster_reset():
         ray.shutdown()
 
 
+# Ray's GCS declares a node dead after health_check_failure_threshold health checks in a row
+# went unanswered, health_check_period_ms apart, each given health_check_timeout_ms. Its
+# defaults (5 checks, 3 s apart, 10 s each) saw a node removed mid-run gone only after ~15 s,
+# which every node-loss test waited out. Still five misses in a row, but a second apart and
+# 2 s each: a live raylet answers within that however busy the machine, and a killed one
+# (its port closed: each check fails at once) is seen gone in ~5 s.
+HEALTH_CHECKS = {"health_check_period_ms": 1000, "health_check_timeout_ms": 2000,
+                 "health_check_failure_threshold": 5}
+
+
 @contextlib.contextmanager
 def worker_nodes(count: int, cpus: int):
     """A ray.cluster_utils.Cluster on this machine: a head with no CPU (so nothing runs
     there but the driver's queue) and `count` worker nodes; Ray is initialised on it."""
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 0, "_system_config": HEALTH_CHECKS})
     nodes = [cluster.add_node(num_cpus=cpus) for _ in range(count)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address)

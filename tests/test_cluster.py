@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray
 
 import raycollect as rc
 from conftest import TAG_VAR, check_output, read_jsonl, tagged_chromiums, worker_nodes, replacements_rendered
@@ -28,15 +29,58 @@ def _ids(jobs):
     return [content_id(to_plain(j)) for j in jobs]
 
 
+# The most the test waits on a condition below (Ray seeing a node gone, a replacement that
+# starts and renders) before it fails: far longer than either takes on a loaded machine.
+HOLD_LIMIT_S = 120.0
+POLL_S = 0.2
+STATUS_TIMEOUT_S = 10.0
+
+
+def _hold_until(condition, what: str) -> None:
+    """Consume nothing until `condition()` holds: the caller's loop stands still, the
+    driver's backlog fills, and the workers that are left pause (they wait on the driver)."""
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {HOLD_LIMIT_S:.0f} s")
+        time.sleep(POLL_S)
+
+
+def _node_gone(node_id: str) -> bool:
+    return not any(n["Alive"] for n in ray.nodes() if n["NodeID"] == node_id)
+
+
+def _replacement_rendered(run, first: int) -> bool:
+    """A worker started after the first `first` has rendered a frame, by its own counter
+    (its frames may still wait in the driver's full backlog)."""
+    for name, member in list(run.pool.members.items()):
+        if int(name[1:]) < first:
+            continue
+        try:
+            if ray.get(member.actor.status.remote(), timeout=STATUS_TIMEOUT_S)["frames"]:
+                return True
+        except (ray.exceptions.RayError, TimeoutError):
+            continue
+    return False
+
+
 def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset, chromium,
                                                                tmp_out):
+    """Workers on two nodes; one node is removed mid-run: its worker's leases come back
+    through its death, a replacement starts on the node that is left and renders, and every
+    job lands once, with frames from both nodes."""
     with worker_nodes(2, cpus=2) as (cluster, nodes):
-        # Enough work left after the removal for Ray to see the node gone (its processes
-        # can run on for a few seconds) while the run still needs the lost worker's leases.
-        # And enough that jobs are still pending when the replacement is up (Ray took 20 s
-        # to see the node gone here), so the replacement renders too.
+        # The survivor alone could finish the run before the lost worker's death reaches the
+        # driver (behind the frames in its backlog) or before the replacement renders. The
+        # caller therefore stands still twice (the survivor pauses: the backlog fills): until
+        # Ray has seen the node gone (so no replacement is placed on it), and, once the
+        # driver has started the replacement, until that has rendered. In between it takes
+        # at most the frames ahead of the death in the driver (64 taken, 64 in its backlog)
+        # and the survivor renders at most as many again, so its leases after the removal
+        # stay under ~350 whatever the machine's speed: 400 jobs leave the replacement some.
         jobs = rc.orbit(400, 96, 72)
         removed = []
+        replacement_seen = False
         # A TTL far longer than Ray takes to see the node gone: the dead worker's leases come back
         # through its death (and its replacement), not by expiring.
         with rc.render(jobs, out=tmp_out, workers=2, progress=False, lease_ttl=120) as run:
@@ -48,13 +92,11 @@ def test_two_nodes_frames_from_both_and_a_node_removed_mid_run(ray_cluster_reset
                     victim = next(node for node in nodes if node.node_id == r.node)
                     removed.append(victim.node_id)
                     cluster.remove_node(victim, allow_graceful=False)
-                elif removed and r.worker in ("w0", "w1"):
-                    # The survivor alone can finish the run before the lost worker's death
-                    # reaches the driver (its processes run on a little) or before its
-                    # replacement comes up: a slower caller pauses the survivor (the
-                    # driver's backlog fills) until the replacement (started, given a
-                    # browser by its node's host, its page loaded) has rendered.
-                    time.sleep(0.3)
+                    _hold_until(lambda: _node_gone(victim.node_id), "Ray saw the node gone")
+                elif removed and not replacement_seen and run.pool.replaced:
+                    _hold_until(lambda: _replacement_rendered(run, first=2),
+                                "a replacement rendered")
+                    replacement_seen = True
         manifest = check_output(tmp_out, _ids(jobs), run)
         by_node = {m["node"] for m in manifest}
         assert len(by_node) == 2, "frames came from both worker nodes"
@@ -161,7 +203,10 @@ def test_ray_job_submit_runs_collect_py(ray_cluster_reset, chromium, tmp_path):
         assert (out / "contact_sheet.png").exists()
     finally:
         if browsers is not None:
-            os.killpg(browsers.pid, signal.SIGINT)
+            # SIGTERM, which `raycollect browsers` stops on like on Ctrl-C (raycollect/cli.py):
+            # a SIGINT is lost on a suite started in the background (it inherits SIGINT
+            # ignored, and Python keeps it so), which left only the SIGKILL after 30 s.
+            os.killpg(browsers.pid, signal.SIGTERM)
             try:
                 browsers.wait(30)
             except subprocess.TimeoutExpired:

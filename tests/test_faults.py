@@ -130,15 +130,34 @@ def test_browser_that_keeps_crashing_is_given_up(ray_local):
     assert manager.slots["wx"].launches == 5  # bounded: no more launches after giving up
 
 
+# Frames a browser serves before its host recycles it, in the recycle test: fewer than a
+# worker renders before the driver's full backlog pauses it (the driver holds up to two
+# records' worth, 2 x 64 frames, and the generator two batches more), so a caller that stands
+# still at its first frame sees a recycle; and few enough recycles over RECYCLE_JOBS that
+# the run does not spend itself relaunching browsers (each costs a relaunch and a batch).
+RECYCLE_FRAMES = 60
+# More than a worker can render while the caller stands still (~190, above): frames are
+# rendered after the recycle too, in the relaunched browser.
+RECYCLE_JOBS = 240
+HOLD_LIMIT_S = 120.0  # the longest the caller stands still waiting for a recycle
+
+
 def test_browsers_are_recycled_after_a_number_of_frames(ray_local, chromium, tmp_out):
-    # The host recycles by the frame count in the registry (refreshed every second), so the
-    # run must outlast a few refreshes after the first 16 frames: 80 small frames can all be
-    # rendered between two of them.
-    jobs = rc.orbit(240, 96, 72)
-    with rc.render(jobs, out=tmp_out, workers=1, recycle_frames=16, progress=False,
-                   max_attempts=5) as run:
-        for _ in run:
-            pass
+    """A browser is recycled once it has served `recycle_frames` frames (its host reads the
+    worker's count from the registry, refreshed every second); the run goes on in the
+    relaunched browser, every job once, and a recycle is not counted as a crash."""
+    jobs = rc.orbit(RECYCLE_JOBS, 96, 72)
+    with rc.render(jobs, out=tmp_out, workers=1, recycle_frames=RECYCLE_FRAMES,
+                   progress=False, max_attempts=5) as run:
+        for n, _ in enumerate(run, 1):
+            if n == 1:
+                # Stand still until the host has recycled the browser: however fast the
+                # worker renders, the run cannot end before a refresh of the registry has
+                # shown the host RECYCLE_FRAMES frames.
+                deadline = time.monotonic() + HOLD_LIMIT_S
+                while run.pool.browser_status()["recycles"] < 1:
+                    assert time.monotonic() < deadline, "no browser was recycled"
+                    time.sleep(0.2)
     check_output(tmp_out, _ids(jobs), run)
     assert run.summary["browsers_recycled"] >= 1
     assert run.summary["browsers_restarted"] == 0  # a recycle is not a crash

@@ -25,11 +25,19 @@ def _ids(jobs):
     return [content_id(to_plain(j)) for j in jobs]
 
 
+# Camera views per scene update in the slow-caller test: a worker's frame count moves once
+# a batch, so small batches let a short stillness show that it waits on the driver.
+SLOW_CALLER_VIEWS = 4
 # How long the workers' frame counts must stand still, with the driver's backlog full, before
 # they are taken to be waiting on the driver (a batch renders well within it, however busy
-# the machine: a CI run saw 1.8 frames/s a worker here, 8 s a batch).
-STILL_S = 15.0
+# the machine: a CI run saw 1.8 frames/s a worker here, so a batch of SLOW_CALLER_VIEWS takes
+# ~2.2 s). Longer than the lease TTL, so the frames held meanwhile outlive their leases.
+STILL_S = 8.0
 HOLD_LIMIT_S = 180.0
+# The caller's pace once it takes frames again: the last of the 2 x 64 frames the driver
+# holds when the hold ends waits a further 12.8 s behind the others, well past its 3 s
+# lease; the driver's backlog, not the pace, bounds what waits in the driver.
+SLOW_CALLER_PACE_S = 0.1
 
 
 def _hold_until_the_workers_wait(run) -> None:
@@ -56,7 +64,7 @@ def _hold_until_the_workers_wait(run) -> None:
 
 def test_slow_caller_causes_no_rerender_and_keeps_memory_flat(ray_local, chromium, tmp_out):
     """The caller holds its first frame until the driver's backlog is full and the workers
-    stand still, then takes 0.2 s per frame; a 3 s lease TTL, three times more jobs than the
+    stand still, then takes 0.1 s per frame; a 3 s lease TTL, three times more jobs than the
     driver's backlog holds: the backlog fills, the workers pause (they wait on the driver),
     the frames behind it wait longer than their leases would last, yet every job renders
     once, on its first attempt, nothing refused, and the driver's memory stays flat."""
@@ -66,11 +74,12 @@ def test_slow_caller_causes_no_rerender_and_keeps_memory_flat(ray_local, chromiu
     jobs = rc.orbit(n, 96, 72)
     me = psutil.Process()
     rss = {}
-    with rc.render(jobs, out=tmp_out, workers=2, lease_ttl=3.0, progress=False) as run:
+    with rc.render(jobs, out=tmp_out, workers=2, lease_ttl=3.0, progress=False,
+                   views_per_update=SLOW_CALLER_VIEWS) as run:
         for i, _ in enumerate(run):
             if i == 0:
                 _hold_until_the_workers_wait(run)
-            time.sleep(0.2)
+            time.sleep(SLOW_CALLER_PACE_S)
             if i in (DRIVER_BACKLOG, n - 1):
                 rss[i] = me.memory_info().rss
     manifest = check_output(tmp_out, _ids(jobs), run)

@@ -163,49 +163,6 @@ def test_a_store_output_lands_once_reruns_render_the_missing_and_reads_back(
     assert len(coco["images"]) == 24
 
 
-def test_kills_of_workers_and_of_the_driver_leave_every_job_once_and_no_orphan(
-        ray_cluster_reset, chromium, s3, bucket, tmp_path):
-    endpoint, client = s3
-    out = f"s3://{bucket}/k"
-    # A worker killed mid-run: the objects it wrote for frames the driver never heard of
-    # are deleted by the run's end.
-    ray.init(num_cpus=2, include_dashboard=False)
-    jobs = _jobs(48)
-    with rc.render(jobs[:30], out=out, workers=2, progress=False, lease_ttl=60,
-                   endpoint_url=endpoint, storage_options=OPTIONS) as run:
-        for n, _ in enumerate(run, 1):
-            if n == 8:
-                member = run.pool.members["w0"]
-                os.kill(member.info["pid"], signal.SIGKILL)
-    assert run.summary["workers_restarted"] >= 1
-    _check_store(client, bucket, "k", jobs[:30], run)
-    ray.shutdown()
-    # The driver killed mid-run (the CLI, as users run it); the rerun finishes the rest.
-    lines_file = tmp_path / "jobs.jsonl"
-    lines_file.write_text("".join(json.dumps(j) + "\n" for j in jobs))
-    args = ["run", "--jobs", str(lines_file), "--workers", "2", "--out", out,
-            "--endpoint-url", endpoint, "--no-progress"]
-    env = {**os.environ, **CREDS, TAG_VAR: uuid.uuid4().hex}
-    first = subprocess.Popen([sys.executable, "-m", "raycollect.cli", *args], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and first.poll() is None:
-        if len(_keys(client, bucket, "k/frames/")) >= 30 + 6:
-            break
-        time.sleep(0.2)
-    assert first.poll() is None, first.communicate()[0][-3000:]
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
-    deadline = time.time() + 30
-    while tagged_chromiums(env[TAG_VAR]) and time.time() < deadline:
-        time.sleep(0.5)
-    second = subprocess.run([sys.executable, "-m", "raycollect.cli", *args], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    _check_store(client, bucket, "k", jobs)
-
-
 def test_a_store_that_goes_away_and_comes_back_loses_nothing(ray_local, chromium, s3, bucket):
     """The store's endpoint (a TCP proxy process in front of the server) is killed mid-run
     and started again 4 s later: uploads are retried with backoff and the run finishes,
@@ -245,19 +202,6 @@ def test_a_store_that_goes_away_and_comes_back_loses_nothing(ray_local, chromium
         assert re.search(rf"store s3://{bucket}/gone: cannot \w+ \S+", str(info.value)), info.value
     finally:
         p.kill()
-
-
-def test_two_nodes_without_a_shared_disk_write_to_the_store(ray_cluster_reset, chromium, s3,
-                                                            bucket):
-    endpoint, client = s3
-    with worker_nodes(2, cpus=1) as (cluster, nodes):
-        jobs = _jobs(30)
-        with rc.render(jobs, out=f"s3://{bucket}/nodes", workers=2, progress=False,
-                       endpoint_url=endpoint, storage_options=OPTIONS) as run:
-            for _ in run:
-                pass
-    lines = _check_store(client, bucket, "nodes", jobs, run)
-    assert len({m["node"] for m in lines}) == 2, "frames came from both nodes"
 
 
 @pytest.mark.parametrize("where", ["local", "store"])
@@ -318,6 +262,66 @@ def test_shards_hold_every_frame_once_and_load_as_they_are(ray_local, chromium, 
     assert st["done"] == 10 and st["shards"] == len(tars)
     for fmt in ("coco", "bop", "nerfstudio"):
         rc.export(out, fmt, storage_options=storage)
+
+
+# The tests that start a Ray of their own come after those on the shared local Ray
+# (conftest.py's ray_local), which then starts once for them all.
+
+
+def test_kills_of_workers_and_of_the_driver_leave_every_job_once_and_no_orphan(
+        ray_cluster_reset, chromium, s3, bucket, tmp_path):
+    endpoint, client = s3
+    out = f"s3://{bucket}/k"
+    # A worker killed mid-run: the objects it wrote for frames the driver never heard of
+    # are deleted by the run's end.
+    ray.init(num_cpus=2, include_dashboard=False)
+    jobs = _jobs(48)
+    with rc.render(jobs[:30], out=out, workers=2, progress=False, lease_ttl=60,
+                   endpoint_url=endpoint, storage_options=OPTIONS) as run:
+        for n, _ in enumerate(run, 1):
+            if n == 8:
+                member = run.pool.members["w0"]
+                os.kill(member.info["pid"], signal.SIGKILL)
+    assert run.summary["workers_restarted"] >= 1
+    _check_store(client, bucket, "k", jobs[:30], run)
+    ray.shutdown()
+    # The driver killed mid-run (the CLI, as users run it); the rerun finishes the rest.
+    lines_file = tmp_path / "jobs.jsonl"
+    lines_file.write_text("".join(json.dumps(j) + "\n" for j in jobs))
+    args = ["run", "--jobs", str(lines_file), "--workers", "2", "--out", out,
+            "--endpoint-url", endpoint, "--no-progress"]
+    env = {**os.environ, **CREDS, TAG_VAR: uuid.uuid4().hex}
+    first = subprocess.Popen([sys.executable, "-m", "raycollect.cli", *args], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and first.poll() is None:
+        if len(_keys(client, bucket, "k/frames/")) >= 30 + 6:
+            break
+        time.sleep(0.2)
+    assert first.poll() is None, first.communicate()[0][-3000:]
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    deadline = time.time() + 30
+    while tagged_chromiums(env[TAG_VAR]) and time.time() < deadline:
+        time.sleep(0.5)
+    second = subprocess.run([sys.executable, "-m", "raycollect.cli", *args], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    _check_store(client, bucket, "k", jobs)
+
+
+def test_two_nodes_without_a_shared_disk_write_to_the_store(ray_cluster_reset, chromium, s3,
+                                                            bucket):
+    endpoint, client = s3
+    with worker_nodes(2, cpus=1) as (cluster, nodes):
+        jobs = _jobs(30)
+        with rc.render(jobs, out=f"s3://{bucket}/nodes", workers=2, progress=False,
+                       endpoint_url=endpoint, storage_options=OPTIONS) as run:
+            for _ in run:
+                pass
+    lines = _check_store(client, bucket, "nodes", jobs, run)
+    assert len({m["node"] for m in lines}) == 2, "frames came from both nodes"
 
 
 def test_bad_store_urls_buckets_and_credentials_exit_2_before_ray(s3, tmp_path):
