@@ -266,7 +266,11 @@ def cmd_browsers(args: argparse.Namespace) -> int:
         stopping = True
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _stop)
+    # SIGINT too: a process started in the background (`&`, nohup, a launcher's start
+    # command) inherits SIGINT ignored, and Python keeps it so, so Ctrl-C or `kill -INT`
+    # would otherwise be lost.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
     log.info("raycollect browsers: node %s, queue %r, %s", node_id, args.queue, binary)
     manager = None
 

@@ -145,6 +145,10 @@ def test_assets_reach_workers_on_every_node(ray_cluster_reset, chromium, tmp_pat
                 assert mask[int(v), int(u)] == ids[key], (key, m["node"])
 
 
+# `raycollect browsers` stops its browsers (each given seconds) and leaves within this.
+BROWSERS_STOP_WAIT = 30.0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -172,13 +176,15 @@ def test_ray_job_submit_runs_collect_py(ray_cluster_reset, chromium, tmp_path):
                     f"--temp-dir={temp}", "--disable-usage-stats"],
                    check=True, env=env, capture_output=True, text=True, timeout=180)
     assert (home / ".ray" / "auth_token").exists()
-    browsers = None
+    browsers, stopped_by_sigint = None, False
     try:
         # The cluster way: `raycollect browsers` beside the node, the driver as a Ray job.
         browsers = subprocess.Popen(
             [str(bindir / "raycollect"), "browsers", "--address", f"127.0.0.1:{gcs}"],
             env={**env, "RAY_AUTH_MODE": "token"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+            start_new_session=True,
+            # As a launcher's start command or `&` starts it: SIGINT ignored, inherited.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         out = tmp_path / "renders"
         # Without the README's RAY_AUTH_MODE=token the cluster refuses the submission.
         refused = subprocess.run(
@@ -203,14 +209,19 @@ def test_ray_job_submit_runs_collect_py(ray_cluster_reset, chromium, tmp_path):
         assert (out / "contact_sheet.png").exists()
     finally:
         if browsers is not None:
-            # SIGTERM, which `raycollect browsers` stops on like on Ctrl-C (raycollect/cli.py):
-            # a SIGINT is lost on a suite started in the background (it inherits SIGINT
-            # ignored, and Python keeps it so), which left only the SIGKILL after 30 s.
-            os.killpg(browsers.pid, signal.SIGTERM)
+            # Ctrl-C, which `raycollect browsers` must obey even started in the background
+            # (SIGINT inherited ignored: raycollect/cli.py handles it itself).
+            os.killpg(browsers.pid, signal.SIGINT)
             try:
-                browsers.wait(30)
+                browsers.wait(BROWSERS_STOP_WAIT)
             except subprocess.TimeoutExpired:
                 os.killpg(browsers.pid, signal.SIGKILL)
+                browsers.wait()
+                stopped_by_sigint = False
+            else:
+                stopped_by_sigint = True
         subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
+    assert stopped_by_sigint, (f"`raycollect browsers` did not stop on SIGINT within "
+                               f"{BROWSERS_STOP_WAIT:.0f} s (it was killed)")
     assert tagged_chromiums(str(tmp_path)) == [], "`raycollect browsers` left Chromium behind"
