@@ -34,7 +34,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.launcher,
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "examples" / "cluster-local.yaml"
 BIN = Path(sys.executable).parent
-VIEWS = 16
+# Enough small batches that the head's worker, whose browser is up first, is still
+# rendering when the worker node's browser attaches (a single worker on this machine takes
+# about a minute over them; the second attaches seconds after the first): with 16 views, one
+# update of 14 and the prefetched rest went to the first worker before the other had a page.
+VIEWS = 96
+VIEWS_PER_UPDATE = 2
 # A first `ray up` installs raycollect and its dependencies into the nodes' venv (about a
 # minute and a half from pip's cache here); later runs find it installed.
 UP_TIMEOUT = 600
@@ -206,6 +211,7 @@ def test_ray_up_submit_down_over_ssh(fabric_root):
             t0 = time.monotonic()
             done = launcher.run("submit", str(config), "scripts/collect.py", "--",
                                 "--address", "auto", "--workers", "auto", "--views", str(VIEWS),
+                                "--views-per-update", str(VIEWS_PER_UPDATE),
                                 "--size", "96x72", "--browsers", "external", "--out", str(out),
                                 "--no-progress", timeout=SUBMIT_TIMEOUT)
             timings["ray submit"] = time.monotonic() - t0
