@@ -23,10 +23,6 @@ from .ids import SceneIds
 # Grabs of an update's views asked for ahead of the one being taken (grab_all).
 GRAB_AHEAD = 2
 
-# The extra passes, each with the Config switch that asks for it.
-PASSES = ("depth", "mask", "semantic", "amodal", "normals", "coords")
-_SWITCH = {"mask": "masks"}
-
 
 def make_result(lease: Lease, cam: dict, value: dict, view: int, *, ids: SceneIds | None,
                 config: Config, clock: StageClock, sink, timings: dict, worker: str,
@@ -50,8 +46,10 @@ def make_result(lease: Lease, cam: dict, value: dict, view: int, *, ids: SceneId
     e0 = time.perf_counter()
     clock.add("decode", e0 - d0)
     out = {"image": files.encode_image(cap.rgb, config.image_format)}
-    for kind in PASSES:
-        if not getattr(config, _SWITCH.get(kind, kind)):
+    for kind, on in (("depth", config.depth), ("mask", config.masks),
+                     ("semantic", config.semantic), ("amodal", config.amodal),
+                     ("normals", config.normals), ("coords", config.coords)):
+        if not on:
             continue
         if arrays.get(kind) is None:
             raise RenderError(f"job {lease.job_id}: the page returned no {kind} pass")
