@@ -19,26 +19,61 @@ queue accepted are written and their manifest lines appended: a job is in the ou
 exactly when its line is there -> the Result is handed to you. docs/design.md has the rest.
 """
 
-from .assets import asset
+import sys as _sys
+import types as _types
+from importlib import import_module as _import_module
+
 from .errors import (AssetsError, BrokenModel, BrowserError, ClusterUnreachable, FatalFault,
                      InvalidJob, JobFault, JournalDamaged, ModelLoadError, NoBrowser,
                      OutputBusy, OutputError, QueueUnavailable, RaycollectError, RenderError,
                      RunFailed, SceneError, StoreError, TransientFault, UnknownJob,
                      WrongQueue)
-from .camera import intrinsics, look_at, project
-from .config import Config
-from .flow import flow
-from .output.dataset import read
-from .driver import Run, render
-from .output.export import export
-from .jobs import Job, JobState, Lease
-from .result import Result
-from .mjcf import mjcf
-from .queue import JobQueue
-from .records import Failure, Summary
-from .scene import demo_scene, orbit
-from .seeding import rng
-from . import physics, randomize, sample
+
+# The rest of the public surface is imported when first used (PEP 562): every Ray actor's
+# process imports this package before its own module, and the queue actor and the browser
+# hosts need neither Vuer nor numpy nor PIL; importing them all cost each such process about a
+# second of CPU at every run's start (tests/unit/test_imports.py checks what they load).
+_LAZY = {
+    "asset": "assets", "intrinsics": "camera", "look_at": "camera", "project": "camera",
+    "Config": "config", "flow": "flow", "read": "output.dataset", "Run": "driver",
+    "render": "driver", "export": "output.export", "Job": "jobs", "JobState": "jobs",
+    "Lease": "jobs", "Result": "result", "mjcf": "mjcf", "JobQueue": "queue",
+    "Failure": "records", "Summary": "records", "demo_scene": "scene", "orbit": "scene",
+    "rng": "seeding",
+}
+_SUBMODULES = {"physics", "randomize", "sample"}
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        value = _import_module(f"{__name__}.{name}")
+    elif name in _LAZY:
+        value = getattr(_import_module(f"{__name__}.{_LAZY[name]}"), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(_types.ModuleType):
+    """`rc.render`, `rc.flow` and `rc.mjcf` are functions named as subpackages/modules:
+    importing `raycollect.render` (any worker module) would otherwise set the package's
+    `render` to that subpackage, and `rc.render(...)` would then call a module."""
+
+    _SHADOWED = frozenset({"render", "flow", "mjcf"})
+
+    def __setattr__(self, name, value):
+        if name in self._SHADOWED and isinstance(value, _types.ModuleType):
+            return  # the import system's binding of the subpackage; the function is wanted
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
 
 __all__ = [
     "render", "Run", "Config", "Summary", "Failure", "read", "export", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit", "flow",

@@ -119,3 +119,29 @@ def test_what_runs_at_run_time_imports_no_test_tool():
     assert not any(m.startswith("raycollect.testing") for m in runtime), sorted(
         m for m in runtime if m.startswith("raycollect.testing"))
     assert not third_party(runtime), third_party(runtime)
+
+
+def _loaded_after(code: str) -> set[str]:
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    return set(out.split())
+
+
+def test_the_queue_actor_and_browser_hosts_load_no_vuer_numpy_or_pil():
+    """What their processes really load (the package's public surface is imported lazily):
+    each Ray actor's process imports the package first, and these two need none of it."""
+    loaded = _loaded_after("import raycollect.queue, raycollect.browser_hosts")
+    assert not loaded & {"vuer", "numpy", "PIL"}, sorted(loaded & {"vuer", "numpy", "PIL"})
+
+
+def test_the_public_names_are_what_they_say_after_any_import():
+    """`rc.render`, `rc.flow`, `rc.mjcf` are functions even when their namesake subpackages
+    were imported first (as in a worker's process), and every name in __all__ resolves."""
+    code = ("import raycollect.render.worker, raycollect.flow, raycollect.mjcf.world\n"
+            "import raycollect as rc\n"
+            "assert all(callable(getattr(rc, n)) for n in ('render', 'flow', 'mjcf')), "
+            "(rc.render, rc.flow, rc.mjcf)\n"
+            "[getattr(rc, n) for n in rc.__all__]\n")
+    _loaded_after(code)
