@@ -7,6 +7,7 @@
 #   RAYCOLLECT_RAY_START_ARGS   more `ray start` options for this node, e.g. --num-cpus=8
 #   RAYCOLLECT_RAY_PORT         the head's GCS port [6379]
 #   RAYCOLLECT_NODE_IP          the address this node is known by [the one the launcher SSHed to]
+#   RAYCOLLECT_HEAD_GONE_S      a worker node stops its Ray once the head is gone this long [60]
 set -euo pipefail
 role=${1:?usage: node_start.sh head|worker}
 venv=${RAYCOLLECT_VENV:-$HOME/raycollect-venv}
@@ -20,7 +21,10 @@ command -v raycollect >/dev/null ||
 
 # `raycollect browsers` also stops by itself within seconds of its node's Ray going away.
 pidfile=~/.raycollect-browsers.pid
-if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
+watchfile=~/.raycollect-watch.pid
+for f in "$pidfile" "$watchfile"; do
+  if [ -f "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; fi
+done
 ray stop >/dev/null
 
 # The node's address: the one the launcher reached it at (this SSH session's server side, the
@@ -44,3 +48,10 @@ esac
 setsid nohup raycollect browsers --address auto > ~/raycollect-browsers.log 2>&1 < /dev/null &
 echo $! > "$pidfile"
 echo "node_start ($node): Ray ($role) and raycollect browsers (pid $!, log ~/raycollect-browsers.log) started"
+
+# `ray down` stops the head's Ray only; a worker node's must stop by itself (scripts/node_watch.sh).
+if [ "$role" = worker ]; then
+  setsid nohup bash "$(dirname "$0")/node_watch.sh" "$RAY_HEAD_IP" "$port" \
+    > ~/raycollect-watch.log 2>&1 < /dev/null &
+  echo $! > "$watchfile"
+fi
