@@ -66,6 +66,11 @@ class _Package(_types.ModuleType):
 
     _SHADOWED = frozenset({"render", "flow", "mjcf"})
 
+    def __reduce__(self):
+        # As a module is pickled (cloudpickle's table knows only types.ModuleType itself):
+        # by reference, imported again where it is unpickled.
+        return _import_module, (self.__name__,)
+
     def __setattr__(self, name, value):
         if name in self._SHADOWED and isinstance(value, _types.ModuleType):
             return  # the import system's binding of the subpackage; the function is wanted

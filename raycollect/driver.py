@@ -29,8 +29,9 @@ from .errors import InvalidJob, RaycollectError, RunFailed, StoreError
 from .jobs import MalformedJob, prepare
 from .result import Result
 from .pool import WorkerPool
-from .queue import JobQueue
+from .queue import JobQueue, queue_call
 from .records import Failure, Summary
+from .render.leases import jobs_per_lease
 from .output.open import Output, open_output
 
 # The first chunk of jobs the driver submits is small, so that rendering starts at once.
@@ -61,6 +62,17 @@ def resolve_workers(workers: int | str) -> int:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int or 'auto', got {workers!r}")
     return workers
+
+
+def workers_for(workers: int, jobs: int | None, views_per_update: int) -> int:
+    """The workers a run starts: no more than can lease jobs. A worker leases its next batch
+    and the prefetched one at once (raycollect/render/leases.py), so a run of 20 jobs at 14
+    views per update keeps one worker busy, and a second would only cost its start (its
+    process, Chromium and the page: seconds of CPU). A worker lost mid-run is replaced as
+    ever. `jobs`: None when not known yet (a long generator)."""
+    if jobs is None:
+        return workers
+    return max(1, min(workers, math.ceil(jobs / jobs_per_lease(views_per_update))))
 
 
 def validate_jobs(jobs: Iterable[Any], keys: Sequence[str] | None = None, start: int = 0
@@ -126,14 +138,13 @@ def _start(config: Config) -> tuple[Config, int]:
 
 def _open_queue(config: Config, journal: Path) -> JobQueue:
     try:
-        ray.get_actor(config.queue_name, namespace=C.RAY_NAMESPACE)
-    except ValueError:
-        pass
-    else:
+        return JobQueue.create(name=config.queue_name, lease_ttl=config.lease_ttl,
+                               max_attempts=config.max_attempts, journal=str(journal), new=True)
+    except ValueError as e:
+        if "already taken" not in str(e) and "already exists" not in str(e):
+            raise
         raise RunFailed(f"a queue named {config.queue_name!r} is already in use on "
-                        f"this Ray cluster (another run?); pass a different queue name")
-    return JobQueue.create(name=config.queue_name, lease_ttl=config.lease_ttl,
-                           max_attempts=config.max_attempts, journal=str(journal))
+                        f"this Ray cluster (another run?); pass a different queue name") from None
 
 
 def _queue_end(queue: JobQueue, summary: Summary) -> list[Failure]:
@@ -214,22 +225,29 @@ class _Feeder(threading.Thread):
         # or once the feeder has finished (`has_work` then says whether it ever had any).
         self.first = threading.Event()
         self.has_work = False
+        # The jobs to render, when the first chunk held them all (known before the queue
+        # has them, so the run starts no worker that could never lease one); else None.
+        self.total: int | None = None
         self.done = threading.Event()
         self.stop = threading.Event()
+        self._focus = None  # the focus call's ref until it is waited for
 
     def run(self) -> None:
         try:
             # This run renders its own jobs only: what an earlier run over the same output
             # left pending stays in the journal, parked; the submits below take back the
-            # ones this run is given again. (The first call to the queue: it waits for the
-            # queue actor to be up, here instead of on the run's thread.)
-            self.queue.focus([])
+            # ones this run is given again. Sent now, before any worker exists, so no lease
+            # comes before it; waited for only before the first submit, so the first chunk
+            # is validated and the workers' processes start while the queue's does.
+            self._focus = self.queue.focus([], wait=False)
             it, index, size = iter(self.jobs), 0, FIRST_SUBMIT_CHUNK
             while not self.stop.is_set():
                 chunk = list(itertools.islice(it, size))
                 if not chunk:
                     break
                 valid, invalid = validate_jobs(chunk, self.keys, index)
+                if index == 0 and len(chunk) < size:  # the whole job list
+                    self.total = sum(j not in self.recorded for j, _ in valid)
                 index += len(chunk)
                 size = C.SUBMIT_CHUNK
                 self._submit(valid, invalid)
@@ -249,6 +267,9 @@ class _Feeder(threading.Thread):
         if todo:
             self.has_work = True
             self.first.set()
+            if self._focus is not None:  # the queue actor is up once it has answered
+                queue_call(self._focus)
+                self._focus = None
             self.queue.submit_prepared(todo)  # validate_jobs already made ids and plain params
             # Jobs the journal calls done or failed but the output lacks: render again.
             self.queue.requeue([j for j, _ in todo])
@@ -317,6 +338,7 @@ class Run:
                        dynamic_ncols=True, desc="raycollect")
             feeder.first.wait()
             if feeder.has_work and feeder.error is None:
+                n_workers = workers_for(n_workers, feeder.total, config.views_per_update)
                 self.pool = WorkerPool(q, n_workers, self.scene, config)
                 self.pool.start()
                 yield from self._consume(q, output, bar)

@@ -451,9 +451,11 @@ class JobQueue:
     @classmethod
     def create(cls, name: str = C.DEFAULT_QUEUE_NAME, lease_ttl: float = C.DEFAULT_LEASE_TTL,
                max_attempts: int = C.DEFAULT_MAX_ATTEMPTS, journal: str | None = None,
-               detached: bool = False) -> "JobQueue":
+               detached: bool = False, new: bool = False) -> "JobQueue":
         """Get the named queue, or create it. Ray restarts the actor if its process dies;
-        with a journal it comes back with every job it had."""
+        with a journal it comes back with every job it had. new=True: create it, or raise
+        ValueError when the name is taken; returns at once, without waiting for the actor's
+        process (a run's start-up starts its workers meanwhile)."""
         if lease_ttl <= 0:
             raise ValueError(f"lease_ttl must be > 0, got {lease_ttl}")
         if max_attempts < 1:
@@ -462,16 +464,25 @@ class JobQueue:
         # queue must not die with a worker node. max_task_retries=-1 makes Ray hold and
         # retry calls while it restarts the actor, so callers see a pause, not an error;
         # every method is safe to retry (see `complete`'s idempotence on done_token).
-        options = dict(name=name, namespace=C.RAY_NAMESPACE, get_if_exists=True,
+        options = dict(name=name, namespace=C.RAY_NAMESPACE, get_if_exists=not new,
                        max_restarts=-1, max_task_retries=-1, num_cpus=0,
                        scheduling_strategy=NodeAffinitySchedulingStrategy(
                            ray.get_runtime_context().get_node_id(), soft=True))
         if detached:
             options["lifetime"] = "detached"
+        uid = secrets.token_hex(8)
+        if new and journal is not None:
+            # The queue's uid lasts in its journal (a rerun's leases name the same queue);
+            # the actor reads it there too (a local file: the actor runs on this node).
+            stored = Journal(journal)
+            try:
+                uid = stored.meta("uid", uid)
+            finally:
+                stored.close()
         actor = ray.remote(_QueueActor).options(**options).remote(
-            secrets.token_hex(8), lease_ttl, max_attempts,
-            None if journal is None else str(journal))
-        return cls(actor, name, _get(actor.uid.remote()))
+            uid, lease_ttl, max_attempts, None if journal is None else str(journal))
+        # An existing queue of that name (get_if_exists) has a uid of its own.
+        return cls(actor, name, uid if new else _get(actor.uid.remote()))
 
     @classmethod
     def connect(cls, name: str = C.DEFAULT_QUEUE_NAME, timeout: float = 0.0) -> "JobQueue":
@@ -574,10 +585,13 @@ class JobQueue:
         Raises: QueueUnavailable."""
         return _get(self._actor.requeue.remote(list(job_ids)))
 
-    def focus(self, job_ids: Sequence[str] | None) -> int:
+    def focus(self, job_ids: Sequence[str] | None, wait: bool = True) -> Any:
         """Lease only these jobs (a run's own); others pending stay parked in the journal.
-        Returns how many are parked. Raises: QueueUnavailable."""
-        return _get(self._actor.focus.remote(None if job_ids is None else list(job_ids)))
+        Returns how many are parked; with wait=False, at once, the call's ref (`ray.get`
+        it: the call is in the actor's mailbox ahead of any call made after it, even before
+        the actor's process is up). Raises: QueueUnavailable."""
+        ref = self._actor.focus.remote(None if job_ids is None else list(job_ids))
+        return _get(ref) if wait else ref
 
     def stats(self) -> QueueStats:
         """Counts per state, refusals, expiries and settings. Raises: QueueUnavailable."""
@@ -646,6 +660,9 @@ def _unreachable(e: BaseException) -> QueueUnavailable:
 def _get(ref):
     with from_ray(_unreachable):
         return ray.get(ref)
+
+
+queue_call = _get  # a queue call's ref, waited for, its errors as the handle's methods raise them
 
 
 async def _aget(ref):

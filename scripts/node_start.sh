@@ -49,9 +49,9 @@ setsid nohup raycollect browsers --address auto > ~/raycollect-browsers.log 2>&1
 echo $! > "$pidfile"
 echo "node_start ($node): Ray ($role) and raycollect browsers (pid $!, log ~/raycollect-browsers.log) started"
 
-# `ray down` stops the head's Ray only; a worker node's must stop by itself (scripts/node_watch.sh).
+# `ray down` stops the head's Ray only; a worker node's must stop by itself (scripts/head_watch.sh).
 if [ "$role" = worker ]; then
-  setsid nohup bash "$(dirname "$0")/node_watch.sh" "$RAY_HEAD_IP" "$port" \
+  setsid nohup bash "$(dirname "$0")/head_watch.sh" "$RAY_HEAD_IP" "$port" \
     > ~/raycollect-watch.log 2>&1 < /dev/null &
   echo $! > "$watchfile"
 fi

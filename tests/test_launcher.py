@@ -42,7 +42,7 @@ UP_TIMEOUT = 600
 SUBMIT_TIMEOUT = 300
 NODES_TIMEOUT = 240.0  # the head's autoscaler sets the worker node up after `ray up` returns
 # After `ray down` (which runs `ray stop` on the head only), a worker node's Ray is stopped by
-# scripts/node_watch.sh once the head has been gone this long (60 s by default, as Ray's own
+# scripts/head_watch.sh once the head has been gone this long (60 s by default, as Ray's own
 # GCS reconnect timeout; shorter here to keep the suite's time).
 HEAD_GONE_S = 15
 HEAD_GONE_TIMEOUT = 30.0

@@ -149,7 +149,11 @@ def test_break_out_of_the_loop_leaves_nothing_running(ray_local, chromium, tmp_o
         for n, _ in enumerate(run, 1):
             if n == 3:
                 ports = [m.info["port"] for m in run.pool.members.values()]
-                assert len(_chromium_for(ports)) >= 2  # this run's browsers, found by port
+                # This run's browsers, found by port (the second may still be starting).
+                deadline = time.time() + 60
+                while len(_chromium_for(ports)) < len(ports) and time.time() < deadline:
+                    time.sleep(0.2)
+                assert len(_chromium_for(ports)) == len(ports) == 2
                 break
     deadline = time.time() + 30
     while (_chromium_for(ports) or _alive_actors()) and time.time() < deadline:

@@ -23,6 +23,11 @@ from ..jobs import Lease
 PREFETCH_BATCHES = 1
 HEARTBEAT_FRACTION = 1 / 3  # extend leases after this fraction of the TTL
 
+
+def jobs_per_lease(views_per_update: int) -> int:
+    """How many jobs a worker leases at once: its next batch and the prefetched one(s)."""
+    return views_per_update * (1 + PREFETCH_BATCHES)
+
 log = logging.getLogger(__name__)
 
 
@@ -42,7 +47,7 @@ class LeaseBook:
     async def next_batch(self) -> tuple[list[Lease], Hashable | None]:
         """The next batch (consecutive leases sharing the first one's key) and its key. The
         next leases are fetched while this batch renders, hiding the actor round trip."""
-        want = self.k * (1 + PREFETCH_BATCHES)
+        want = jobs_per_lease(self.k)
         if len(self._buffer) < want and self._prefetch is None:
             self._prefetch = asyncio.get_running_loop().create_task(
                 self._lease(want - len(self._buffer)))

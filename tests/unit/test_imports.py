@@ -145,3 +145,16 @@ def test_the_public_names_are_what_they_say_after_any_import():
             "(rc.render, rc.flow, rc.mjcf)\n"
             "[getattr(rc, n) for n in rc.__all__]\n")
     _loaded_after(code)
+
+
+def test_a_scene_pickled_by_value_takes_the_package_by_reference():
+    """A scene function in the user's own module (pickled by value to the workers) that uses
+    `rc.`: the package itself goes by reference, as any module does."""
+    code = ("import pickle, sys, types\n"
+            "from ray import cloudpickle\n"
+            "m = types.ModuleType('user_scene'); sys.modules['user_scene'] = m\n"
+            "exec('import raycollect as rc\\ndef scene(p):\\n    return rc.look_at([1, 1, 1], [0, 0, 0])', m.__dict__)\n"
+            "cloudpickle.register_pickle_by_value(m)\n"
+            "again = pickle.loads(cloudpickle.dumps(m.scene))\n"
+            "assert again(None).shape == (4, 4)\n")
+    _loaded_after(code)

@@ -273,3 +273,16 @@ def test_a_bad_job_is_named_by_its_index_in_the_whole_list():
     assert "job #12" in invalid[0].error and invalid[0].field == "params"
     _, invalid = validate_jobs(["not a job"], start=500)
     assert invalid[0].job == "#500"
+
+
+def test_a_run_starts_no_worker_that_could_never_lease_a_job():
+    from raycollect.driver import workers_for
+    from raycollect.render.leases import jobs_per_lease
+
+    per_lease = jobs_per_lease(14)  # the next update and the prefetched one
+    assert per_lease == 28
+    assert workers_for(2, 2, 14) == 1
+    assert workers_for(2, 28, 14) == 1 and workers_for(2, 29, 14) == 2
+    assert workers_for(8, 100, 2) == 8 and workers_for(8, 9, 2) == 3
+    assert workers_for(2, None, 14) == 2  # a generator longer than the first chunk
+    assert workers_for(3, 0, 14) == 1
