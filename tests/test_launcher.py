@@ -255,3 +255,49 @@ def test_ray_up_submit_down_over_ssh(fabric_root):
                     if log.exists():
                         print(f"--- {node.name}: {log.name}\n{log.read_text()[-3000:]}")
             print("timings:", {k: round(v, 1) for k, v in timings.items()})
+
+
+# A failed `ray up` waits for SSH this long (Ray's AUTOSCALER_NODE_START_WAIT_S, 900 s by
+# default) before it gives up on the node.
+SSH_WAIT_S = 15
+
+
+@pytest.mark.timeout(600)
+def test_ray_up_that_cannot_work_says_why(fabric_root):
+    """What a user sees when `ray up` of examples/cluster-local.yaml cannot work: a head
+    machine that is not there, a key it does not accept, and a setup command that fails
+    (node_setup.sh without a package index): each ends `ray up` with exit status 1, and its
+    output names the machine and the cause."""
+    root = fabric_root
+    key, other = root / "id_ed25519", root / "other_key"
+    for k in (key, other):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(k)], check=True)
+    # node_setup.sh installing into a new venv with no index to install from.
+    no_index = {"RAYCOLLECT_VENV": str(root / "fresh-venv"), "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+                "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", "PIP_CONFIG_FILE": "/dev/null"}
+    with ssh_nodes.Fabric(root, key.with_suffix(".pub").read_text()) as fabric:
+        head = fabric.add("head", no_index)
+        absent = f"{fabric.subnet}250"  # on the bridge, no machine answers there
+        cases = {"absent": (absent, key, [absent, "Failed to setup head node"]),
+                 "wrong-key": (head.ip, other, [head.ip, "Permission denied"]),
+                 "setup-fails": (head.ip, key, ["node_setup (", "pip install",
+                                                "Failed to setup head node"])}
+        log = []
+        try:
+            for case, (ip, k, expected) in cases.items():
+                name = f"{_cluster_name(root)}-{case}"
+                config = _config(root / f"{case}.yaml", ip, [], k, name)
+                (root / case).mkdir()
+                launcher = Launcher(root / case, config)
+                launcher.env["AUTOSCALER_NODE_START_WAIT_S"] = str(SSH_WAIT_S)
+                subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"],
+                               env=launcher.env, check=True, capture_output=True, timeout=60)
+                done = launcher.run("up", "-y", str(config), timeout=300)
+                log += launcher.log
+                text = done.stdout + done.stderr
+                assert done.returncode == 1, launcher.log[-1]
+                missing = [e for e in expected if e not in text]
+                assert not missing, f"{case}: {missing} not in the output:\n{launcher.log[-1]}"
+                shutil.rmtree(_control_path(name), ignore_errors=True)
+        finally:
+            print("\n".join(log))
