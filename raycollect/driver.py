@@ -140,9 +140,7 @@ def _open_queue(config: Config, journal: Path) -> JobQueue:
     try:
         return JobQueue.create(name=config.queue_name, lease_ttl=config.lease_ttl,
                                max_attempts=config.max_attempts, journal=str(journal), new=True)
-    except ValueError as e:
-        if "already taken" not in str(e) and "already exists" not in str(e):
-            raise
+    except ray.exceptions.ActorAlreadyExistsError:
         raise RunFailed(f"a queue named {config.queue_name!r} is already in use on "
                         f"this Ray cluster (another run?); pass a different queue name") from None
 
@@ -246,24 +244,26 @@ class _Feeder(threading.Thread):
                 if not chunk:
                     break
                 valid, invalid = validate_jobs(chunk, self.keys, index)
-                if index == 0 and len(chunk) < size:  # the whole job list
-                    self.total = sum(j not in self.recorded for j, _ in valid)
+                whole = index == 0 and len(chunk) < size  # the first chunk is every job
                 index += len(chunk)
                 size = C.SUBMIT_CHUNK
-                self._submit(valid, invalid)
+                self._submit(valid, invalid, whole)
         except BaseException as e:  # reported to the run, which stops with it
             self.error = e
         finally:
             self.done.set()
             self.first.set()
 
-    def _submit(self, valid: list[tuple[str, dict]], invalid: list[Failure]) -> None:
+    def _submit(self, valid: list[tuple[str, dict]], invalid: list[Failure],
+                whole: bool = False) -> None:
         for f in invalid:
             log.error("invalid job %s: %s", f.job, f.error)
         self.invalid += invalid
         todo = [(j, p) for j, p in valid if j not in self.recorded]
         self.seen += len(valid) + len(invalid)
         self.skipped += len(valid) - len(todo)
+        if whole:  # before `first` is set: the run reads it then
+            self.total = len(todo)
         if todo:
             self.has_work = True
             self.first.set()
