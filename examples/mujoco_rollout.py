@@ -11,7 +11,7 @@ under random actions (its three cameras, two following the torso). raycollect re
 with its workers; masks and labels are per MuJoCo body, poses are MuJoCo's body frames.
 
     PYTHONPATH=. .venv/bin/python examples/mujoco_rollout.py [--out renders-mujoco]
-        [--frames 16] [--workers 2] [--model panda|humanoid]
+        [--frames 16] [--workers 2] [--size 320x240] [--model panda|humanoid]
 
 The output folder holds frames/, manifest.jsonl and contact_sheet.png.
 """
@@ -26,7 +26,7 @@ import numpy as np
 
 import raycollect as rc
 
-W, H = 320, 240
+SIZE = "320x240"
 STEPS_PER_FRAME = 25  # simulation steps between recorded frames
 ORBIT_RADIUS, ORBIT_HEIGHT = 3.5, 1.6
 # robosuite's Panda: its home pose (robosuite's init_qpos), the cameras, the PD gains.
@@ -75,33 +75,38 @@ def record_panda(world, frames: int) -> list[list[float]]:
     return states
 
 
-def jobs(world, states: list, cameras, focus: str, radius: float, height: float) -> list[dict]:
+def jobs(world, states: list, cameras, focus: str, radius: float, height: float,
+         size: tuple[int, int]) -> list[dict]:
+    w, h = size
     out = []
     for step, qpos in enumerate(states):
         state = {"qpos": qpos}
         for name in cameras:  # the MJCF's cameras, in this state
             out.append({"step": step, "view": name, **state,
-                        "camera": world.camera(name, W, H, state=state)})
+                        "camera": world.camera(name, w, h, state=state)})
         # An orbit around where the focus body is now.
         centre = world.forward(state).xpos[world.model.body(focus).id]
         a = 2 * math.pi * step / len(states)
         eye = centre + [radius * math.cos(a), radius * math.sin(a), height]
-        cam = world.camera(0, W, H)
+        cam = world.camera(0, w, h)
         cam["matrix"] = rc.look_at(eye, centre, up=(0, 0, 1)).tolist()
         out.append({"step": step, "view": "orbit", **state, "camera": cam})
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None):
+    """The command line; returns the finished run (its summary, failures)."""
     from raycollect.mjcf import robosuite
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="renders-mujoco")
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--size", default=SIZE, help="WIDTHxHEIGHT of every view")
     ap.add_argument("--model", choices=["panda", "humanoid"], default=None,
                     help="panda (robosuite's files needed) or humanoid; panda when found")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    size = tuple(int(v) for v in args.size.lower().split("x"))
     assets = robosuite.assets_dir()
     model = args.model or ("panda" if assets else "humanoid")
     if model == "panda":
@@ -109,14 +114,14 @@ def main() -> None:
             raise SystemExit(f"robosuite's MJCF files not found: set ${robosuite.ENV}")
         world = rc.mjcf(robosuite.scene(assets, robot="panda", arena="table_arena"))
         todo = jobs(world, record_panda(world, args.frames), PANDA_CAMERAS, "robot0_link7",
-                    1.6, 0.6)
+                    1.6, 0.6, size)
         focus = "robot0_link7"
     else:
         from dm_control import suite
 
         world = rc.mjcf(os.path.join(os.path.dirname(suite.__file__), "humanoid.xml"))
         todo = jobs(world, record(world, args.frames), world.cameras(), "torso",
-                    ORBIT_RADIUS, ORBIT_HEIGHT)
+                    ORBIT_RADIUS, ORBIT_HEIGHT, size)
         focus = "torso"
     # up="z" and the world's files (meshes, textures) come with the world.
     with rc.render(todo, scene=world, workers=args.workers, out=args.out, depth=True,
@@ -127,6 +132,7 @@ def main() -> None:
                   f"{np.round(np.asarray(body['pose'])[:3, 3], 3).tolist()}, "
                   f"{body['px']} px, {len(r.instances)} bodies")
     print(run.summary["rendered"], "frames in", args.out, "(contact_sheet.png)")
+    return run
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ and frame, mask IoU with mujoco.Renderer's segmentation, z-depth against its dep
 every body's pose against data.xpos/xmat; colours of 2D textures loosely (the lights
 differ). Models: one written here (every primitive type, a height field, a mesh with
 texture coordinates, builtin textures on a plane and the mesh, a camera on a moving body,
-a keyframe), dm_control's manipulator as it ships, and robosuite's Panda on its table arena
-when robosuite's files are there."""
+a keyframe), dm_control's manipulator as it ships, and examples/mujoco_rollout.py run whole:
+robosuite's Panda on its table arena under its controller when robosuite's files are there."""
 
 from __future__ import annotations
 
@@ -131,10 +131,7 @@ def _orbit(world, eye, target):
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory):
     """Runs in one local Ray: the shapes world (2 states x 3 cameras: fixed, on the moving
-    arm, an orbit), dm_control's manipulator (2 states x 2 cameras) and, with robosuite's
-    files, the Panda on its table (1 state x 2 cameras: front, the wrist's)."""
-    from raycollect.mjcf import robosuite
-
+    arm, an orbit) and dm_control's manipulator (2 states x 2 cameras)."""
     suite = pytest.importorskip("dm_control.suite")
     root = tmp_path_factory.mktemp("mujoco")
     shapes = _shapes_world(root)
@@ -149,14 +146,6 @@ def worlds(tmp_path_factory):
                [{"qpos": (0.4 * rng.standard_normal(nq)).tolist()} for _ in range(2)],
                lambda s: [world_cam(manipulator, "fixed", s),
                           _orbit(manipulator, (0.9, -1.1, 0.9), (0, 0, 0.4))])]
-    assets = robosuite.assets_dir()
-    if assets is not None:  # robosuite's files (docs/mjcf-sweep.md: not installable here)
-        panda = mjcf(robosuite.scene(assets, robot="panda", arena="table_arena"))
-        home = np.zeros(panda.model.nq)
-        home[:7] = [0.3, 0.5, -0.2, -2.2, 0.1, 2.6, 0.8]
-        models.append(("panda", panda, [{"qpos": home.tolist()}],
-                       lambda s: [world_cam(panda, "frontview", s),
-                                  world_cam(panda, "robot0_eye_in_hand", s)]))
     with local_ray():  # the one the other tests share: a Ray of its own costs a start and a stop
         for name, world, states, cams in models:
             jobs = [{**s, "state": i, "camera": c} for i, s in enumerate(states) for c in cams(s)]
@@ -172,48 +161,97 @@ def world_cam(world, name, state):
     return world.camera(name, W, H, state=state)
 
 
-@pytest.mark.parametrize("name", ["shapes", "manipulator", "panda"])
+def _agrees(world, m: dict, mask, depth, r, label: str) -> int:
+    """One frame (its manifest line `m`, its mask and depth) against MuJoCo's renderer `r`
+    in the state its params give: per body, mask IoU >= 0.95 (or, for a small body, every
+    differing pixel on the other's outline), z-depth median error <= 1 mm, pose =
+    data.xpos/xmat within 1e-5; nothing drawn that MuJoCo does not draw. Returns how many
+    bodies were compared."""
+    model = world.model
+    data = world.forward(m["params"])
+    ref = reference.render(r, model, data, m["camera"])
+    ids = {b: m["instances"][world.body_key(b)] for b in range(model.nbody)
+           if world.body_key(b) in m["instances"]}
+    compared = 0
+    for body, cmp in reference.compare(mask, depth, ref, ids).items():
+        key = world.body_key(body)
+        print(label, key, cmp)
+        if cmp["px"] == 0 and cmp["ref_px"] == 0:
+            continue
+        assert cmp["px"] > 0 and cmp["ref_px"] > 0, (label, key, cmp)
+        if min(cmp["px"], cmp["ref_px"]) >= IOU_MIN_PX:
+            assert cmp["iou"] >= IOU_MIN, (label, key, cmp)
+        else:
+            assert cmp["near"] >= NEAR_MIN, (label, key, cmp)
+        assert cmp["depth_median"] <= DEPTH_MEDIAN_MAX, (label, key, cmp)
+        compared += 1
+    for body, key in ((b, world.body_key(b)) for b in ids):
+        pose = np.asarray(m["objects"][key]["pose"])
+        np.testing.assert_allclose(pose[:3, 3], data.xpos[body], atol=POSE_ATOL,
+                                   err_msg=f"{label} {key}")
+        np.testing.assert_allclose(pose[:3, :3], data.xmat[body].reshape(3, 3),
+                                   atol=POSE_ATOL, err_msg=f"{label} {key}")
+    # Nothing else in the frame: MuJoCo draws no body that raycollect leaves out.
+    assert set(np.unique(ref.seg)) <= set(ids) | {-1}, label
+    return compared
+
+
+@pytest.mark.parametrize("name", ["shapes", "manipulator"])
 def test_bodies_agree_with_mujoco(worlds, name):
-    """Per body and frame: mask IoU >= 0.95 (or, for a small body, every differing pixel on
-    the other's outline), z-depth median error <= 1 mm, pose = data.xpos/xmat within 1e-5.
-    The Panda on robosuite's table when robosuite's files are there
-    ($RAYCOLLECT_ROBOSUITE_ASSETS, raycollect/mjcf/robosuite.py)."""
-    if name not in worlds:
-        pytest.skip("robosuite's MJCF files not found: set $RAYCOLLECT_ROBOSUITE_ASSETS")
+    """Every frame of the shapes world and of dm_control's manipulator agrees with MuJoCo's
+    renderer (`_agrees`); robosuite's Panda is checked so in the rollout example's test."""
     world, out, results, run, n = worlds[name]
     manifest = check_output(out, results, run)
     assert len(manifest) == n
-    model = world.model
-    r = reference.renderer(model, W, H)
+    r = reference.renderer(world.model, W, H)
     compared = 0
     for m in manifest:
         res = results[m["job_id"]]
-        data = world.forward(m["params"])
-        ref = reference.render(r, model, data, res.camera)
-        ids = {b: m["instances"][world.body_key(b)] for b in range(model.nbody)
-               if world.body_key(b) in m["instances"]}
-        for body, cmp in reference.compare(res.mask, res.depth, ref, ids).items():
-            key = world.body_key(body)
-            print(name, m["params"].get("state"), key, cmp)
-            if cmp["px"] == 0 and cmp["ref_px"] == 0:
-                continue
-            assert cmp["px"] > 0 and cmp["ref_px"] > 0, (key, cmp)
-            if min(cmp["px"], cmp["ref_px"]) >= IOU_MIN_PX:
-                assert cmp["iou"] >= IOU_MIN, (key, cmp)
-            else:
-                assert cmp["near"] >= NEAR_MIN, (key, cmp)
-            assert cmp["depth_median"] <= DEPTH_MEDIAN_MAX, (key, cmp)
-            compared += 1
-        for body, key in ((b, world.body_key(b)) for b in ids):
-            pose = np.asarray(m["objects"][key]["pose"])
-            print(name, m["params"].get("state"), key, "pose error",
-                  max(np.abs(pose[:3, 3] - data.xpos[body]).max(),
-                      np.abs(pose[:3, :3] - data.xmat[body].reshape(3, 3)).max()))
-            np.testing.assert_allclose(pose[:3, 3], data.xpos[body], atol=POSE_ATOL, err_msg=key)
-            np.testing.assert_allclose(pose[:3, :3], data.xmat[body].reshape(3, 3),
-                                       atol=POSE_ATOL, err_msg=key)
-        # Nothing else in the frame: MuJoCo draws no body that raycollect leaves out.
-        assert set(np.unique(ref.seg)) <= set(ids) | {-1}
+        assert m["camera"]["matrix"] == res.camera["matrix"]
+        compared += _agrees(world, m, res.mask, res.depth, r, f"{name} {m['params'].get('state')}")
+    assert compared >= len(manifest) * 3
+
+
+def test_the_rollout_example_agrees_with_mujoco(ray_local, chromium, tmp_path):
+    """examples/mujoco_rollout.py as its command line runs it (2 recorded states, small
+    views): every job rendered, the output whole with its contact sheet, the wrist camera
+    moved with the arm between the states, and every frame of every camera (the MJCF's
+    three and the orbit) agrees with MuJoCo's renderer. robosuite's Panda under the scripted
+    controller when robosuite's files are there, else dm_control's humanoid (the example's
+    own choice)."""
+    import mujoco_rollout  # examples/, on the path by conftest
+    import ray.cloudpickle
+
+    from raycollect.mjcf import robosuite
+    from raycollect.output.files import load
+
+    ray.cloudpickle.register_pickle_by_value(mujoco_rollout)  # as when run as a script
+    out, frames = tmp_path / "out", 2
+    run = mujoco_rollout.main(["--out", str(out), "--frames", str(frames), "--workers", "1",
+                               "--size", f"{W}x{H}"])
+    assets = robosuite.assets_dir()
+    if assets is not None:
+        world = mjcf(robosuite.scene(assets, robot="panda", arena="table_arena"))
+        views = [*mujoco_rollout.PANDA_CAMERAS, "orbit"]
+    else:
+        from dm_control import suite
+
+        world = mjcf(os.path.join(os.path.dirname(suite.__file__), "humanoid.xml"))
+        views = [*world.cameras(), "orbit"]
+    assert run.summary["failed"] == 0, run.failures
+    manifest = check_output(out, [], run)
+    assert sorted((m["params"]["step"], m["params"]["view"]) for m in manifest) == \
+        sorted((s, v) for s in range(frames) for v in views)
+    assert (out / "contact_sheet.png").stat().st_size > 0
+    by = {(m["params"]["step"], m["params"]["view"]): m for m in manifest}
+    assert by[0, views[0]]["params"]["qpos"] != by[1, views[0]]["params"]["qpos"], "a rollout"
+    moving = views[2] if assets is not None else views[1]  # the wrist's, the torso's
+    assert by[0, moving]["camera"]["matrix"] != by[1, moving]["camera"]["matrix"]
+    r = reference.renderer(world.model, W, H)
+    compared = sum(_agrees(world, m, load(out / m["files"]["mask"], "mask"),
+                           load(out / m["files"]["depth"], "depth"), r,
+                           f"example {m['params']['step']} {m['params']['view']}")
+                   for m in manifest)
     assert compared >= len(manifest) * 3
 
 
