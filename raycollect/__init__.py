@@ -39,6 +39,7 @@ _LAZY = {
     "render": "driver", "export": "output.export", "Job": "jobs", "JobState": "jobs",
     "Lease": "jobs", "Result": "result", "mjcf": "mjcf", "JobQueue": "queue",
     "Failure": "records", "Summary": "records", "demo_scene": "scene", "orbit": "scene",
+    "skybox": "scene",
     "rng": "seeding",
 }
 _SUBMODULES = {"physics", "randomize", "sample"}
@@ -81,7 +82,7 @@ _sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [
-    "render", "Run", "Config", "Summary", "Failure", "read", "export", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit", "flow",
+    "render", "Run", "Config", "Summary", "Failure", "read", "export", "asset", "look_at", "intrinsics", "project", "demo_scene", "orbit", "flow", "skybox",
     "mjcf",
     "rng", "sample", "randomize", "physics",
     "JobQueue", "JobState", "Job", "Lease", "Result",

@@ -139,10 +139,13 @@ def _material_maps(element) -> list[str]:
 
 
 def sources(element) -> list[str]:
-    """Every asset URL an element and its children name (src and mtl props, material maps)."""
+    """Every asset URL an element and its children name (src and mtl props, material maps,
+    a skybox's faces)."""
+    from .scene import skybox_faces
+
     out = []
     for value in [getattr(element, "src", None), getattr(element, "mtl", None),
-                  *_material_maps(element)]:
+                  *_material_maps(element), *skybox_faces(element)]:
         if isinstance(value, str) and value.startswith(URL_PREFIX):
             out.append(value)
     for child in getattr(element, "children", None) or []:
@@ -151,12 +154,14 @@ def sources(element) -> list[str]:
 
 
 def is_model(element) -> bool:
-    """True if the element or a child loads something (a src, model data inline, or a
-    texture image in its material): the worker then waits until it has loaded before any
-    grab, so no frame shows a primitive whose texture is still on its way."""
+    """True if the element or a child loads something (a src, model data inline, a texture
+    image in its material, a skybox's faces): the worker then waits until it has loaded
+    before any grab, so no frame shows a primitive whose texture is still on its way."""
+    from .scene import skybox_faces
+
     if any(isinstance(getattr(element, p, None), (str, bytes)) for p in ("src", "text", "buff")):
         return True
-    if _material_maps(element):
+    if _material_maps(element) or skybox_faces(element):
         return True
     return any(is_model(c) for c in getattr(element, "children", None) or [])
 

@@ -18,7 +18,8 @@ Poses are what the page rendered: the renderer's world matrices read after the r
 `up="z"`). The box and pixel count come from the frame's own mask. With `masks="links"` every
 URDF link has an id of its own and an entry `"robot/link"` (its pose is the link frame).
 
-Only elements a mask can show get an id: lights, fog, backgrounds and controls draw nothing.
+Only elements a mask can show get an id: lights, fog, backgrounds (skyboxes among them) and
+controls draw nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .crop import Crop, box, union
-from .scene import RESERVED_KEY_PREFIX
+from .scene import RESERVED_KEY_PREFIX, skybox_faces
 
 # vuer element tags that draw nothing into a frame (raycollect/render/stage.py wraps each element
 # in a group with its id; these get id 0).
@@ -47,8 +48,9 @@ def class_key(name: str) -> str:
 
 
 def draws(element) -> bool:
-    """False for elements that never show in a mask (lights and the like)."""
-    return getattr(element, "tag", type(element).__name__) not in NON_DRAWING
+    """False for elements that never show in a mask (lights, skyboxes and the like)."""
+    return (getattr(element, "tag", type(element).__name__) not in NON_DRAWING
+            and not skybox_faces(element))
 
 
 def link_key(element_key: str, link: str) -> str:

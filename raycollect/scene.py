@@ -15,7 +15,7 @@ import sys
 from typing import Callable, Collection
 
 from vuer.schemas import (AmbientLight, Box, Cone, DirectionalLight, Element, Plane, Sphere,
-                          Torus, TorusKnot)
+                          Torus, TorusKnot, group)
 
 from .errors import InvalidJob, SceneError
 from .jobs import canonical_json
@@ -35,6 +35,34 @@ MOVING_PROPS = ("position", "quaternion")
 # The key of the per-view placements in a job's view state ({element key: [x, y, z, qx, qy,
 # qz, qw]}), beside its robots' joint values.
 POSES_KEY = f"{RESERVED_KEY_PREFIX}poses"
+
+
+# A skybox's group carries its six image URLs under this userData key;
+# raycollect/render/capture_js/skybox.js makes them the scene's background.
+SKYBOX_DATA = "rcSkybox"
+SKYBOX_FACES = 6
+
+
+def skybox(faces: list[str], key: str = "skybox") -> Element:
+    """A background of six images, one per face of a cube around the camera: what a frame
+    shows where nothing is drawn, by view direction (never in depth or masks; it replaces a
+    BackgroundColor). `faces` are asset URLs (`rc.asset(...)`) in three.js's cube-texture
+    order, +X, -X, +Y, -Y, +Z, -Z of the page's Y-up world, each image as seen from inside
+    the cube; with up="z" the page's +Y is the world's +Z and its +Z the world's -Y, so the
+    order is the Z-up world's +X, -X, +Z, -Z, -Y, +Y. The worker waits until all six have
+    loaded before it grabs a view."""
+    if (not isinstance(faces, (list, tuple)) or len(faces) != SKYBOX_FACES
+            or not all(isinstance(f, str) and f for f in faces)):
+        raise ValueError(f"skybox {key!r}: faces must be {SKYBOX_FACES} image URLs "
+                         f"(+X, -X, +Y, -Y, +Z, -Z), got {faces!r}")
+    return group(key=key, userData={SKYBOX_DATA: list(faces)})
+
+
+def skybox_faces(element) -> list[str]:
+    """The face URLs of a skybox element (skybox()), or []."""
+    data = getattr(element, "userData", None)
+    faces = data.get(SKYBOX_DATA) if isinstance(data, dict) else None
+    return [f for f in faces if isinstance(f, str)] if isinstance(faces, (list, tuple)) else []
 
 
 def moving(element: Element) -> Element:

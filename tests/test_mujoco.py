@@ -63,6 +63,9 @@ SHAPES_XML = """<mujoco model="shapes">
     <texture name="stripes" type="2d" builtin="checker" rgb1="0.9 0.1 0.1" rgb2="0.1 0.1 0.9"
              width="32" height="32"/>
     <material name="stripes" texture="stripes" texrepeat="1 1"/>
+    <texture name="sky" type="skybox" fileright="sky-right.png" fileleft="sky-left.png"
+             fileup="sky-up.png" filedown="sky-down.png" filefront="sky-front.png"
+             fileback="sky-back.png"/>
     <hfield name="bumps" nrow="5" ncol="6" size="0.3 0.22 0.14 0.03"
             elevation="0 1 2 3 2 1  1 2 3 4 3 2  0 0 1 5 1 0  2 2 2 2 2 2  0 1 0 1 0 1"/>
   </asset>
@@ -116,7 +119,21 @@ SHAPES_STATES = [{"qpos": [0.3, 0.4, -0.5, 0.3, 0.5, 1, 0, 0, 0, -0.1, 0.5]},
 DM_CONTROL_MODEL = "manipulator.xml"
 
 
+# The shapes world's skybox: a colour of its own per face, and the face image's top-left
+# quarter white, so a face shown in the wrong place or turned or mirrored is seen.
+SKY_FACES = {"right": (230, 40, 40), "left": (40, 200, 60), "up": (50, 80, 230),
+             "down": (220, 210, 40), "front": (200, 50, 210), "back": (40, 200, 210)}
+SKY_SIDE = 64
+
+
 def _shapes_world(folder):
+    from PIL import Image
+
+    for face, colour in SKY_FACES.items():
+        pixels = np.empty((SKY_SIDE, SKY_SIDE, 3), np.uint8)
+        pixels[:] = colour
+        pixels[:SKY_SIDE // 2, :SKY_SIDE // 2] = 255
+        Image.fromarray(pixels).save(folder / f"sky-{face}.png")
     (folder / "pyramid.obj").write_text(PYRAMID_OBJ)
     (folder / "shapes.xml").write_text(SHAPES_XML)
     return mjcf(folder / "shapes.xml")
@@ -266,6 +283,36 @@ def test_shapes_world_draws_what_mujoco_draws(worlds):
     assert not {"ghost", "collider"} & set(next(iter(results.values())).instances)
     # Jobs differing only in state and camera: one scene update for the whole run.
     assert [w["scene_updates"] for w in run.summary["by_worker"].values()] == [1]
+
+
+# The skybox where both renderers show no geom: the share of pixels within SKY_TOL of MuJoCo's
+# colour on every channel, away from its colour edges and from the geoms' outlines.
+SKY_TOL, SKY_MIN, SKY_MIN_PX = 10, 0.97, 200
+
+
+def test_skybox_is_mujocos(worlds):
+    """The skybox as MuJoCo's renderer draws it: the shapes world's (six faces of their own
+    colour, a marked corner each) and dm_control's manipulator's builtin gradient, in every
+    view where the sky shows; never in depth or masks."""
+    checked = {}
+    for name in ("shapes", "manipulator"):
+        world, out, results, run, n = worlds[name]
+        model = world.model
+        r = reference.renderer(model, W, H)
+        for res in results.values():
+            ref = reference.render(r, model, world.forward(res.params), res.camera, rgb=True)
+            sky = (res.mask == 0) & (ref.seg == -1)
+            assert (res.depth[res.mask == 0] == 0).all(), "the sky has no depth"
+            theirs, ours = ref.rgb.astype(int), res.image[..., :3].astype(int)
+            steady = sky & ~reference.grow(~sky) & ~reference.grow(reference.edges(theirs, SKY_TOL))
+            px = int(steady.sum())
+            if px < SKY_MIN_PX:
+                continue
+            close = (np.abs(ours - theirs).max(axis=2) <= SKY_TOL)[steady]
+            print("skybox", name, res.params.get("state"), round(float(close.mean()), 4), px)
+            assert close.mean() >= SKY_MIN, (name, res.params, close.mean(), px)
+            checked[name] = checked.get(name, 0) + 1
+    assert checked.get("shapes", 0) >= 2 and checked.get("manipulator", 0) >= 2, checked
 
 
 # Two-colour textures as MuJoCo maps them: the share of pixels both renderers put on the same

@@ -27,7 +27,18 @@ finite axis of half-size h, with R = `mat_texrepeat` (times h with `mat_texunifo
 s = R (x / h + 1) / 2 from the plane's -x edge and t = R (1 - y / h) / 2 from its +y edge;
 along an infinite axis (size 0), s = R x / 2 - 1/2 and t = -R y / 2 - 1/2 in metres. Vuer's
 material takes a repeat but no offset, so the offset is baked into the image by rolling it.
-Cube and skybox textures are not drawn (a geom with one keeps its colour).
+
+The skybox (the model's first texture of type skybox, as MuJoCo's renderer draws it) is
+written as the six face images of a three.js cube texture, which the page shows as the
+scene's background (what the frame shows where no geom is; never in depth or masks).
+MuJoCo holds a cube texture as six square faces stacked in OpenGL's order (+X, -X, +Y, -Y,
++Z, -Z) and turns it so that the texture's +Y is the world's +Z and its +Z the world's -Y,
+measured with mujoco.Renderer (a face of its own colour and a marked corner each, looked at
+along every axis); that is the turn raycollect's up="z" gives the world on the page
+(raycollect/camera.py), so the texture's frame is three.js's. three.js samples a cube
+texture with x mirrored (its skybox-image convention): faces +X and -X are swapped and each
+face is mirrored left to right. Cube textures on geoms are not drawn (a geom with one keeps
+its colour).
 
 The folder is keyed by a digest of what it holds, under the system temp dir, and written
 once per machine (a finished folder is renamed into place), so reloading a world costs
@@ -45,12 +56,16 @@ from pathlib import Path
 import numpy as np
 
 # Bump when the files' layout changes: a cached folder of the old layout is not reused.
-LAYOUT = "mjcf-files-3"
+LAYOUT = "mjcf-files-4"
 ROOT_NAME = "raycollect-mjcf"
 MESH_DIR = "meshes"
 HFIELD_DIR = "hfields"
 TEXTURE_DIR = "textures"
 TEX_2D = 0  # mjtTexture.mjTEXTURE_2D
+TEX_SKYBOX = 2  # mjtTexture.mjTEXTURE_SKYBOX
+# three.js's cube faces (+X, -X, +Y, -Y, +Z, -Z), each the MuJoCo face of this index mirrored
+# left to right (module docstring).
+SKYBOX_FACES = (1, 0, 2, 3, 4, 5)
 TEXROLE_RGB = 1  # mjtTextureRole.mjTEXROLE_RGB
 # The name a textured mesh's PLY gives its texture (`comment TextureFile`); the element's
 # `assets` prop maps it to the PNG's URL (vuer's Ply loads it as the material's map).
@@ -213,10 +228,33 @@ def mesh_file(mesh: int) -> str:
     return f"{MESH_DIR}/{mesh}.ply"
 
 
+def skybox(model) -> int:
+    """The texture MuJoCo's renderer draws as the skybox, or -1."""
+    found = np.flatnonzero(np.asarray(model.tex_type) == TEX_SKYBOX)
+    return int(found[0]) if len(found) else -1
+
+
+def skybox_files(model) -> list[str]:
+    """The paths of the skybox's six faces inside the folder, in three.js's order, or []."""
+    tex = skybox(model)
+    return [f"{TEXTURE_DIR}/sky-{tex}-{i}.png" for i in range(6)] if tex >= 0 else []
+
+
+def skybox_faces(model) -> list[np.ndarray]:
+    """The skybox's six faces as three.js's cube texture takes them (module docstring)."""
+    pixels = texture_image(model, skybox(model))
+    side = pixels.shape[1]
+    faces = [pixels[i * side:(i + 1) * side] for i in range(6)]
+    return [faces[i][:, ::-1] for i in SKYBOX_FACES]
+
+
 def write_textures(model, folder: Path) -> None:
-    """The PNGs of the 2D textures drawn geoms use (and each plane's rolled copy), and the
-    PLYs with texture coordinates of the textured meshes."""
+    """The PNGs of the 2D textures drawn geoms use (and each plane's rolled copy), the PLYs
+    with texture coordinates of the textured meshes, and the skybox's faces."""
     (folder / TEXTURE_DIR).mkdir(exist_ok=True)
+    if skybox(model) >= 0:
+        for name, pixels in zip(skybox_files(model), skybox_faces(model)):
+            (folder / name).write_bytes(png_bytes(np.ascontiguousarray(pixels)))
     far = float(model.vis.map.zfar * model.stat.extent)
     for geom in range(model.ngeom):
         tex = geom_texture(model, geom)

@@ -31,6 +31,7 @@ import numpy as np
 from vuer.schemas import AmbientLight, DirectionalLight, group
 
 from .. import scene as scenes
+from ..assets import asset
 from ..errors import InvalidJob
 from . import files, geoms
 
@@ -47,6 +48,7 @@ AMBIENT_INTENSITY = 0.8
 SUN_INTENSITY = 2.0
 SUN_DIRECTION = (1.0, -1.5, 3.0)
 LIGHT_KEYS = ("mj-ambient", "mj-sun")
+SKYBOX_KEY = "mj-skybox"
 
 
 class World:
@@ -162,6 +164,9 @@ class World:
         out = [AmbientLight(key=LIGHT_KEYS[0], intensity=AMBIENT_INTENSITY),
                DirectionalLight(key=LIGHT_KEYS[1], position=list(-sun * 10),
                                 intensity=SUN_INTENSITY)]
+        sky = files.skybox_files(self.model)
+        if sky:
+            out.append(scenes.skybox([asset(f) for f in sky], key=SKYBOX_KEY))
         for body, key, children in self._local.bodies():
             el = group(*children, key=key, position=[float(v) for v in xpos[body]],
                        quaternion=[float(v) for v in geoms.xyzw(xquat[body])])

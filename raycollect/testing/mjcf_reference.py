@@ -111,7 +111,7 @@ def compare(mask: np.ndarray, depth: np.ndarray, ref: Frame, ids: dict[int, int]
         both = ours & theirs
         err = np.abs(depth[both].astype(np.float64) - ref.depth[both])
         diff = ours ^ theirs
-        near = (diff & (_grow(ours) & _grow(theirs))).sum() / diff.sum() if diff.any() else 1.0
+        near = (diff & (grow(ours) & grow(theirs))).sum() / diff.sum() if diff.any() else 1.0
         out[body] = {"iou": float(both.sum() / union) if union else 1.0,
                      "px": int(ours.sum()), "ref_px": int(theirs.sum()), "near": float(near),
                      "depth_median": float(np.median(err)) if err.size else float("nan"),
@@ -136,13 +136,26 @@ def pattern_agreement(ours: np.ndarray, theirs: np.ndarray, where: np.ndarray,
         return v > (lo + hi) / 2
 
     a, b = side(ours), side(theirs)
-    inner = where & ~_grow(~where)
-    steady = inner & ~(_grow(b) & _grow(~b))  # away from MuJoCo's pattern edges
+    inner = where & ~grow(~where)
+    steady = inner & ~(grow(b) & grow(~b))  # away from MuJoCo's pattern edges
     n = int(steady.sum())
     return (float((a[steady] == b[steady]).mean()) if n else 0.0), n
 
 
-def _grow(a: np.ndarray) -> np.ndarray:
+def edges(img: np.ndarray, tol: int) -> np.ndarray:
+    """Pixels whose colour differs from a 4-neighbour's by more than `tol` on some channel."""
+    img = img.astype(np.int64)
+    out = np.zeros(img.shape[:2], bool)
+    dy = (np.abs(np.diff(img, axis=0)) > tol).any(axis=2)
+    dx = (np.abs(np.diff(img, axis=1)) > tol).any(axis=2)
+    out[1:] |= dy
+    out[:-1] |= dy
+    out[:, 1:] |= dx
+    out[:, :-1] |= dx
+    return out
+
+
+def grow(a: np.ndarray) -> np.ndarray:
     """The mask with every pixel's 8 neighbours added."""
     p = np.pad(a, 1)
     h, w = a.shape

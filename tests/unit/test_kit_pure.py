@@ -337,7 +337,7 @@ def test_the_same_seed_gives_the_same_poses_bit_for_bit():
     assert all(a[k].position != c[k].position for k in a)
     # In another process too.
     code = ("import json, sys, raycollect as rc; from raycollect import physics as ph; "
-            f"bodies = [ph.Body(**b) for b in json.loads(sys.argv[1])]; "
+            "bodies = [ph.Body(**b) for b in json.loads(sys.argv[1])]; "
             "p = rc.physics.drop(bodies, on=ph.Support(size=(0.5, 0.4), z=0.1), seed=7); "
             "print(json.dumps({k: [v.position, v.quaternion] for k, v in p.items()}))")
     import dataclasses

@@ -261,3 +261,39 @@ def test_planes_are_grids_as_mujoco_draws_them(world):
     w, h, nw, nh = plane.args
     assert (nw, nh) == (geoms.PLANE_SEGMENTS, geoms.PLANE_SEGMENTS) and w > 100
     assert geoms._plane(world.model, 0, [1.4, 0.3, 0.1], 10.0)[0].args == pytest.approx([2.8, 0.6, 3, 1])
+
+
+def test_a_skybox_is_a_background_of_six_checked_images(tmp_path):
+    """rc.skybox checks its faces; a skybox is waited for as a model, its images are checked
+    against the assets folder, and it never gets an instance id. An MJCF world's skybox is
+    written as six faces (tests/test_mujoco.py compares them with MuJoCo's renderer)."""
+    from vuer.schemas import Box
+
+    import raycollect as rc
+    from raycollect import assets, labels
+
+    for bad in (["a.png"] * 5, "a.png", ["a.png"] * 5 + [3]):
+        with pytest.raises(ValueError, match="6 image URLs"):
+            rc.skybox(bad)
+    faces = [rc.asset(f"sky/{i}.png") for i in range(6)]
+    sky = rc.skybox(faces, key="sky")
+    assert assets.is_model(sky) and assets.sources(sky) == faces
+    assert not labels.draws(sky) and labels.draws(Box(key="b"))
+    with pytest.raises(InvalidJob, match="sky/0.png"):
+        assets.check_sources("j", [sky], tmp_path)
+    xml = ('<mujoco><asset><texture type="skybox" builtin="gradient" rgb1="1 1 1" rgb2="0 0 0"'
+           ' width="8" height="8"/></asset><worldbody><geom size=".1"/></worldbody></mujoco>')
+    (tmp_path / "sky.xml").write_text(xml)
+    world = mjcf(tmp_path / "sky.xml")
+    assert files.skybox(world.model) == 0
+    faces = files.skybox_faces(world.model)
+    assert [f.shape for f in faces] == [(8, 8, 3)] * 6
+    # three.js's +Y face is MuJoCo's +Y face (the texture's up, the world's +Z) mirrored.
+    np.testing.assert_array_equal(faces[2], files.texture_image(world.model, 0)[16:24, ::-1])
+    sky_el = [el for el in world({}) if scenes.skybox_faces(el)]
+    assert len(sky_el) == 1 and scenes.skybox_faces(sky_el[0]) == [
+        rc.asset(f) for f in files.skybox_files(world.model)]
+    (tmp_path / "plain.xml").write_text("<mujoco><worldbody><geom size='.1'/></worldbody></mujoco>")
+    plain = mjcf(tmp_path / "plain.xml")
+    assert files.skybox(plain.model) == -1 and files.skybox_files(plain.model) == []
+    assert not [el for el in plain({}) if scenes.skybox_faces(el)]

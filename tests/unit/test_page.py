@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from raycollect.config import Config
 from raycollect.render import page as page_mod
 

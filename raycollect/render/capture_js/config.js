@@ -13,7 +13,9 @@
 //      JPEG it returns the raw pixels of the frame the client just drew (readPixels, no
 //      encoding), and, when the page asks for them, the depth and instance-mask passes,
 //      drawn in the same render as the colour (mrt.js; grab.js answers);
-//   3. keeps the state of every asset request (fetch, XHR, images) and every uncaught error,
+//   3. sets a skybox's six images as the scene's background before a view renders
+//      (skybox.js);
+//   4. keeps the state of every asset request (fetch, XHR, images) and every uncaught error,
 //      so the worker can tell when the models of a scene have loaded or failed (loads.js).
 // The worker decodes the payload in raycollect/render/capture.py; the format is written there.
 //

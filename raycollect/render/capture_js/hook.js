@@ -33,6 +33,7 @@ function wrapRenderer(r) {
       }
       viewTargets.add(target);
       lastScene.set(this, {scene, camera});
+      applySkybox(scene, target);
       if (c.width * c.height > MARKER_PIXELS) {
         applyViewState(this, scene);
         timing.set(this, performance.now());

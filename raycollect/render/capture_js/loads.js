@@ -92,7 +92,8 @@ window.addEventListener("unhandledrejection", (e) => {
 
 // What the models of the scene have: for every top-level element that loads something
 // (its wrapping group has userData.rcModel), how many drawable objects with vertices it
-// holds now, and how many textures anywhere still have no image.
+// holds now (a skybox: 1 once the scene shows it), and how many textures anywhere still have
+// no image.
 function sceneStatus(scene) {
   const models = {};
   let texturesPending = 0;
@@ -102,6 +103,9 @@ function sceneStatus(scene) {
     // A URDF robot is loaded once it is parsed (its meshes' loads are tracked): one whose
     // links have no visual draws nothing, and must not be waited for.
     if (key !== null && obj.isURDFRobot) models[key] += 1;
+    // A skybox is loaded once the scene shows it (skybox.js).
+    if (key !== null && obj.userData && obj.userData.rcSkybox &&
+        skyboxShown(scene, obj.userData.rcSkybox)) models[key] += 1;
     const pos = obj.geometry && obj.geometry.attributes && obj.geometry.attributes.position;
     if (key !== null && (obj.isMesh || obj.isPoints || obj.isLine) && pos && pos.count > 0) {
       models[key] += 1;
