@@ -73,7 +73,8 @@ SHAPES_XML = """<mujoco model="shapes">
     <light pos="0 0 3"/>
     <geom name="floor" type="plane" size="1.4 1.4 0.1" material="tiles"/>
     <camera name="front" pos="0.2 -2.4 1.5" xyaxes="1 0 0 0 0.53 0.85" fovy="50"/>
-    <body name="base" pos="0 0 0.3">
+    <!-- "root" is a key the Vuer client keeps for its own scene: the page must still show it -->
+    <body name="root" pos="0 0 0.3">
       <joint name="yaw" type="hinge" axis="0 0 1"/>
       <geom type="box" size="0.15 0.1 0.05" material="red"/>
       <body name="arm" pos="0.1 0 0.1">
@@ -279,7 +280,7 @@ def test_shapes_world_draws_what_mujoco_draws(worlds):
     seen = set()
     for res in results.values():
         seen |= {k for k, o in res.objects.items() if o["px"] > 0}
-    assert {"world", "base", "arm", "tip", "egg", "can", "pyramid", "terrain"} <= seen
+    assert {"world", "root", "arm", "tip", "egg", "can", "pyramid", "terrain"} <= seen
     assert not {"ghost", "collider"} & set(next(iter(results.values())).instances)
     # Jobs differing only in state and camera: one scene update for the whole run.
     assert [w["scene_updates"] for w in run.summary["by_worker"].values()] == [1]

@@ -10,6 +10,7 @@ grabs any job view: a frame can then not show what an earlier job left on screen
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass
 
@@ -71,6 +72,30 @@ def states(revision: int, jobs: list[dict]):
     return group(key=STATES_KEY, userData={"rcStates": {"rev": revision, "jobs": jobs}})
 
 
+# Keys the Vuer client gives its own scene containers (its CONTAINER_NODE_KEYS): an element
+# keyed so (a MuJoCo body named "root", as in dm_control's humanoid_CMU) took the
+# container's place and the page never showed a revision again. Such an element goes to the
+# page under another key; its labels keep its own (the instance group's rcKey).
+CLIENT_KEYS = frozenset({"root", "bgChildren"})
+CLIENT_KEY_PREFIX = f"{RESERVED_KEY_PREFIX}key-"
+
+
+def page_safe(el):
+    """`el` as the page may hold it: itself, or a copy of it (and of the children on the way)
+    with every key the client keeps for itself renamed (CLIENT_KEYS)."""
+    children = getattr(el, "children", None) or []
+    safe = [page_safe(c) for c in children]
+    renamed = str(getattr(el, "key", None)) in CLIENT_KEYS
+    if not renamed and all(a is b for a, b in zip(safe, children)):
+        return el
+    out = copy.copy(el)
+    if renamed:
+        out.key = f"{CLIENT_KEY_PREFIX}{el.key}"
+    if children:
+        out.children = safe
+    return out
+
+
 def instance_groups(elements: list, ids: list[int], links: dict | None = None) -> list:
     """Each top-level element inside a group that carries its instance id (the page's mask
     pass gives every mesh below it that id, raycollect/render/capture_js/) and whether it loads a
@@ -88,7 +113,7 @@ def instance_groups(elements: list, ids: list[int], links: dict | None = None) -
         data = {"rcId": i, "rcKey": str(el.key), "rcModel": model}
         if links and str(el.key) in links:
             data["rcLinks"] = links[str(el.key)]
-        out.append(group(el, key=key, userData=data))
+        out.append(group(page_safe(el), key=key, userData=data))
     return out
 
 

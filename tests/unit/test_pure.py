@@ -168,6 +168,23 @@ def test_marker_colours_tell_neighbouring_revisions_apart():
 
 
 # --- writer: what a crash leaves is repaired ------------------------------------------------
+def test_keys_the_client_keeps_for_itself_reach_the_page_renamed():
+    """An element keyed "root" or "bgChildren" (the Vuer client's scene containers), at any
+    depth, goes to the page under another key; its labels keep its own; the caller's
+    elements are not changed; other elements go as they are."""
+    from vuer.schemas import Box, group
+
+    root = group(Box(key="bgChildren"), Box(key="x"), key="root")
+    plain = Box(key="fine")
+    out = stage.instance_groups([root, plain], [1, 2])
+    assert [g.userData["rcKey"] for g in out] == ["root", "fine"]
+    sent = out[0].children[0]
+    assert sent.key not in stage.CLIENT_KEYS
+    assert [c.key for c in sent.children] == [f"{stage.CLIENT_KEY_PREFIX}bgChildren", "x"]
+    assert root.key == "root" and [c.key for c in root.children] == ["bgChildren", "x"]
+    assert out[1].children[0] is plain
+
+
 def test_writer_repairs_a_cut_manifest_and_orphan_files(tmp_path):
     from raycollect.output.writer import OutputWriter
 
