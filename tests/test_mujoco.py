@@ -66,6 +66,10 @@ SHAPES_XML = """<mujoco model="shapes">
     <texture name="sky" type="skybox" fileright="sky-right.png" fileleft="sky-left.png"
              fileup="sky-up.png" filedown="sky-down.png" filefront="sky-front.png"
              fileback="sky-back.png"/>
+    <texture name="crate" type="cube" fileright="sky-right.png" fileleft="sky-left.png"
+             fileup="sky-up.png" filedown="sky-down.png" filefront="sky-front.png"
+             fileback="sky-back.png"/>
+    <material name="crate" texture="crate"/>
     <hfield name="bumps" nrow="5" ncol="6" size="0.3 0.22 0.14 0.03"
             elevation="0 1 2 3 2 1  1 2 3 4 3 2  0 0 1 5 1 0  2 2 2 2 2 2  0 1 0 1 0 1"/>
   </asset>
@@ -100,6 +104,9 @@ SHAPES_XML = """<mujoco model="shapes">
     </body>
     <body name="terrain" pos="0.75 -0.85 0.04" euler="0 0 0.4">
       <geom type="hfield" hfield="bumps" rgba="0.3 0.6 0.4 1"/>
+    </body>
+    <body name="crate" pos="-0.75 0.55 0.2" euler="0 0 0.5">
+      <geom type="box" size="0.22 0.15 0.12" material="crate"/>
     </body>
     <body name="ghost" pos="0 0.8 0.3">
       <geom type="box" size="0.1 0.1 0.1" rgba="1 1 1 0"/>
@@ -231,31 +238,26 @@ def test_bodies_agree_with_mujoco(worlds, name):
 
 
 def test_the_rollout_example_agrees_with_mujoco(ray_local, chromium, tmp_path):
-    """examples/mujoco_rollout.py as its command line runs it (2 recorded states, small
-    views): every job rendered, the output whole with its contact sheet, the wrist camera
-    moved with the arm between the states, and every frame of every camera (the MJCF's
-    three and the orbit) agrees with MuJoCo's renderer. robosuite's Panda under the scripted
-    controller when robosuite's files are there, else dm_control's humanoid (the example's
-    own choice)."""
+    """examples/mujoco_rollout.py as its command line runs it (robosuite's Panda on its table
+    under the scripted controller, 2 recorded states, small views): every job rendered, the
+    output whole with its contact sheet, the wrist camera moved with the arm between the
+    states, and every frame of every camera (the MJCF's three and the orbit) agrees with
+    MuJoCo's renderer. Needs robosuite's files (the test command fetches them)."""
     import mujoco_rollout  # examples/, on the path by conftest
     import ray.cloudpickle
 
     from raycollect.mjcf import robosuite
     from raycollect.output.files import load
 
+    assets = robosuite.assets_dir()
+    if assets is None:
+        pytest.skip("robosuite's MJCF files not found: set $RAYCOLLECT_ROBOSUITE_ASSETS")
     ray.cloudpickle.register_pickle_by_value(mujoco_rollout)  # as when run as a script
     out, frames = tmp_path / "out", 2
     run = mujoco_rollout.main(["--out", str(out), "--frames", str(frames), "--workers", "1",
-                               "--size", f"{W}x{H}"])
-    assets = robosuite.assets_dir()
-    if assets is not None:
-        world = mjcf(robosuite.scene(assets, robot="panda", arena="table_arena"))
-        views = [*mujoco_rollout.PANDA_CAMERAS, "orbit"]
-    else:
-        from dm_control import suite
-
-        world = mjcf(os.path.join(os.path.dirname(suite.__file__), "humanoid.xml"))
-        views = [*world.cameras(), "orbit"]
+                               "--size", f"{W}x{H}", "--model", "panda"])
+    world = mjcf(robosuite.scene(assets, robot="panda", arena="table_arena"))
+    views = [*mujoco_rollout.PANDA_CAMERAS, "orbit"]
     assert run.summary["failed"] == 0, run.failures
     manifest = check_output(out, [], run)
     assert sorted((m["params"]["step"], m["params"]["view"]) for m in manifest) == \
@@ -263,8 +265,8 @@ def test_the_rollout_example_agrees_with_mujoco(ray_local, chromium, tmp_path):
     assert (out / "contact_sheet.png").stat().st_size > 0
     by = {(m["params"]["step"], m["params"]["view"]): m for m in manifest}
     assert by[0, views[0]]["params"]["qpos"] != by[1, views[0]]["params"]["qpos"], "a rollout"
-    moving = views[2] if assets is not None else views[1]  # the wrist's, the torso's
-    assert by[0, moving]["camera"]["matrix"] != by[1, moving]["camera"]["matrix"]
+    wrist = "robot0_eye_in_hand"
+    assert by[0, wrist]["camera"]["matrix"] != by[1, wrist]["camera"]["matrix"]
     r = reference.renderer(world.model, W, H)
     compared = sum(_agrees(world, m, load(out / m["files"]["mask"], "mask"),
                            load(out / m["files"]["depth"], "depth"), r,
@@ -280,7 +282,7 @@ def test_shapes_world_draws_what_mujoco_draws(worlds):
     seen = set()
     for res in results.values():
         seen |= {k for k, o in res.objects.items() if o["px"] > 0}
-    assert {"world", "root", "arm", "tip", "egg", "can", "pyramid", "terrain"} <= seen
+    assert {"world", "root", "arm", "tip", "egg", "can", "pyramid", "terrain", "crate"} <= seen
     assert not {"ghost", "collider"} & set(next(iter(results.values())).instances)
     # Jobs differing only in state and camera: one scene update for the whole run.
     assert [w["scene_updates"] for w in run.summary["by_worker"].values()] == [1]
@@ -323,15 +325,16 @@ PATTERN_MIN, PATTERN_MIN_PX = 0.95, 20
 
 
 def test_textures_map_as_mujocos(worlds):
-    """The floor's builtin checker (texrepeat 3 x 2, its offset MuJoCo's) and the mesh's
-    texture through its own coordinates land where MuJoCo's renderer draws them."""
+    """The floor's builtin checker (texrepeat 3 x 2, its offset MuJoCo's), the mesh's
+    texture through its own coordinates and a box's cube texture (six faces of their own
+    colour, each with a marked corner) land where MuJoCo's renderer draws them."""
     world, out, results, run, n = worlds["shapes"]
     model = world.model
     r = reference.renderer(model, W, H)
-    checked = {"world": 0, "pyramid": 0}
+    checked = {"world": 0, "pyramid": 0, "crate": 0}
     for res in results.values():
         ref = reference.render(r, model, world.forward(res.params), res.camera, rgb=True)
-        for key, channels in (("world", (0, 1, 2)), ("pyramid", (0, 2))):
+        for key, channels in (("world", (0, 1, 2)), ("pyramid", (0, 2)), ("crate", reference.SATURATION)):
             body = model.body(key).id
             where = (res.mask == res.instances[key]) & (ref.seg == body)
             share, px = reference.pattern_agreement(res.image, ref.rgb, where, channels)
@@ -339,7 +342,7 @@ def test_textures_map_as_mujocos(worlds):
             if px >= PATTERN_MIN_PX:
                 assert share >= PATTERN_MIN, (key, share, px)
                 checked[key] += 1
-    assert checked["world"] >= 4 and checked["pyramid"] >= 1, checked
+    assert checked["world"] >= 4 and checked["pyramid"] >= 1 and checked["crate"] >= 2, checked
 
 
 def test_wrist_camera_follows_the_arm(tmp_path):

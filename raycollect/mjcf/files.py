@@ -37,8 +37,15 @@ measured with mujoco.Renderer (a face of its own colour and a marked corner each
 along every axis); that is the turn raycollect's up="z" gives the world on the page
 (raycollect/camera.py), so the texture's frame is three.js's. three.js samples a cube
 texture with x mirrored (its skybox-image convention): faces +X and -X are swapped and each
-face is mirrored left to right. Cube textures on geoms are not drawn (a geom with one keeps
-its colour).
+face is mirrored left to right.
+
+A box with a cube texture shows one face of the cube on each of its faces, stretched to it,
+as a cube map looked up by the box's own surface point scaled to the unit cube (measured with
+mujoco.Renderer: a face of its own colour with a marked corner each, on a 1.2 x 0.6 x 0.3
+box, seen along every axis). Such a box is written as a PLY of its six faces with texture
+coordinates into an atlas of the six face images (OpenGL's cube-map face rules give each
+corner's place in its face), beside the atlas PNG. A texture of one image is that image on
+every face. Cube textures on other geoms are not drawn (the geom keeps its colour).
 
 The folder is keyed by a digest of what it holds, under the system temp dir, and written
 once per machine (a finished folder is renamed into place), so reloading a world costs
@@ -56,13 +63,20 @@ from pathlib import Path
 import numpy as np
 
 # Bump when the files' layout changes: a cached folder of the old layout is not reused.
-LAYOUT = "mjcf-files-4"
+LAYOUT = "mjcf-files-5"
 ROOT_NAME = "raycollect-mjcf"
 MESH_DIR = "meshes"
 HFIELD_DIR = "hfields"
 TEXTURE_DIR = "textures"
 TEX_2D = 0  # mjtTexture.mjTEXTURE_2D
+TEX_CUBE = 1  # mjtTexture.mjTEXTURE_CUBE
 TEX_SKYBOX = 2  # mjtTexture.mjTEXTURE_SKYBOX
+BOX_DIR = "boxes"
+# OpenGL's cube-map face rules (the specification's table): for the face whose axis is the
+# major one, (sc, tc) as (axis, sign) of the direction's other coordinates.
+CUBE_FACE_ST = {(0, 1): ((2, -1), (1, -1)), (0, -1): ((2, 1), (1, -1)),
+                (1, 1): ((0, 1), (2, 1)), (1, -1): ((0, 1), (2, -1)),
+                (2, 1): ((0, 1), (1, -1)), (2, -1): ((0, -1), (1, -1))}
 # three.js's cube faces (+X, -X, +Y, -Y, +Z, -Z), each the MuJoCo face of this index mirrored
 # left to right (module docstring).
 SKYBOX_FACES = (1, 0, 2, 3, 4, 5)
@@ -248,6 +262,59 @@ def skybox_faces(model) -> list[np.ndarray]:
     return [faces[i][:, ::-1] for i in SKYBOX_FACES]
 
 
+def geom_cube_texture(model, geom: int) -> int:
+    """The cube texture MuJoCo draws on a geom (its material's RGB texture), or -1."""
+    mat = int(model.geom_matid[geom])
+    if mat < 0:
+        return -1
+    tex = int(np.asarray(model.mat_texid).reshape(model.nmat, -1)[mat, TEXROLE_RGB])
+    return tex if tex >= 0 and int(model.tex_type[tex]) == TEX_CUBE else -1
+
+
+def cube_atlas(model, tex: int) -> np.ndarray:
+    """The six faces of a cube texture (+X, -X, +Y, -Y, +Z, -Z) side by side, as MuJoCo holds
+    them: six stacked, or one image for all six."""
+    pixels = texture_image(model, tex)
+    side = pixels.shape[1]
+    faces = ([pixels[i * side:(i + 1) * side] for i in range(6)]
+             if pixels.shape[0] == 6 * side else [pixels] * 6)
+    return np.ascontiguousarray(np.concatenate(faces, axis=1))
+
+
+def box_arrays(size) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positions, normals, texture coordinates) of a box of half-sizes `size`, 3 float32
+    corners per triangle, its faces outward; each corner's coordinates are its place in the
+    atlas (cube_atlas) as three.js samples it (v flipped, module docstring)."""
+    pos, nrm, uv = [], [], []
+    for face, (axis, sign) in enumerate(sorted(CUBE_FACE_ST, key=lambda k: (k[0], -k[1]))):
+        (sa, ss), (ta, ts) = CUBE_FACE_ST[axis, sign]
+        corners = []
+        for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+            p = np.zeros(3)
+            p[axis], p[sa], p[ta] = sign, a * ss, b * ts  # (sc, tc) = (a, b)
+            corners.append((p, ((a + 1) / 2, (b + 1) / 2)))
+        normal = np.zeros(3)
+        normal[axis] = sign
+        for tri in ((0, 1, 2), (0, 2, 3)):
+            c = [corners[i] for i in tri]
+            if np.dot(np.cross(c[1][0] - c[0][0], c[2][0] - c[0][0]), normal) < 0:
+                c = c[::-1]  # counter-clockwise seen from outside
+            for p, (s_, t_) in c:
+                pos.append(p * np.asarray(size[:3]))
+                nrm.append(normal)
+                uv.append(((face + s_) / 6, 1 - t_))
+    return (np.asarray(pos, np.float32), np.asarray(nrm, np.float32), np.asarray(uv, np.float32))
+
+
+def cube_box_file(geom: int, tex: int) -> str:
+    """The PLY of box geom `geom` with texture coordinates into cube texture `tex`'s atlas."""
+    return f"{BOX_DIR}/{geom}-t{tex}.ply"
+
+
+def cube_atlas_file(tex: int) -> str:
+    return f"{TEXTURE_DIR}/cube-{tex}.png"
+
+
 def write_textures(model, folder: Path) -> None:
     """The PNGs of the 2D textures drawn geoms use (and each plane's rolled copy), the PLYs
     with texture coordinates of the textured meshes, and the skybox's faces."""
@@ -255,6 +322,15 @@ def write_textures(model, folder: Path) -> None:
     if skybox(model) >= 0:
         for name, pixels in zip(skybox_files(model), skybox_faces(model)):
             (folder / name).write_bytes(png_bytes(np.ascontiguousarray(pixels)))
+    (folder / BOX_DIR).mkdir(exist_ok=True)
+    for geom in np.flatnonzero(np.asarray(model.geom_type) == 6):  # mjGEOM_BOX
+        tex = geom_cube_texture(model, int(geom))
+        if tex < 0:
+            continue
+        if not (folder / cube_atlas_file(tex)).exists():
+            (folder / cube_atlas_file(tex)).write_bytes(png_bytes(cube_atlas(model, tex)))
+        (folder / cube_box_file(int(geom), tex)).write_bytes(
+            ply_bytes(*box_arrays(model.geom_size[geom]), PLY_TEXTURE))
     far = float(model.vis.map.zfar * model.stat.extent)
     for geom in range(model.ngeom):
         tex = geom_texture(model, geom)

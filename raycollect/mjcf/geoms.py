@@ -103,7 +103,7 @@ def element(model, geom: int, far: float):
     pos = [float(p) for p in model.geom_pos[geom]]
     quat = xyzw(model.geom_quat[geom])
     look = material(model, geom)
-    if kind in (MESH, HFIELD):
+    if kind in (MESH, HFIELD) or (kind == BOX and files.geom_cube_texture(model, geom) >= 0):
         # Vuer's Ply draws its own physical material, coloured by its `color` and
         # `opacity` props; a `material` prop would replace it on the mesh after the first
         # render (the mesh then vanished from every later view).
@@ -150,6 +150,10 @@ def _cylinder(model, geom, size, far):
 
 
 def _box(model, geom, size, far):
+    tex = files.geom_cube_texture(model, geom)
+    if tex >= 0:  # its faces and the cube's six images (raycollect/mjcf/files.py)
+        return Ply(src=asset(files.cube_box_file(geom, tex)),
+                   assets={files.PLY_TEXTURE: asset(files.cube_atlas_file(tex))}), False
     return Box(args=[2 * size[0], 2 * size[1], 2 * size[2]]), False
 
 

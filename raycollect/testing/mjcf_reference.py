@@ -31,6 +31,7 @@ import numpy as np
 DEFAULT_GL = "egl"
 SLICES, STACKS = 96, 48
 OBJ_GEOM = 5  # mjtObj.mjOBJ_GEOM
+SATURATION = "saturation"  # pattern_agreement's channels for a white-on-colours pattern
 
 
 @dataclass
@@ -124,12 +125,18 @@ def pattern_agreement(ours: np.ndarray, theirs: np.ndarray, where: np.ndarray,
     """How much two renderings of a two-colour pattern agree, lights aside: on the pixels
     `where`, each image's pixels are split in two halfway between their own 5th and 95th
     percentile of the `channels`' mean (or, given two, the first minus the second), and the
-    share of pixels both put on the same side is returned, with the count compared. Pixels
+    share of pixels both put on the same side is returned, with the count compared
+    (`channels=SATURATION`: each pixel's largest channel minus its smallest, over its largest).
+    Pixels
     next to an edge of MuJoCo's pattern are left out (sampling, not mapping)."""
     def side(img):
         img = img.astype(np.float64)
-        v = (img[..., channels[0]] - img[..., channels[1]] if len(channels) == 2
-             else img[..., list(channels)].mean(axis=-1))
+        if channels == SATURATION:  # white against colours, however bright each face is lit
+            top = img[..., :3].max(axis=-1)
+            v = (top - img[..., :3].min(axis=-1)) / np.maximum(top, 1.0)
+        else:
+            v = (img[..., channels[0]] - img[..., channels[1]] if len(channels) == 2
+                 else img[..., list(channels)].mean(axis=-1))
         if not where.any():
             return np.zeros(where.shape, bool)
         lo, hi = np.percentile(v[where], [5, 95])
