@@ -13,6 +13,11 @@ import pytest
 import ray
 
 logging.getLogger("raycollect").setLevel(logging.INFO)
+# MuJoCo picks its offscreen GL backend when the mujoco package is first imported, and the unit
+# layer imports it too: set here, before any test module, so that the order tests run in
+# (tests/unit before tests/test_mujoco.py, say) cannot leave mujoco.Renderer without a context
+# ("gladLoadGL error"). EGL works on Mesa's llvmpipe without a display or a GPU.
+os.environ.setdefault("MUJOCO_GL", "egl")
 # Example and test tooling that is not library code: examples/meshgen.py.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 

@@ -99,13 +99,18 @@ def mesh_arrays(model, mesh: int) -> tuple[np.ndarray, np.ndarray]:
     return verts[faces].reshape(-1, 3), normals[n0 + normal_ids].reshape(-1, 3)
 
 
-def geom_texture(model, geom: int) -> int:
-    """The 2D texture MuJoCo draws on a geom (its material's RGB texture), or -1."""
+def _geom_rgb_texture(model, geom: int, kind: int) -> int:
+    """The texture of type `kind` MuJoCo draws on a geom (its material's RGB texture), or -1."""
     mat = int(model.geom_matid[geom])
     if mat < 0:
         return -1
     tex = int(np.asarray(model.mat_texid).reshape(model.nmat, -1)[mat, TEXROLE_RGB])
-    return tex if tex >= 0 and int(model.tex_type[tex]) == TEX_2D else -1
+    return tex if tex >= 0 and int(model.tex_type[tex]) == kind else -1
+
+
+def geom_texture(model, geom: int) -> int:
+    """The 2D texture MuJoCo draws on a geom, or -1."""
+    return _geom_rgb_texture(model, geom, TEX_2D)
 
 
 def mesh_texcoords(model, mesh: int) -> np.ndarray | None:
@@ -263,12 +268,8 @@ def skybox_faces(model) -> list[np.ndarray]:
 
 
 def geom_cube_texture(model, geom: int) -> int:
-    """The cube texture MuJoCo draws on a geom (its material's RGB texture), or -1."""
-    mat = int(model.geom_matid[geom])
-    if mat < 0:
-        return -1
-    tex = int(np.asarray(model.mat_texid).reshape(model.nmat, -1)[mat, TEXROLE_RGB])
-    return tex if tex >= 0 and int(model.tex_type[tex]) == TEX_CUBE else -1
+    """The cube texture MuJoCo draws on a geom, or -1."""
+    return _geom_rgb_texture(model, geom, TEX_CUBE)
 
 
 def cube_atlas(model, tex: int) -> np.ndarray:
