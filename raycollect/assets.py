@@ -27,6 +27,7 @@ from typing import Any
 
 from . import urdf
 from .errors import AssetsError, InvalidJob
+from .scene import skybox_faces
 
 # Folders up to this size are shipped to every node through the object store; larger ones
 # must exist at the same path on every node.
@@ -141,8 +142,6 @@ def _material_maps(element) -> list[str]:
 def sources(element) -> list[str]:
     """Every asset URL an element and its children name (src and mtl props, material maps,
     a skybox's faces)."""
-    from .scene import skybox_faces
-
     out = []
     for value in [getattr(element, "src", None), getattr(element, "mtl", None),
                   *_material_maps(element), *skybox_faces(element)]:
@@ -157,8 +156,6 @@ def is_model(element) -> bool:
     """True if the element or a child loads something (a src, model data inline, a texture
     image in its material, a skybox's faces): the worker then waits until it has loaded
     before any grab, so no frame shows a primitive whose texture is still on its way."""
-    from .scene import skybox_faces
-
     if any(isinstance(getattr(element, p, None), (str, bytes)) for p in ("src", "text", "buff")):
         return True
     if _material_maps(element) or skybox_faces(element):

@@ -79,7 +79,7 @@ CUBE_FACE_ST = {(0, 1): ((2, -1), (1, -1)), (0, -1): ((2, 1), (1, -1)),
                 (2, 1): ((0, 1), (1, -1)), (2, -1): ((0, -1), (1, -1))}
 # three.js's cube faces (+X, -X, +Y, -Y, +Z, -Z), each the MuJoCo face of this index mirrored
 # left to right (module docstring).
-SKYBOX_FACES = (1, 0, 2, 3, 4, 5)
+SKYBOX_FACE_ORDER = (1, 0, 2, 3, 4, 5)
 TEXROLE_RGB = 1  # mjtTextureRole.mjTEXROLE_RGB
 # The name a textured mesh's PLY gives its texture (`comment TextureFile`); the element's
 # `assets` prop maps it to the PNG's URL (vuer's Ply loads it as the material's map).
@@ -259,12 +259,20 @@ def skybox_files(model) -> list[str]:
     return [f"{TEXTURE_DIR}/sky-{tex}-{i}.png" for i in range(6)] if tex >= 0 else []
 
 
-def skybox_faces(model) -> list[np.ndarray]:
-    """The skybox's six faces as three.js's cube texture takes them (module docstring)."""
-    pixels = texture_image(model, skybox(model))
+def cube_faces(model, tex: int) -> list[np.ndarray]:
+    """The six faces (+X, -X, +Y, -Y, +Z, -Z) of a cube or skybox texture as MuJoCo holds
+    them: six stacked, or one image for all six."""
+    pixels = texture_image(model, tex)
     side = pixels.shape[1]
-    faces = [pixels[i * side:(i + 1) * side] for i in range(6)]
-    return [faces[i][:, ::-1] for i in SKYBOX_FACES]
+    if pixels.shape[0] != 6 * side:
+        return [pixels] * 6
+    return [pixels[i * side:(i + 1) * side] for i in range(6)]
+
+
+def skybox_images(model) -> list[np.ndarray]:
+    """The skybox's six faces as three.js's cube texture takes them (module docstring)."""
+    faces = cube_faces(model, skybox(model))
+    return [np.ascontiguousarray(faces[i][:, ::-1]) for i in SKYBOX_FACE_ORDER]
 
 
 def geom_cube_texture(model, geom: int) -> int:
@@ -273,13 +281,8 @@ def geom_cube_texture(model, geom: int) -> int:
 
 
 def cube_atlas(model, tex: int) -> np.ndarray:
-    """The six faces of a cube texture (+X, -X, +Y, -Y, +Z, -Z) side by side, as MuJoCo holds
-    them: six stacked, or one image for all six."""
-    pixels = texture_image(model, tex)
-    side = pixels.shape[1]
-    faces = ([pixels[i * side:(i + 1) * side] for i in range(6)]
-             if pixels.shape[0] == 6 * side else [pixels] * 6)
-    return np.ascontiguousarray(np.concatenate(faces, axis=1))
+    """The six faces of a cube texture side by side (cube_faces' order)."""
+    return np.ascontiguousarray(np.concatenate(cube_faces(model, tex), axis=1))
 
 
 def box_arrays(size) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -318,27 +321,25 @@ def cube_atlas_file(tex: int) -> str:
 
 def write_textures(model, folder: Path) -> None:
     """The PNGs of the 2D textures drawn geoms use (and each plane's rolled copy), the PLYs
-    with texture coordinates of the textured meshes, and the skybox's faces."""
+    with texture coordinates of the textured meshes, the cube-textured boxes' PLYs and
+    atlases, and the skybox's faces."""
     (folder / TEXTURE_DIR).mkdir(exist_ok=True)
-    if skybox(model) >= 0:
-        for name, pixels in zip(skybox_files(model), skybox_faces(model)):
-            (folder / name).write_bytes(png_bytes(np.ascontiguousarray(pixels)))
     (folder / BOX_DIR).mkdir(exist_ok=True)
-    for geom in np.flatnonzero(np.asarray(model.geom_type) == 6):  # mjGEOM_BOX
-        tex = geom_cube_texture(model, int(geom))
-        if tex < 0:
-            continue
-        if not (folder / cube_atlas_file(tex)).exists():
-            (folder / cube_atlas_file(tex)).write_bytes(png_bytes(cube_atlas(model, tex)))
-        (folder / cube_box_file(int(geom), tex)).write_bytes(
-            ply_bytes(*box_arrays(model.geom_size[geom]), PLY_TEXTURE))
+    if skybox(model) >= 0:
+        for name, pixels in zip(skybox_files(model), skybox_images(model)):
+            (folder / name).write_bytes(png_bytes(pixels))
     far = float(model.vis.map.zfar * model.stat.extent)
     for geom in range(model.ngeom):
-        tex = geom_texture(model, geom)
-        if tex < 0:
-            continue
         kind = int(model.geom_type[geom])
-        if kind == 0:  # plane
+        cube = geom_cube_texture(model, geom) if kind == 6 else -1  # a box
+        tex = geom_texture(model, geom)
+        if cube >= 0:
+            (folder / cube_box_file(geom, cube)).write_bytes(
+                ply_bytes(*box_arrays(model.geom_size[geom]), PLY_TEXTURE))
+            name, pixels = cube_atlas_file(cube), cube_atlas(model, cube)
+        elif tex < 0:
+            continue
+        elif kind == 0:  # plane
             name, _, roll = plane_map(model, geom, far)
             pixels = np.roll(texture_image(model, tex), (roll[1], roll[0]), axis=(0, 1))
         elif kind == 7 and mesh_texcoords(model, int(model.geom_dataid[geom])) is not None:

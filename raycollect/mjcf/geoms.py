@@ -103,7 +103,8 @@ def element(model, geom: int, far: float):
     pos = [float(p) for p in model.geom_pos[geom]]
     quat = xyzw(model.geom_quat[geom])
     look = material(model, geom)
-    if kind in (MESH, HFIELD) or (kind == BOX and files.geom_cube_texture(model, geom) >= 0):
+    el, turn = _DRAW[kind](model, geom, size, far)
+    if isinstance(el, Ply):  # a mesh, a height field, a cube-textured box
         # Vuer's Ply draws its own physical material, coloured by its `color` and
         # `opacity` props; a `material` prop would replace it on the mesh after the first
         # render (the mesh then vanished from every later view).
@@ -115,8 +116,6 @@ def element(model, geom: int, far: float):
     else:
         common = dict(materialType="standard", material=look)
     common.update(key=f"g{geom}", position=pos)
-    make = _DRAW[kind]
-    el, turn = make(model, geom, size, far)
     if turn:
         quat = qmul(quat, _Y_TO_Z)
     for k, v in common.items():

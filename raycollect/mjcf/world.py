@@ -164,9 +164,8 @@ class World:
         out = [AmbientLight(key=LIGHT_KEYS[0], intensity=AMBIENT_INTENSITY),
                DirectionalLight(key=LIGHT_KEYS[1], position=list(-sun * 10),
                                 intensity=SUN_INTENSITY)]
-        sky = files.skybox_files(self.model)
-        if sky:
-            out.append(scenes.skybox([asset(f) for f in sky], key=SKYBOX_KEY))
+        if self._local.sky:
+            out.append(scenes.skybox(self._local.sky, key=SKYBOX_KEY))
         for body, key, children in self._local.bodies():
             el = group(*children, key=key, position=[float(v) for v in xpos[body]],
                        quaternion=[float(v) for v in geoms.xyzw(xquat[body])])
@@ -234,10 +233,12 @@ class World:
 
 
 class _Compiled:
-    """A compiled model and its static parts (each body's geom elements), once per process."""
+    """A compiled model and its static parts (each body's geom elements, the skybox), once
+    per process."""
 
     def __init__(self, model):
         self.model = model
+        self.sky = [asset(f) for f in files.skybox_files(model)]  # its faces' URLs, or []
         self._bodies = None
         self._lock = threading.Lock()
         self.lock = threading.Lock()  # held while the scratch MjData is in use

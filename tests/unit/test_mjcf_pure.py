@@ -286,7 +286,7 @@ def test_a_skybox_is_a_background_of_six_checked_images(tmp_path):
     (tmp_path / "sky.xml").write_text(xml)
     world = mjcf(tmp_path / "sky.xml")
     assert files.skybox(world.model) == 0
-    faces = files.skybox_faces(world.model)
+    faces = files.skybox_images(world.model)
     assert [f.shape for f in faces] == [(8, 8, 3)] * 6
     # three.js's +Y face is MuJoCo's +Y face (the texture's up, the world's +Z) mirrored.
     np.testing.assert_array_equal(faces[2], files.texture_image(world.model, 0)[16:24, ::-1])
