@@ -27,7 +27,7 @@ from typing import Any
 
 from . import urdf
 from .errors import AssetsError, InvalidJob
-from .scene import skybox_faces
+from .scene import skin_bones_file, skybox_faces
 
 # Folders up to this size are shipped to every node through the object store; larger ones
 # must exist at the same path on every node.
@@ -141,10 +141,10 @@ def _material_maps(element) -> list[str]:
 
 def sources(element) -> list[str]:
     """Every asset URL an element and its children name (src and mtl props, material maps,
-    a skybox's faces)."""
+    a skybox's faces, a skin's bones file)."""
     out = []
     for value in [getattr(element, "src", None), getattr(element, "mtl", None),
-                  *_material_maps(element), *skybox_faces(element)]:
+                  *_material_maps(element), *skybox_faces(element), *skin_bones_file(element)]:
         if isinstance(value, str) and value.startswith(URL_PREFIX):
             out.append(value)
     for child in getattr(element, "children", None) or []:

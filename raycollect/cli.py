@@ -91,9 +91,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         f"{C.MAX_VIEWS_PER_UPDATE} [%(default)s]")
     p.add_argument("--depth", action="store_true",
                    help="also write metric z-depth: frames/<job_id>.depth.npy (float32 metres)")
-    p.add_argument("--masks", nargs="?", const=True, default=False, metavar="links",
+    p.add_argument("--masks", nargs="?", const=True, default=False, metavar="links|geoms",
                    help="also write instance masks (frames/<job_id>.mask.png, 16-bit ids) and "
-                        "labels (objects in the manifest); --masks links: one id per URDF link")
+                        "labels (objects in the manifest); --masks links: one id per URDF "
+                        "link; --masks geoms: one id per geom of an MJCF world")
     p.add_argument("--classes", metavar="FILE.json",
                    help="each element key's class: a JSON object {key: class name} [its key]")
     p.add_argument("--semantic", action="store_true",
@@ -150,8 +151,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .output.store import is_url, location
 
     # Everything a command line can get wrong is checked here, before Ray starts.
-    if args.masks not in (True, False, C.MASKS_LINKS):
-        return _fail(f"--masks takes no value or {C.MASKS_LINKS!r}, got {args.masks!r}")
+    if args.masks not in C.MASKS_CHOICES:
+        return _fail(f"--masks takes no value, {C.MASKS_LINKS!r} or {C.MASKS_GEOMS!r}, "
+                     f"got {args.masks!r}")
     for flag in ("amodal", "semantic"):
         if getattr(args, flag) and not args.masks:
             return _fail(f"--{flag} needs --masks (it is made from the instance masks)")

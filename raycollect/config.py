@@ -93,8 +93,9 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if self.masks not in (True, False, C.MASKS_LINKS):
-            raise ValueError(f"masks must be True, False or {C.MASKS_LINKS!r}, got {self.masks!r}")
+        if self.masks not in C.MASKS_CHOICES:
+            raise ValueError(f"masks must be True, False, {C.MASKS_LINKS!r} or "
+                             f"{C.MASKS_GEOMS!r}, got {self.masks!r}")
         if isinstance(self.shard_size, bool) or not isinstance(self.shard_size, int) \
                 or self.shard_size < 0:
             raise ValueError(f"shard_size must be 0 (no shards) or a positive number of frames, "
@@ -105,7 +106,7 @@ class Config:
         for name in ("amodal", "semantic"):
             if getattr(self, name) and not self.masks:
                 raise ValueError(f"{name}=True needs the instance masks it is made from: "
-                                 f"masks=True or masks={C.MASKS_LINKS!r}")
+                                 f"masks=True, {C.MASKS_LINKS!r} or {C.MASKS_GEOMS!r}")
         if self.classes is not None and not (callable(self.classes) or isinstance(self.classes, dict)):
             raise ValueError(f"classes must be a dict {{element key: class name}} or a callable "
                              f"key -> name, got {type(self.classes).__name__}")

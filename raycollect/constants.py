@@ -69,4 +69,6 @@ QUIET_LOGGERS = ("aiobotocore", "botocore", "s3fs", "fsspec")  # INFO lines of t
 # Choices the CLI offers, here so that parsing a command line imports nothing heavy.
 UP_AXES = ("y", "z")  # a world's up axis (raycollect/camera.py)
 MASKS_LINKS = "links"  # masks="links": part segmentation of URDF robots
+MASKS_GEOMS = "geoms"  # masks="geoms": one id per geom of an MJCF world (its parts)
+MASKS_CHOICES = (True, False, MASKS_LINKS, MASKS_GEOMS)
 EXPORT_FORMATS = ("nerfstudio", "coco", "bop")  # raycollect/output/export.py

@@ -4,7 +4,8 @@ With masks on, every manifest line carries `objects`, keyed by element key:
 
     {"id": instance id, "class": class name, "pose": 4x4 element-to-world,
      "bbox": [x, y, w, h] or None, "px": visible pixel count,
-     "links": {link: 4x4 link-frame-to-world} (URDF robots),
+     "links": {link: 4x4 link-frame-to-world} (URDF robots, masks="links"),
+     "geoms": {geom: 4x4 geom-frame-to-world} (MJCF bodies, masks="geoms"),
      "model": {"tag", "src", "args", "scale"} (what the element draws: the BOP export's model),
      with amodal=True: "px_all", "bbox_all", "visib_fract"}
 
@@ -16,7 +17,9 @@ border cuts off counts and the box is not clipped (it may start left of or above
 Poses are what the page rendered: the renderer's world matrices read after the render
 (raycollect/render/capture_js/), in the world the camera matrices are in (the user's Z-up world with
 `up="z"`). The box and pixel count come from the frame's own mask. With `masks="links"` every
-URDF link has an id of its own and an entry `"robot/link"` (its pose is the link frame).
+URDF link has an id of its own and an entry `"robot/link"` (its pose is the link frame); with
+`masks="geoms"` every geom of an MJCF world's body, `"body/geom"` (the geom frame:
+raycollect/mjcf/geoms.py).
 
 Only elements a mask can show get an id: lights, fog, backgrounds (skyboxes among them) and
 controls draw nothing.
@@ -127,10 +130,11 @@ def objects(rendered: dict, mask: np.ndarray, instances: dict[str, int],
     for key, rec in rendered.items():
         if key not in instances:
             continue
-        links = {name: _matrix(m) for name, m in (rec.get("links") or {}).items()}
+        field = "links" if rec.get("links") else "geoms"  # a URDF's links, an MJCF body's geoms
+        links = {name: _matrix(m) for name, m in (rec.get("links") or rec.get("parts") or {}).items()}
         e = entry(key, _matrix(rec.get("pose")))
         if links:
-            e["links"] = links
+            e[field] = links
             for name, pose in links.items():
                 lk = link_key(key, name)
                 if lk in instances:

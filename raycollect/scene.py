@@ -35,6 +35,13 @@ MOVING_PROPS = ("position", "quaternion")
 # The key of the per-view placements in a job's view state ({element key: [x, y, z, qx, qy,
 # qz, qw]}), beside its robots' joint values.
 POSES_KEY = f"{RESERVED_KEY_PREFIX}poses"
+# A skinned element (a MuJoCo skin, raycollect/mjcf/skins.py) has its vertices moved per view
+# by its bones: the job's bone transforms ride in the view state under SKINS_KEY ({element
+# key: [tx, ty, tz, qx, qy, qz, qw] per bone}), and the element's group names the file of
+# its weights in its userData under SKIN_DATA (raycollect/render/capture_js/skin.js).
+SKIN_ATTR = "_rc_skin"
+SKINS_KEY = f"{RESERVED_KEY_PREFIX}skins"
+SKIN_DATA = "rcSkin"
 
 
 # A skybox's group carries its six image URLs under this userData key;
@@ -89,6 +96,46 @@ def poses(elements: list) -> dict:
             quat = list(getattr(el, "quaternion", None) or (0.0, 0.0, 0.0, 1.0))
             out[str(el.key)] = [float(v) for v in pos + quat]
     return out
+
+
+# A part of an element (an MJCF geom, raycollect/mjcf/geoms.py): a group below it whose
+# userData names the part under PART_DATA. With masks="geoms" each part gets an id of its own,
+# as a URDF link does with masks="links", and the labels report the part group's frame.
+PART_DATA = "rcPart"
+
+
+def part_names(element) -> list[str]:
+    """The names of the parts (PART_DATA groups) at or below an element, in tree order."""
+    out = []
+    data = getattr(element, "userData", None)
+    if isinstance(data, dict) and isinstance(data.get(PART_DATA), str):
+        out.append(data[PART_DATA])
+    for child in getattr(element, "children", None) or []:
+        out += part_names(child)
+    return out
+
+
+def skinned(element: Element, bones: list[float]) -> Element:
+    """Mark a top-level group (userData[SKIN_DATA]: its bones file) as skinned per view by
+    `bones` (7 numbers a bone); like a placement, the bones are no part of the element sent."""
+    setattr(element, SKIN_ATTR, list(bones))
+    return element
+
+
+def is_skinned(element) -> bool:
+    return getattr(element, SKIN_ATTR, None) is not None
+
+
+def skin_bones_file(element) -> list[str]:
+    """[the bones file URL] of a skinned group (its userData[SKIN_DATA]), or []."""
+    data = getattr(element, "userData", None)
+    url = data.get(SKIN_DATA) if isinstance(data, dict) else None
+    return [url] if isinstance(url, str) else []
+
+
+def skins(elements: list) -> dict:
+    """{key: bones} of the skinned elements among `elements`."""
+    return {str(el.key): getattr(el, SKIN_ATTR) for el in elements if is_skinned(el)}
 
 
 def view_state_free(element: Element) -> dict:

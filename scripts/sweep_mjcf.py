@@ -31,6 +31,7 @@ from raycollect.testing import mjcf_reference as reference  # noqa: E402
 
 W, H = 320, 240
 IOU_GOAL, IOU_MIN_PX, NEAR_MIN, DEPTH_MAX, POSE_ATOL = 0.95, 300, 0.95, 1e-3, 1e-5
+DEPTH_SHIFT_MAX_PX = 0.05  # tests/test_mujoco.py: depth at a grazing angle, as image shift
 MJCF_CAMERAS = 2
 
 
@@ -87,18 +88,19 @@ def verdict(world, results) -> tuple[bool, float, str]:
     for res in results:
         data = world.forward(res.params)
         ref = reference.render(r, model, data, res.camera)
-        ids = {b: res.instances[world.body_key(b)] for b in range(model.nbody)
-               if world.body_key(b) in res.instances}
+        keys = reference.keys(world)
+        ids = {b: res.instances[k] for b, k in keys.items() if k in res.instances}
         for body, c in reference.compare(res.mask, res.depth, ref, ids).items():
             if c["px"] == 0 and c["ref_px"] == 0:
                 continue
-            key = world.body_key(body)
+            key = keys[body]
             if min(c["px"], c["ref_px"]) >= IOU_MIN_PX:
                 lowest = min(lowest, c["iou"])
                 ok = c["iou"] >= IOU_GOAL
             else:
                 ok = c["near"] >= NEAR_MIN
-            ok = ok and (not c["depth_median"] > DEPTH_MAX)
+            ok = ok and (not c["depth_median"] > DEPTH_MAX
+                         or c["depth_shift_px"] <= DEPTH_SHIFT_MAX_PX)
             if not ok and not why:
                 why = (f"{key}: IoU {c['iou']:.3f} ({c['px']} px, MuJoCo {c['ref_px']} px, "
                        f"{c['near']:.2f} near), depth median {c['depth_median'] * 1000:.2f} mm")

@@ -47,6 +47,8 @@ coordinates into an atlas of the six face images (OpenGL's cube-map face rules g
 corner's place in its face), beside the atlas PNG. A texture of one image is that image on
 every face. Cube textures on other geoms are not drawn (the geom keeps its colour).
 
+Skins are written by raycollect/mjcf/skins.py into the same folder.
+
 The folder is keyed by a digest of what it holds, under the system temp dir, and written
 once per machine (a finished folder is renamed into place), so reloading a world costs
 nothing and two processes can race to write it.
@@ -63,7 +65,7 @@ from pathlib import Path
 import numpy as np
 
 # Bump when the files' layout changes: a cached folder of the old layout is not reused.
-LAYOUT = "mjcf-files-5"
+LAYOUT = "mjcf-files-6"
 ROOT_NAME = "raycollect-mjcf"
 MESH_DIR = "meshes"
 HFIELD_DIR = "hfields"
@@ -362,14 +364,17 @@ def digest(model) -> str:
                  "hfield_ncol", "hfield_adr", "hfield_data", "mesh_texcoord",
                  "mesh_facetexcoord", "mesh_texcoordadr", "tex_data", "tex_adr", "tex_type",
                  "geom_matid", "geom_size", "geom_type", "mat_texid", "mat_texrepeat",
-                 "mat_texuniform"):
+                 "mat_texuniform", "skin_vert", "skin_face", "skin_texcoord", "skin_matid",
+                 "skin_group", "skin_rgba", "skin_inflate", "skin_bonevertid",
+                 "skin_bonevertweight", "skin_bonevertnum", "skin_bonenum"):
         h.update(np.ascontiguousarray(getattr(model, name)).tobytes())
     return h.hexdigest()
 
 
-def write_folder(model, parent: str | os.PathLike | None = None) -> Path:
+def write_folder(model, parent: str | os.PathLike | None = None, extra=()) -> Path:
     """The folder holding every mesh and height field of `model` as PLY (mesh_file(i),
-    hfield_file(i)); written if missing."""
+    hfield_file(i)) and its textures; written if missing, with what each of `extra`
+    (writer(model, folder)) adds (raycollect/mjcf/skins.py)."""
     parent = Path(parent) if parent else Path(tempfile.gettempdir()) / ROOT_NAME
     folder = parent / digest(model)
     if folder.is_dir():
@@ -384,6 +389,8 @@ def write_folder(model, parent: str | os.PathLike | None = None) -> Path:
         for hfield in range(model.nhfield):
             (tmp / hfield_file(hfield)).write_bytes(ply_bytes(*hfield_arrays(model, hfield)))
         write_textures(model, tmp)
+        for writer in extra:
+            writer(model, tmp)
         os.rename(tmp, folder)  # atomic; another process may have won the race
     except OSError:
         if not folder.is_dir():

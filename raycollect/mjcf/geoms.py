@@ -1,9 +1,12 @@
 """MuJoCo geoms as Vuer elements, placed in their body's frame.
 
-Each visible geom becomes one element whose position and quaternion are the geom's pose in
-its body (`geom_pos`, `geom_quat`, fixed by the compiled model), so a body is a group of
-static children and only the group moves with the state. What differs from MuJoCo's axes
-is handled here:
+Each visible geom becomes a group whose position and quaternion are the geom's pose in its
+body (`geom_pos`, `geom_quat`, fixed by the compiled model), holding the geom's shape, so a
+body is a group of static children and only the group moves with the state. The geom's
+group is a part of the body's element (raycollect/scene.py `part_names`, named after the
+geom, `geom<i>` unnamed): with masks="geoms" it has an id of its own and its frame is the
+geom frame (`geom_xpos`, `geom_xmat`). What differs from MuJoCo's axes is handled in the
+shape:
 
 - three.js quaternions are (x, y, z, w), MuJoCo's (w, x, y, z);
 - three.js capsules and cylinders run along their local Y, MuJoCo's along Z: such a geom
@@ -25,9 +28,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from vuer.schemas import Box, Capsule, Cylinder, Plane, Ply, Sphere
+from vuer.schemas import Box, Capsule, Cylinder, Plane, Ply, Sphere, group
 
 from ..assets import asset
+from ..scene import PART_DATA
 from . import files
 from .files import hfield_file, mesh_file
 
@@ -96,8 +100,13 @@ def material(model, geom: int) -> dict:
     return out
 
 
+def part_name(model, geom: int) -> str:
+    return model.geom(geom).name or f"geom{geom}"
+
+
 def element(model, geom: int, far: float):
-    """The Vuer element of one visible geom, in its body's frame."""
+    """The Vuer element of one visible geom, in its body's frame: its part group at the
+    geom's pose, holding its shape."""
     kind = int(model.geom_type[geom])
     size = [float(s) for s in model.geom_size[geom]]
     pos = [float(p) for p in model.geom_pos[geom]]
@@ -115,13 +124,13 @@ def element(model, geom: int, far: float):
                       material={**look, "map": asset(name), "mapRepeat": repeat})
     else:
         common = dict(materialType="standard", material=look)
-    common.update(key=f"g{geom}", position=pos)
+    common.update(key=f"g{geom}-shape")
     if turn:
-        quat = qmul(quat, _Y_TO_Z)
+        common.update(quaternion=[float(q) for q in _Y_TO_Z])
     for k, v in common.items():
         setattr(el, k, v)
-    el.quaternion = [float(q) for q in quat]
-    return el
+    return group(el, key=f"g{geom}", position=pos, quaternion=[float(q) for q in quat],
+                 userData={PART_DATA: part_name(model, geom)})
 
 
 def _plane(model, geom, size, far):

@@ -33,7 +33,7 @@ from vuer.schemas import AmbientLight, DirectionalLight, group
 from .. import scene as scenes
 from ..assets import asset
 from ..errors import InvalidJob
-from . import files, geoms
+from . import files, geoms, skins
 
 # What a job's params may say about the state, and each field's shape: model attribute
 # sizes (nq, nv, ...) and the number of values per row.
@@ -61,7 +61,7 @@ class World:
         self.assets = dict(assets) if assets else None
         self._local = None
         model = self.model  # fails now, naming the file, if MuJoCo cannot load it
-        self.folder = str(files.write_folder(model))
+        self.folder = str(files.write_folder(model, extra=(skins.write,)))
 
     # --- the model, compiled once per process ------------------------------------------
     def __getstate__(self) -> dict:
@@ -170,6 +170,9 @@ class World:
             el = group(*children, key=key, position=[float(v) for v in xpos[body]],
                        quaternion=[float(v) for v in geoms.xyzw(xquat[body])])
             out.append(scenes.moving(el) if body != 0 else el)
+        model = self.model
+        for skin, key in self._local.skins():
+            out.append(skins.element(model, skin, key, xpos, xquat))
         return out
 
     def static_params(self, params: dict) -> dict:
@@ -180,6 +183,14 @@ class World:
 
     def body_key(self, body: int) -> str:
         return body_key(self.model, body)
+
+    def skin_keys(self) -> dict[int, str]:
+        """{skin id: element key} of the skins the world draws (raycollect/mjcf/skins.py)."""
+        return dict(self._compiled().skins())
+
+    def _compiled(self) -> "_Compiled":
+        self.model  # noqa: B018 - compiles it in this process, once
+        return self._local
 
     # --- cameras -------------------------------------------------------------------------
     def camera(self, camera: str | int, width: int, height: int, state: dict | None = None,
@@ -250,6 +261,12 @@ class _Compiled:
         if self._scratch is None:
             self._scratch = mujoco.MjData(self.model)
         return self._scratch
+
+    def skins(self) -> list[tuple[int, str]]:
+        """(skin id, key) of every skin MuJoCo's renderer shows."""
+        m = self.model
+        taken = {body_key(m, b) for b in range(m.nbody)}
+        return [(s, skins.key(m, s, taken)) for s in range(m.nskin) if skins.visible(m, s)]
 
     def bodies(self) -> list[tuple[int, str, list]]:
         """(body id, key, geom elements) of every body that draws something."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import labels
+from .. import labels, scene as scenes
 from .. import constants as C
 from ..errors import InvalidJob, RenderError
 from . import stage as stages
@@ -22,18 +22,24 @@ class SceneIds:
         self.class_ids = class_ids or {}  # class name -> class id
         self.models = models or {}  # element key -> its model (raycollect/labels.py)
         self.semantic_lut = semantic_lut  # instance id -> class id
-        self.links = links or {}  # robot key -> {link name: id}
+        self.links = links or {}  # robot key -> {link name: id} (or element key -> {part: id})
 
     @classmethod
     async def assign(cls, queue, elements: list, robots: dict, config, job_id: str) -> "SceneIds":
-        """Give what the scene draws its ids (0 for everything without masks)."""
+        """Give what the scene draws its ids (0 for everything without masks); with
+        masks="links" every URDF link its own, with masks="geoms" every part (an MJCF
+        geom, raycollect/scene.py `part_names`)."""
         keys = [str(el.key) for el in elements]
         if not config.masks:
             return cls({k: 0 for k in keys})
         drawn = [k for k, el in zip(keys, elements) if labels.draws(el)]
-        parts = []
+        named: dict[str, list[str]] = {}  # element key -> its parts' names
         if config.masks == C.MASKS_LINKS:
-            parts = [labels.link_key(k, l) for k, r in robots.items() if k in drawn for l in r.links]
+            named = {k: list(r.links) for k, r in robots.items() if k in drawn}
+        elif config.masks == C.MASKS_GEOMS:
+            named = {k: p for k, el in zip(keys, elements) if k in drawn
+                     and (p := scenes.part_names(el))}
+        parts = [labels.link_key(k, p) for k, names in named.items() for p in names]
         try:
             classes = {k: labels.class_of(k, config.classes) for k in drawn + parts}
         except ValueError as e:
@@ -50,10 +56,7 @@ class SceneIds:
         lut = np.zeros(max(got.values(), default=0) + 1, np.uint32)
         for k, i in got.items():
             lut[i] = class_ids[classes[k]]
-        links = {}
-        if parts:
-            links = {k: {l: got[labels.link_key(k, l)] for l in r.links}
-                     for k, r in robots.items() if k in drawn}
+        links = {k: {p: got[labels.link_key(k, p)] for p in names} for k, names in named.items()}
         return cls(got, classes, class_ids, models, lut, links)
 
     def groups(self, elements: list) -> list:

@@ -48,9 +48,9 @@ UPLOADS_KEPT = 64  # frames that arrived for a grab no one waits for any more
 # inside one function scope (capture_js/config.js says what each file does). A file's code
 # that runs at load may use only what the files before it declare.
 CAPTURE_DIR = Path(__file__).with_name("capture_js")
-CAPTURE_PARTS = ("config.js", "scene.js", "hook.js", "view_state.js", "skybox.js", "loads.js",
-                 "shaders.js", "passes.js", "context.js", "mrt.js", "amodal_gl.js", "amodal.js",
-                 "labels.js", "grab.js")
+CAPTURE_PARTS = ("config.js", "scene.js", "hook.js", "view_state.js", "skybox.js", "skin.js",
+                 "loads.js", "shaders.js", "passes.js", "context.js", "mrt.js", "amodal_gl.js",
+                 "amodal.js", "labels.js", "grab.js")
 
 
 @lru_cache(maxsize=1)

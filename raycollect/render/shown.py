@@ -20,6 +20,7 @@ class Shown:
         self.aliases: tuple = ()  # the assets folder as the driver saw it (file:// paths)
         self.robots: dict = {}  # key -> urdf.Robot
         self.moving = False  # some element is placed per view
+        self.skinned = False  # some element is skinned per view
         self.ids: SceneIds | None = None
 
     def new_scene(self, job_id: str, elements: list) -> None:
@@ -27,12 +28,14 @@ class Shown:
         it), its robots read."""
         self.robots = asset_folder.check_sources(job_id, elements, self.assets_root, self.aliases)
         self.moving = any(scenes.is_moving(el) for el in elements)
+        self.skinned = any(scenes.is_skinned(el) for el in elements)
 
     def joints(self, lease: Lease, elements: list) -> dict:
         """What the page sets for one job's view: {robot key: complete joint values}
         (raycollect/urdf.py) and, for a scene with moving elements, {POSES_KEY: {key:
-        placement}} (raycollect/scene.py). Raises InvalidJob for a joint its robot lacks."""
-        if not self.robots and not self.moving:
+        placement}} (raycollect/scene.py), with skinned ones {SKINS_KEY: {key: bones}}.
+        Raises InvalidJob for a joint its robot lacks."""
+        if not self.needs_elements():
             return {}
         out = {str(el.key): urdf.joint_values(lease.job_id, f"scene[{i}].jointValues",
                                               self.robots[str(el.key)],
@@ -40,11 +43,13 @@ class Shown:
                for i, el in enumerate(elements) if str(el.key) in self.robots}
         if self.moving:
             out[scenes.POSES_KEY] = scenes.poses(elements)
+        if self.skinned:
+            out[scenes.SKINS_KEY] = scenes.skins(elements)
         return out
 
     def needs_elements(self) -> bool:
         """Whether `joints` reads a job's elements (else it needs none built)."""
-        return bool(self.robots or self.moving)
+        return bool(self.robots or self.moving or self.skinned)
 
     async def groups(self, queue, elements: list, joints: dict, job_id: str) -> list:
         """Complete the scene's URDFs (paths resolved, the first job's joint values as the

@@ -102,8 +102,8 @@ def instance_groups(elements: list, ids: list[int], links: dict | None = None) -
     model. A model's group is keyed by what the model is (src, materials, ...), so a job that
     loads another model remounts it from scratch and can never show the previous one while
     the new one loads; a model that only moves keeps its group and is not loaded again.
-    `links` ({element key: {link name: id}}, masks="links") gives a robot's links ids of
-    their own."""
+    `links` ({element key: {link or part name: id}}, masks="links" or "geoms") gives a
+    robot's links, or an element's parts, ids of their own."""
     out = []
     for el, i in zip(elements, ids):
         model = is_model(el)

@@ -11,8 +11,8 @@ What makes the comparison fair:
 - the camera: MuJoCo keeps two eye cameras (`scene.camera[0]` and `[1]`, `ipd` apart) and a
   mono render uses their average; both are set to the raycollect camera's pose and frustum
   here, so any camera (an MJCF one or an orbit) is rendered exactly;
-- skins (`<skin>`, dm_control's dog) are drawn by MuJoCo but are no geom: their pixels are
-  -1 here (as nothing), and raycollect does not draw them;
+- skins (`<skin>`, dm_control's dog) are no geom and belong to no body: a skin's pixels
+  carry `model.nbody + skin id` (`skin_id`), as raycollect's carry the skin's own instance id;
 - round primitives: MuJoCo tessellates them with `vis.quality.numslices`/`numstacks`
   (28/16 by default, ~0.6% of a radius off the true circle); they are raised to 96/48 so
   both renderers draw close to the analytic outline.
@@ -31,14 +31,16 @@ import numpy as np
 DEFAULT_GL = "egl"
 SLICES, STACKS = 96, 48
 OBJ_GEOM = 5  # mjtObj.mjOBJ_GEOM
+OBJ_SKIN = 11  # mjtObj.mjOBJ_SKIN
 SATURATION = "saturation"  # pattern_agreement's channels for a white-on-colours pattern
 
 
 @dataclass
 class Frame:
-    seg: np.ndarray  # H x W: body id per pixel, -1 where none
+    seg: np.ndarray  # H x W: body id per pixel (skin_id for a skin's), -1 where none
     depth: np.ndarray  # H x W float32 z-depth in metres, 0 where none
     rgb: np.ndarray | None = None  # H x W x 3 uint8, with render(..., rgb=True)
+    geom: np.ndarray | None = None  # H x W: geom id per pixel (ngeom + skin for a skin's), -1
 
 
 def renderer(model, width: int, height: int):
@@ -97,27 +99,80 @@ def render(r, model, data, camera: dict, rgb: bool = False) -> Frame:
         colour = r.render().copy()
     geom = np.where(seg[..., 1] == OBJ_GEOM, seg[..., 0], -1)
     body = np.where(geom >= 0, np.asarray(model.geom_bodyid)[np.clip(geom, 0, None)], -1)
-    return Frame(body.astype(np.int64), np.where(body >= 0, z, 0.0).astype(np.float32), colour)
+    skin = seg[..., 1] == OBJ_SKIN
+    body = np.where(skin, skin_id(model, seg[..., 0]), body)
+    geom = np.where(skin, skin_id(model, seg[..., 0], geoms=True), geom)
+    return Frame(body.astype(np.int64), np.where(body >= 0, z, 0.0).astype(np.float32), colour,
+                 geom.astype(np.int64))
 
 
-def compare(mask: np.ndarray, depth: np.ndarray, ref: Frame, ids: dict[int, int]) -> dict:
+def keys(world, geoms: bool = False) -> dict[int, str]:
+    """{id in Frame.seg (Frame.geom with `geoms`): raycollect's instance key} of an MJCF
+    world (raycollect/mjcf/world.py): its bodies (its geoms, "body/geom", as masks="geoms"
+    keys them) and its skins."""
+    from raycollect.labels import link_key
+    from raycollect.mjcf import geoms as mj_geoms
+
+    model = world.model
+    if geoms:
+        out = {g: link_key(world.body_key(int(model.geom_bodyid[g])), mj_geoms.part_name(model, g))
+               for g in range(model.ngeom)}
+    else:
+        out = {b: world.body_key(b) for b in range(model.nbody)}
+    out.update({skin_id(model, s, geoms): k for s, k in world.skin_keys().items()})
+    return out
+
+
+def skin_id(model, skin, geoms: bool = False):
+    """The id a skin's pixels carry in Frame.seg (Frame.geom): after every body's (geom's)."""
+    return int(model.ngeom if geoms else model.nbody) + skin
+
+
+def compare(mask: np.ndarray, depth: np.ndarray, ref: Frame, ids: dict[int, int],
+            geoms: bool = False) -> dict:
     """Per body ({body id: raycollect instance id}): mask IoU with MuJoCo's, pixel counts,
     and the median and 99th percentile of |z-depth difference| (metres) on the pixels both
     call that body; plus `near`: the share of pixels where only one renderer shows the body
-    that lie within one pixel of the other's outline (tessellation, not misplacement)."""
+    that lie within one pixel of the other's outline (tessellation, not misplacement); and
+    `depth_shift_px`: the median of the depth difference over MuJoCo's depth gradient
+    (`depth_gradient`), the shift across the image that would make it: on a surface seen at
+    a grazing angle a millimetre of depth is a hundredth of a pixel or less, below what
+    either rasteriser places exactly.
+    With `geoms`, per geom ({geom id: instance id}, masks="geoms") against Frame.geom."""
     out = {}
+    seg = ref.geom if geoms else ref.seg
     for body, rid in ids.items():
-        ours, theirs = mask == rid, ref.seg == body
+        ours, theirs = mask == rid, seg == body
         union = int((ours | theirs).sum())
         both = ours & theirs
         err = np.abs(depth[both].astype(np.float64) - ref.depth[both])
+        slope = depth_gradient(ref.depth, theirs)[both]
+        shift = err[slope > 0] / slope[slope > 0]
         diff = ours ^ theirs
         near = (diff & (grow(ours) & grow(theirs))).sum() / diff.sum() if diff.any() else 1.0
         out[body] = {"iou": float(both.sum() / union) if union else 1.0,
                      "px": int(ours.sum()), "ref_px": int(theirs.sum()), "near": float(near),
                      "depth_median": float(np.median(err)) if err.size else float("nan"),
-                     "depth_p99": float(np.percentile(err, 99)) if err.size else float("nan")}
+                     "depth_p99": float(np.percentile(err, 99)) if err.size else float("nan"),
+                     "depth_shift_px": float(np.median(shift)) if shift.size else 0.0}
     return out
+
+
+def depth_gradient(depth: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """Per pixel of `same`, the largest |z-depth step| (metres) to a 4-neighbour also in
+    `same`: how much the depth changes over one pixel there (0 where no neighbour is)."""
+    d = depth.astype(np.float64)
+    out = np.zeros_like(d)
+    for axis in (0, 1):
+        step = np.abs(np.diff(d, axis=axis))
+        ok = np.logical_and(*(np.moveaxis(same, axis, 0)[s] for s in (slice(None, -1), slice(1, None))))
+        step = np.where(np.moveaxis(ok, 0, axis), step, 0.0)
+        lo = [slice(None)] * 2
+        hi = [slice(None)] * 2
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        out[tuple(lo)] = np.maximum(out[tuple(lo)], step)
+        out[tuple(hi)] = np.maximum(out[tuple(hi)], step)
+    return np.where(same, out, 0.0)
 
 
 def pattern_agreement(ours: np.ndarray, theirs: np.ndarray, where: np.ndarray,

@@ -52,9 +52,13 @@ def test_bodies_hold_their_visible_geoms(world):
     keys = [e.key for e in els]
     assert keys[2:] == ["world", "a", "b", "body3"]  # lights first; an unnamed body gets its id
     a = els[3]
-    # alpha 0 and group 4 are not drawn: a capsule and a cylinder are left
-    assert [c.tag for c in a.children] == ["Capsule", "Cylinder"]
-    capsule, cylinder = a.children
+    # alpha 0 and group 4 are not drawn: a capsule and a cylinder are left, each a part
+    # group at its geom's pose in the body holding its shape
+    assert [c.children[0].tag for c in a.children] == ["Capsule", "Cylinder"]
+    assert scenes.part_names(a) == ["geom1", "geom2"]
+    cyl_part = a.children[1]
+    np.testing.assert_allclose(cyl_part.position, world.model.geom_pos[2])
+    capsule, cylinder = (c.children[0] for c in a.children)
     assert capsule.args[:2] == [0.05, 0.4]
     # the capsule's material colour (its own rgba is the default), the cylinder's own rgba
     assert capsule.material["color"] == "#1a33e5"
@@ -66,15 +70,15 @@ def test_bodies_hold_their_visible_geoms(world):
     np.testing.assert_allclose(a.position, data.xpos[1])
     np.testing.assert_allclose(a.quaternion, geoms.xyzw(data.xquat[1]))
     assert scenes.is_moving(a) and not scenes.is_moving(els[2])
-    plane = els[2].children[0]
+    plane = els[2].children[0].children[0]
     assert plane.tag == "Plane" and plane.args[0] == 2 * world.model.vis.map.zfar * world.model.stat.extent
-    ellipsoid = els[5].children[0]
+    ellipsoid = els[5].children[0].children[0]
     assert ellipsoid.tag == "Sphere" and ellipsoid.scale == [0.1, 0.2, 0.3]
 
 
 def test_mesh_file_is_float32_as_mujoco_holds_it(world):
     model = world.model
-    mesh_el = world({})[4].children[0]
+    mesh_el = world({})[4].children[0].children[0]
     assert mesh_el.tag == "Ply" and mesh_el.src == "/workspace/" + files.mesh_file(0)
     data = (world.folder and open(f"{world.folder}/{files.mesh_file(0)}", "rb").read())
     head, _, body = data.partition(b"end_header\n")
@@ -202,7 +206,7 @@ def test_hfield_is_the_surface_mujoco_collides_with(terrain):
         assert abs(max(heights) - (1.0 - dist)) < 1e-6, (x, y, heights, 1.0 - dist)
     # outward normals: the bottom faces down, the top up
     assert normals[-1, 2] == pytest.approx(-1) and (normals[:len(top) * 3, 2] > 0).all()
-    el = terrain({})[3].children[0]
+    el = terrain({})[3].children[0].children[0]
     assert el.tag == "Ply" and el.src == "/workspace/" + files.hfield_file(0)
     assert (Path(terrain.folder) / files.hfield_file(0)).is_file()
 
@@ -225,10 +229,10 @@ def test_textures_are_mujocos_pixels(terrain):
     pixels = np.asarray(Image.open(Path(terrain.folder) / name))
     np.testing.assert_array_equal(pixels, np.roll(files.texture_image(model, 0),
                                                   (roll[1], roll[0]), axis=(0, 1)))
-    plane = terrain({})[2].children[0]
+    plane = terrain({})[2].children[0].children[0]
     assert plane.material["map"] == "/workspace/" + files.plane_map(model, floor, far)[0]
     assert plane.material["mapRepeat"] == [3.0, 2.0]
-    mesh = terrain({})[3].children[1]
+    mesh = terrain({})[3].children[1].children[0]
     assert mesh.src == "/workspace/" + files.textured_mesh_file(0, 0)
     assert mesh.assets == {files.PLY_TEXTURE: "/workspace/" + files.texture_file(0)}
     st = files.mesh_texcoords(model, 0)
@@ -257,7 +261,7 @@ def test_planes_are_grids_as_mujoco_draws_them(world):
     """A plane is a grid of cells of at most 1 m (at most 100 a side), not one quad: the
     page's depth is the clip w interpolated over each triangle, and over one quad hundreds
     of metres wide it strayed by millimetres to metres (docs/mjcf-sweep.md)."""
-    plane = world({})[2].children[0]
+    plane = world({})[2].children[0].children[0]
     w, h, nw, nh = plane.args
     assert (nw, nh) == (geoms.PLANE_SEGMENTS, geoms.PLANE_SEGMENTS) and w > 100
     assert geoms._plane(world.model, 0, [1.4, 0.3, 0.1], 10.0)[0].args == pytest.approx([2.8, 0.6, 3, 1])
@@ -297,3 +301,89 @@ def test_a_skybox_is_a_background_of_six_checked_images(tmp_path):
     plain = mjcf(tmp_path / "plain.xml")
     assert files.skybox(plain.model) == -1 and files.skybox_files(plain.model) == []
     assert not [el for el in plain({}) if scenes.skybox_faces(el)]
+
+
+WORM_XML = """<mujoco><worldbody>
+  <body name="worm" pos="-0.25 -0.75 0.12">
+    <geom type="capsule" fromto="0 0 0 0.25 0 0" size="0.06" group="3"/>
+    <body name="worm-tail" pos="0.25 0 0"><joint name="bend" type="hinge" axis="0 0.3 1"/>
+      <geom type="capsule" fromto="0 0 0 0.25 0 0" size="0.06" group="3"/></body>
+  </body></worldbody>
+  <deformable>%s</deformable></mujoco>"""
+
+
+@pytest.fixture
+def worm(tmp_path):
+    from worm import worm_skin
+
+    (tmp_path / "worm.xml").write_text(WORM_XML % worm_skin())
+    return mjcf(tmp_path / "worm.xml")
+
+
+def _mujocos_skin(world, qpos):
+    data = world.forward({"qpos": qpos})
+    scn = mujoco.MjvScene(world.model, maxgeom=10)
+    update = getattr(mujoco, "mjv_updateActiveSkin", None) or mujoco.mjv_updateSkin
+    update(world.model, data, scn)
+    return data, scn.skinvert.reshape(-1, 3).astype(np.float64)
+
+
+def test_a_skin_is_skinned_per_view_as_mujoco_skins_it(worm, tmp_path):
+    """A skin is one element in the world frame, drawn from its bind-pose PLY and moved per
+    view by its bones: what the bones make of it (skins.skin_points, the page's formula) is
+    MuJoCo's own skin in every state, inflation included; two states share one scene update
+    and differ only in the bones; its files are in the world's folder and named as sources."""
+    from raycollect import assets
+    from raycollect.mjcf import skins
+
+    model = worm.model
+    assert worm.skin_keys() == {0: "worm-skin"}
+    for bend in (0.0, 0.7, -1.3):
+        data, theirs = _mujocos_skin(worm, [bend])
+        ours = skins.skin_points(model, 0, data.xpos, data.xquat)
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    a, b = worm({"qpos": [0.2]}), worm({"qpos": [0.9]})
+    (ska,), (skb,) = ([el for el in els if scenes.is_skinned(el)] for els in (a, b))
+    assert ska.key == "worm-skin" and scenes.view_state_free(ska) == scenes.view_state_free(skb)
+    assert scenes.digest_key(worm, {"qpos": [0.2]}) == scenes.digest_key(worm, {"qpos": [0.9]})
+    bones_a, bones_b = scenes.skins(a)["worm-skin"], scenes.skins(b)["worm-skin"]
+    assert len(bones_a) == 7 * model.skin_bonenum[0] and bones_a != bones_b
+    folder = Path(worm.folder)
+    srcs = assets.sources(ska)
+    assert sorted(srcs) == sorted(assets.asset(p) for p in (skins.ply_file(model, 0), skins.bones_file(0)))
+    assert all((folder / s[len(assets.URL_PREFIX):]).is_file() for s in srcs)
+    assert assets.is_model(ska) and not assets.check_sources("j", [ska], folder)
+    head = (folder / skins.ply_file(model, 0)).read_bytes().split(b"end_header")[0]
+    assert f"element vertex {3 * model.skin_facenum[0]}".encode() in head
+
+
+def test_the_page_skins_as_mujoco_does(worm, tmp_path):
+    """raycollect/render/capture_js/skin.js, run by node on the world's bones file and one
+    state's bones: every corner where MuJoCo puts its vertex (inflation included)."""
+    import json
+    import shutil
+    import subprocess
+
+    from raycollect.mjcf import skins
+    from raycollect.render.server import CAPTURE_DIR
+
+    if shutil.which("node") is None:
+        pytest.skip("no node to run the page's skinning with")
+    model = worm.model
+    data, theirs = _mujocos_skin(worm, [0.8])
+    bones = skins.bones(model, 0, data.xpos, data.xquat)
+    script = tmp_path / "skin.js"
+    script.write_text((CAPTURE_DIR / "skin.js").read_text() + """
+const fs = require("fs");
+const buf = fs.readFileSync(process.argv[2]);
+const s = parseSkin(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+const pos = skinVertices(s, JSON.parse(process.argv[3]));
+const nrm = skinNormals(s, pos);
+for (let k = 0; k < pos.length; k++) pos[k] += s.inflate * nrm[k];
+process.stdout.write(JSON.stringify({corners: Array.from(s.corners), pos: Array.from(pos)}));
+""")
+    out = json.loads(subprocess.run(
+        ["node", str(script), str(Path(worm.folder) / skins.bones_file(0)), json.dumps(bones)],
+        check=True, capture_output=True, text=True).stdout)
+    np.testing.assert_array_equal(out["corners"], skins.faces(model, 0).reshape(-1))
+    np.testing.assert_allclose(np.reshape(out["pos"], (-1, 3)), theirs, atol=1e-6)

@@ -22,6 +22,12 @@ function labels(scene) {
       rec.links = {};
       for (const name in robot.links) rec.links[name] = rel(robot.links[name]);
     }
+    if (el && group.userData.rcLinks && !robot) {  // parts (masks="geoms"): scene.js
+      rec.parts = {};
+      el.traverse((o) => {
+        if (o.userData && o.userData.rcPart !== undefined) rec.parts[o.userData.rcPart] = rel(o);
+      });
+    }
     out[group.userData.rcKey] = rec;
   }
   return out;

@@ -96,6 +96,7 @@ window.addEventListener("unhandledrejection", (e) => {
 // no image.
 function sceneStatus(scene) {
   const models = {};
+  const skinsPending = new Set();
   let texturesPending = 0;
   walk(scene, (obj, at) => {
     const key = at.model ? at.key : null;
@@ -103,6 +104,8 @@ function sceneStatus(scene) {
     // A URDF robot is loaded once it is parsed (its meshes' loads are tracked): one whose
     // links have no visual draws nothing, and must not be waited for.
     if (key !== null && obj.isURDFRobot) models[key] += 1;
+    // A skinned element is loaded once its bones file is there too (skin.js).
+    if (key !== null && obj.userData && obj.userData.rcSkin && !skinReady(obj)) skinsPending.add(key);
     // A skybox is loaded once the scene shows it (skybox.js).
     if (key !== null && obj.userData && obj.userData.rcSkybox &&
         skyboxShown(scene, obj.userData.rcSkybox)) models[key] += 1;
@@ -122,6 +125,7 @@ function sceneStatus(scene) {
       }
     }
   }, true);
+  for (const key of skinsPending) models[key] = 0;
   return {models, textures_pending: texturesPending};
 }
 

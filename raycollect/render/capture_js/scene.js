@@ -31,6 +31,10 @@ function walk(scene, visit, hidden = false) {
       if (obj.isURDFRobot) for (const n in obj.links) if (obj.links[n] === obj) name = n;
       if (at.links[name] !== undefined) at = Object.assign({}, at, {id: at.links[name], frame: obj});
     }
+    // A part (masks="geoms": an MJCF geom's group, userData.rcPart) has its own id and frame.
+    if (at.links && ud && ud.rcPart !== undefined && at.links[ud.rcPart] !== undefined) {
+      at = Object.assign({}, at, {id: at.links[ud.rcPart], frame: obj});
+    }
     visit(obj, at);
     for (const child of obj.children) down(child, at);
   })(scene, Object.assign({}, NO_ELEMENT, {frame: scene}));

@@ -9,8 +9,10 @@
 let stateRev = null;
 let stateNext = 0;
 const applied = new Map(); // renderer -> {index, restore}
-// Moving elements' placements in a job's state (setPoses below).
+// Moving elements' placements in a job's state (setPoses below), and skinned elements' bones
+// (skin.js).
 const POSES_KEY = "rc-poses";
+const SKINS_KEY = "rc-skins";
 
 function applyViewState(r, scene) {
   try {
@@ -30,6 +32,7 @@ function setViewState(r, scene) {
   if (job) {
     for (const key in job) {
       if (key === POSES_KEY) { setPoses(job[key], groups, undo, index); continue; }
+      if (key === SKINS_KEY) { setSkins(job[key], groups, undo, index); continue; }
       const robot = groups[key] ? robotIn(groups[key]) : null;
       if (!robot) throw new Error(`no robot ${key} on the page for view state ${index}`);
       for (const name in job[key]) {
@@ -55,5 +58,15 @@ function setPoses(poses, groups, undo, index) {
     undo.push(() => { el.position.copy(p); el.quaternion.copy(q); });
     el.position.fromArray(poses[key], 0);
     el.quaternion.fromArray(poses[key], 3);
+  }
+}
+
+// Skinned elements (skin.js): {key: bones}. Set after the placements (a skin's vertices are
+// in the world frame and follow no placement).
+function setSkins(skins, groups, undo, index) {
+  for (const key in skins) {
+    const el = groups[key] && groups[key].children[0];
+    if (!el) throw new Error(`no element ${key} on the page for view state ${index}`);
+    undo.push(setSkin(el, skins[key], index));
   }
 }
