@@ -14,6 +14,7 @@ from vuer.schemas import Plane
 import raycollect as rc
 from conftest import render_all
 from raycollect import randomize
+from raycollect.jobs import content_id, to_plain
 
 pytestmark = pytest.mark.browser
 W, H = 160, 120
@@ -264,9 +265,13 @@ def test_the_generator_is_deterministic_across_workers_and_order(ray_local, chro
         assert sum(m["objects"][k]["px"] > 0 for k in m["params"]["poses"]) >= 4
     # The BOP export ran (its layout is raycollect/output/bop.py's: a split folder or not).
     assert len(list((tmp_path / "w2" / "bop").rglob("scene_gt.json"))) == 1
-    other, _ = _generate(tmp_path / "w3", assets, seed=6, workers=2)
-    assert len(other) == len(one) and not set(other) & set(one)
-    images = {files["image"] for _, files in one.values()}
-    assert not images & {files["image"] for _, files in other.values()}
+    # Another seed, other scenes: other jobs (so other frames) and other poses. Rendering
+    # them would show only that other poses draw other pixels.
+    bg = _generator()
+    models = bg.keys(bg.prepare_assets(assets, None, 1.0), 1)
+    other = bg.jobs(ARGS["scenes"], ARGS["views"], 6, *ARGS["size"], models, assets,
+                    rc.randomize.textures(assets, "pb"))
+    assert len(other) == len(one)
+    assert not {content_id(to_plain(j)) for j in other} & set(one)
     poses = [m["params"]["poses"] for m, _ in one.values()]
-    assert all(m["params"]["poses"] not in poses for m, _ in other.values())
+    assert all(to_plain(j)["poses"] not in poses for j in other)
