@@ -117,11 +117,12 @@ def verdict(world, results) -> tuple[bool, float, str]:
                                  f"{a['mujoco_depth_vs_ray'] * 1000:.2f} mm")
                 why += f" [{'; '.join(third)}]" if third else ""
             pose = np.asarray(res.objects[key]["pose"])
-            if np.abs(pose[:3, 3] - data.xpos[body]).max() > POSE_ATOL and not why:
-                why = f"{key}: pose off by {np.abs(pose[:3, 3] - data.xpos[body]).max():.2e} m"
+            at = data.xpos[body] if body < model.nbody else np.zeros(3)  # a skin: the world's
+            if np.abs(pose[:3, 3] - at).max() > POSE_ATOL and not why:
+                why = f"{key}: pose off by {np.abs(pose[:3, 3] - at).max():.2e} m"
         extra = set(np.unique(ref.seg)) - set(ids) - {-1}
         if extra and not why:
-            names = sorted(world.body_key(int(b)) for b in extra)
+            names = sorted(keys.get(int(b), f"#{b}") for b in extra)
             why = f"MuJoCo draws bodies raycollect does not: {', '.join(names)}"
     return not why, lowest, why
 
