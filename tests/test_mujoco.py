@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import raycollect as rc
+from raycollect import scene as scenes
 from conftest import check_output, local_ray, render_all
 from worm import worm_skin
 
@@ -102,6 +103,10 @@ SHAPES_XML = """<mujoco model="shapes">
     <body name="can" pos="0.5 0.5 0.16">
       <joint name="slide" type="slide" axis="1 0 0"/>
       <geom type="cylinder" size="0.09 0.15" rgba="0.2 0.8 0.3 1" euler="0.3 0 0"/>
+      <!-- sites: MuJoCo draws those of groups 0-2 -->
+      <site name="beacon" type="box" size="0.05 0.03 0.04" pos="0 -0.05 0.2" euler="0 0 0.6"
+            rgba="1 0.5 0 1"/>
+      <site name="hidden" type="sphere" size="0.06" pos="0 0 0.3" group="4"/>
     </body>
     <body name="pyramid" pos="-0.45 -0.45 0.05">
       <joint name="spin" type="hinge" axis="0 0 1"/>
@@ -308,8 +313,9 @@ def test_the_rollout_example_agrees_with_mujoco(ray_local, chromium, tmp_path):
 
 
 def test_shapes_world_draws_what_mujoco_draws(worlds):
-    """Every primitive type, the mesh and the skin are in the frames; the transparent and
-    the collision-only geoms are not; a state's jobs share one scene update."""
+    """Every primitive type, the mesh, the skin and a site are in the frames; the
+    transparent and the collision-only geoms and a site of group 4 are not; a state's jobs
+    share one scene update."""
     world, out, results, run, n = worlds["shapes"]
     seen = set()
     for res in results.values():
@@ -317,6 +323,8 @@ def test_shapes_world_draws_what_mujoco_draws(worlds):
     assert {"world", "root", "arm", "tip", "egg", "can", "pyramid", "terrain", "crate",
             "worm-skin"} <= seen
     assert not {"ghost", "collider", "worm", "worm-tail"} & set(next(iter(results.values())).instances)
+    assert scenes.part_names(next(el for el in world({}) if el.key == "can")) == \
+        ["geom5", "site:beacon"]
     # Jobs differing only in state and camera: one scene update for the whole run.
     assert [w["scene_updates"] for w in run.summary["by_worker"].values()] == [1]
 

@@ -5,8 +5,9 @@ body (`geom_pos`, `geom_quat`, fixed by the compiled model), holding the geom's 
 body is a group of static children and only the group moves with the state. The geom's
 group is a part of the body's element (raycollect/scene.py `part_names`, named after the
 geom, `geom<i>` unnamed): with masks="geoms" it has an id of its own and its frame is the
-geom frame (`geom_xpos`, `geom_xmat`). What differs from MuJoCo's axes is handled in the
-shape:
+geom frame (`geom_xpos`, `geom_xmat`). Visible sites (groups 0-2, which MuJoCo's renderer
+draws too) are parts of their bodies the same way (`site_element`). What differs from
+MuJoCo's axes is handled in the shape:
 
 - three.js quaternions are (x, y, z, w), MuJoCo's (w, x, y, z);
 - three.js capsules and cylinders run along their local Y, MuJoCo's along Z: such a geom
@@ -72,8 +73,11 @@ def qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def rgba(model, geom: int) -> np.ndarray:
     """The colour MuJoCo draws a geom with: its own rgba, or its material's when the geom
     has a material and leaves its rgba at the default."""
-    own = np.asarray(model.geom_rgba[geom], dtype=float)
-    mat = int(model.geom_matid[geom])
+    return _colour(model, model.geom_rgba[geom], int(model.geom_matid[geom]))
+
+
+def _colour(model, own, mat: int) -> np.ndarray:
+    own = np.asarray(own, dtype=float)
     if mat >= 0 and np.allclose(own, DEFAULT_RGBA):
         return np.asarray(model.mat_rgba[mat], dtype=float)
     return own
@@ -87,12 +91,15 @@ def visible(model, geom: int) -> bool:
 
 
 def material(model, geom: int) -> dict:
-    r, g, b, a = rgba(model, geom)
+    return _material(model, rgba(model, geom), int(model.geom_matid[geom]))
+
+
+def _material(model, colour, mat: int) -> dict:
+    r, g, b, a = colour
     hexa = "#%02x%02x%02x" % tuple(int(round(min(max(c, 0.0), 1.0) * 255)) for c in (r, g, b))
     out = {"color": hexa}
     if a < 1:
         out.update(transparent=True, opacity=float(a))
-    mat = int(model.geom_matid[geom])
     if mat >= 0:  # MuJoCo's shininess is 0..1; a shinier surface is a less rough one
         out["roughness"] = float(1.0 - 0.8 * model.mat_shininess[mat])
         out["emissive"] = hexa if model.mat_emission[mat] > 0 else "#000000"
@@ -124,13 +131,44 @@ def element(model, geom: int, far: float):
                       material={**look, "map": asset(name), "mapRepeat": repeat})
     else:
         common = dict(materialType="standard", material=look)
-    common.update(key=f"g{geom}-shape")
+    return _part(el, turn, common, f"g{geom}", pos, quat, part_name(model, geom))
+
+
+def _part(el, turn: bool, props: dict, key: str, pos, quat, name: str):
+    """A shape in its part group, the group at the pose (in the body) and named `name`."""
+    props = dict(props, key=f"{key}-shape")
     if turn:
-        common.update(quaternion=[float(q) for q in _Y_TO_Z])
-    for k, v in common.items():
+        props.update(quaternion=[float(q) for q in _Y_TO_Z])
+    for k, v in props.items():
         setattr(el, k, v)
-    return group(el, key=f"g{geom}", position=pos, quaternion=[float(q) for q in quat],
-                 userData={PART_DATA: part_name(model, geom)})
+    return group(el, key=key, position=pos, quaternion=[float(q) for q in quat],
+                 userData={PART_DATA: name})
+
+
+# Sites: MuJoCo's renderer shows those of groups 0-2 too (mjvOption.sitegroup), as the
+# primitives they are (a task's target, the quadruped's eyes); a site is a part of its body
+# like a geom, named "site:<name>" (its id unnamed) so it never takes a geom's name.
+SITE_PREFIX = "site:"
+
+
+def site_visible(model, site: int) -> bool:
+    return (int(model.site_group[site]) < VISIBLE_GROUPS and int(model.site_type[site]) in _SITE_DRAW
+            and _colour(model, model.site_rgba[site], int(model.site_matid[site]))[3] > 0)
+
+
+def site_part_name(model, site: int) -> str:
+    return SITE_PREFIX + (model.site(site).name or str(site))
+
+
+def site_element(model, site: int):
+    """The Vuer element of one visible site, in its body's frame (like `element`)."""
+    size = [float(s) for s in model.site_size[site]]
+    el, turn = _SITE_DRAW[int(model.site_type[site])](model, site, size, 0.0)
+    mat = int(model.site_matid[site])
+    look = _material(model, _colour(model, model.site_rgba[site], mat), mat)
+    return _part(el, turn, dict(materialType="standard", material=look), f"site{site}",
+                 [float(p) for p in model.site_pos[site]], xyzw(model.site_quat[site]),
+                 site_part_name(model, site))
 
 
 def _plane(model, geom, size, far):
@@ -179,3 +217,5 @@ def _hfield(model, geom, size, far):
 
 _DRAW = {PLANE: _plane, HFIELD: _hfield, SPHERE: _sphere, ELLIPSOID: _ellipsoid, CAPSULE: _capsule,
          CYLINDER: _cylinder, BOX: _box, MESH: _mesh}
+_SITE_DRAW = {SPHERE: _sphere, ELLIPSOID: _ellipsoid, CAPSULE: _capsule, CYLINDER: _cylinder,
+              BOX: lambda model, site, size, far: (Box(args=[2 * s for s in size[:3]]), False)}

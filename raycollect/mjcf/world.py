@@ -278,6 +278,9 @@ class _Compiled:
                 for g in range(m.ngeom):
                     if geoms.visible(m, g):
                         drawn.setdefault(int(m.geom_bodyid[g]), []).append(geoms.element(m, g, far))
+                for s in range(m.nsite):
+                    if geoms.site_visible(m, s):
+                        drawn.setdefault(int(m.site_bodyid[s]), []).append(geoms.site_element(m, s))
                 self._bodies = [(b, body_key(m, b), els) for b, els in sorted(drawn.items())]
             return self._bodies
 

@@ -13,6 +13,9 @@ What makes the comparison fair:
   here, so any camera (an MJCF one or an orbit) is rendered exactly;
 - skins (`<skin>`, dm_control's dog) are no geom and belong to no body: a skin's pixels
   carry `model.nbody + skin id` (`skin_id`), as raycollect's carry the skin's own instance id;
+  a site's (groups 0-2 are drawn) carry its body's id, or per geom `site_id`;
+- what raycollect does not draw is not drawn here either: tendons (`mjVIS_TENDON`) and the
+  rays of rangefinder sensors (`mjVIS_RANGEFINDER`), MuJoCo's visual aids (`OPTION`);
 - round primitives: MuJoCo tessellates them with `vis.quality.numslices`/`numstacks`
   (28/16 by default, ~0.6% of a radius off the true circle); they are raised to 96/48 so
   both renderers draw close to the analytic outline.
@@ -32,6 +35,7 @@ DEFAULT_GL = "egl"
 SLICES, STACKS = 96, 48
 OBJ_GEOM = 5  # mjtObj.mjOBJ_GEOM
 OBJ_SKIN = 11  # mjtObj.mjOBJ_SKIN
+OBJ_SITE = 6  # mjtObj.mjOBJ_SITE
 SATURATION = "saturation"  # pattern_agreement's channels for a white-on-colours pattern
 
 
@@ -57,6 +61,17 @@ def renderer(model, width: int, height: int):
     return mujoco.Renderer(model, height, width)
 
 
+def option():
+    """MuJoCo's default visual options but for the aids raycollect does not draw (tendons,
+    rangefinder rays)."""
+    import mujoco
+
+    opt = mujoco.MjvOption()
+    opt.flags[mujoco.mjtVisFlag.mjVIS_TENDON] = 0
+    opt.flags[mujoco.mjtVisFlag.mjVIS_RANGEFINDER] = 0
+    return opt
+
+
 def render(r, model, data, camera: dict, rgb: bool = False) -> Frame:
     """MuJoCo's view of `data` through a raycollect camera dict (matrix, fov, width, height,
     near, far; Z-up world): body segmentation and z-depth (and its colour image)."""
@@ -69,7 +84,7 @@ def render(r, model, data, camera: dict, rgb: bool = False) -> Frame:
     def place():
         import mujoco
 
-        r.update_scene(data)
+        r.update_scene(data, scene_option=option())
         # Colours only (rgb=True): raycollect's lights cast no shadows and its floors
         # reflect nothing.
         r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = int(not colour_pass)
@@ -99,6 +114,11 @@ def render(r, model, data, camera: dict, rgb: bool = False) -> Frame:
         colour = r.render().copy()
     geom = np.where(seg[..., 1] == OBJ_GEOM, seg[..., 0], -1)
     body = np.where(geom >= 0, np.asarray(model.geom_bodyid)[np.clip(geom, 0, None)], -1)
+    if model.nsite:
+        site = seg[..., 1] == OBJ_SITE
+        site_body = np.asarray(model.site_bodyid)[np.clip(seg[..., 0], 0, model.nsite - 1)]
+        body = np.where(site, site_body, body)
+        geom = np.where(site, site_id(model, seg[..., 0]), geom)
     skin = seg[..., 1] == OBJ_SKIN
     body = np.where(skin, skin_id(model, seg[..., 0]), body)
     geom = np.where(skin, skin_id(model, seg[..., 0], geoms=True), geom)
@@ -117,10 +137,18 @@ def keys(world, geoms: bool = False) -> dict[int, str]:
     if geoms:
         out = {g: link_key(world.body_key(int(model.geom_bodyid[g])), mj_geoms.part_name(model, g))
                for g in range(model.ngeom)}
+        out.update({site_id(model, s): link_key(world.body_key(int(model.site_bodyid[s])),
+                                                mj_geoms.site_part_name(model, s))
+                    for s in range(model.nsite)})
     else:
         out = {b: world.body_key(b) for b in range(model.nbody)}
     out.update({skin_id(model, s, geoms): k for s, k in world.skin_keys().items()})
     return out
+
+
+def site_id(model, site):
+    """The id a site's pixels carry in Frame.geom: after every geom's and skin's."""
+    return int(model.ngeom + model.nskin) + site
 
 
 def skin_id(model, skin, geoms: bool = False):
