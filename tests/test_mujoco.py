@@ -3,7 +3,7 @@ and frame, mask IoU with mujoco.Renderer's segmentation, z-depth against its dep
 every body's pose against data.xpos/xmat; colours of 2D textures loosely (the lights
 differ). Models: one written here (every primitive type, a height field, a mesh with
 texture coordinates, builtin textures on a plane and the mesh, a camera on a moving body,
-a skin over two bodies, a keyframe), dm_control's manipulator as it ships, and examples/mujoco_rollout.py run whole:
+a skin over two bodies, sites, a tendon, a keyframe), dm_control's manipulator as it ships, and examples/mujoco_rollout.py run whole:
 robosuite's Panda on its table arena under its controller when robosuite's files are there."""
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ SHAPES_XML = """<mujoco model="shapes">
     </body>
     <body name="egg" pos="-0.5 0.3 0.5">
       <freejoint/>
+      <site name="yolk" size="0.01" group="4"/>
       <geom type="ellipsoid" size="0.16 0.1 0.07" rgba="0.9 0.7 0.1 1"/>
     </body>
     <body name="can" pos="0.5 0.5 0.16">
@@ -124,6 +125,7 @@ SHAPES_XML = """<mujoco model="shapes">
     <body name="collider" pos="0.6 -0.3 0.3">
       <geom type="box" size="0.1 0.1 0.1" group="3"/>
     </body>
+    <site name="anchor" pos="0.9 0.9 0.7" size="0.01" group="4"/>
     <!-- A worm of two bodies that only its skin draws (tests/worm.py) -->
     <body name="worm" pos="-0.25 -0.75 0.12">
       <geom type="capsule" fromto="0 0 0 0.25 0 0" size="0.06" group="3"/>
@@ -134,6 +136,12 @@ SHAPES_XML = """<mujoco model="shapes">
     </body>
   </worldbody>
   <deformable>%(worm)s</deformable>
+  <!-- a string in two pieces, from the can's beacon through the egg's centre to a fixed site -->
+  <tendon>
+    <spatial name="string" width="0.025" rgba="0.95 0.9 0.2 1">
+      <site site="beacon"/><site site="yolk"/><site site="anchor"/>
+    </spatial>
+  </tendon>
   <keyframe>
     <key name="bent" qpos="0.8 -0.6  -0.3 0.2 0.6 0.92 0.2 0.3 0.1  0.1  1.2  -0.9"/>
   </keyframe>
@@ -229,10 +237,10 @@ def _agrees(world, m: dict, mask, depth, r, label: str, geoms: bool = False) -> 
         if cmp["px"] == 0 and cmp["ref_px"] == 0:
             continue
         assert cmp["px"] > 0 and cmp["ref_px"] > 0, (label, key, cmp)
-        if min(cmp["px"], cmp["ref_px"]) >= IOU_MIN_PX:
-            assert cmp["iou"] >= IOU_MIN, (label, key, cmp)
-        else:
-            assert cmp["near"] >= NEAR_MIN, (label, key, cmp)
+        # A small body may miss the IoU bound by its edge pixels alone: then it must agree up
+        # to one pixel along its outline.
+        small = min(cmp["px"], cmp["ref_px"]) < IOU_MIN_PX
+        assert cmp["iou"] >= IOU_MIN or (small and cmp["near"] >= NEAR_MIN), (label, key, cmp)
         assert cmp["depth_median"] <= DEPTH_MEDIAN_MAX or \
             cmp["depth_shift_px"] <= DEPTH_SHIFT_MAX_PX, (label, key, cmp)
         compared += 1
@@ -313,15 +321,15 @@ def test_the_rollout_example_agrees_with_mujoco(ray_local, chromium, tmp_path):
 
 
 def test_shapes_world_draws_what_mujoco_draws(worlds):
-    """Every primitive type, the mesh, the skin and a site are in the frames; the
-    transparent and the collision-only geoms and a site of group 4 are not; a state's jobs
-    share one scene update."""
+    """Every primitive type, the mesh, the skin, a site and the tendon are in the frames;
+    the transparent and the collision-only geoms and a site of group 4 are not; a state's
+    jobs share one scene update."""
     world, out, results, run, n = worlds["shapes"]
     seen = set()
     for res in results.values():
         seen |= {k for k, o in res.objects.items() if o["px"] > 0}
     assert {"world", "root", "arm", "tip", "egg", "can", "pyramid", "terrain", "crate",
-            "worm-skin"} <= seen
+            "worm-skin", "string"} <= seen
     assert not {"ghost", "collider", "worm", "worm-tail"} & set(next(iter(results.values())).instances)
     assert scenes.part_names(next(el for el in world({}) if el.key == "can")) == \
         ["geom5", "site:beacon"]

@@ -47,7 +47,8 @@ coordinates into an atlas of the six face images (OpenGL's cube-map face rules g
 corner's place in its face), beside the atlas PNG. A texture of one image is that image on
 every face. Cube textures on other geoms are not drawn (the geom keeps its colour).
 
-Skins are written by raycollect/mjcf/skins.py into the same folder.
+Skins and tendons are written by raycollect/mjcf/skins.py and tendons.py into the same
+folder.
 
 The folder is keyed by a digest of what it holds, under the system temp dir, and written
 once per machine (a finished folder is renamed into place), so reloading a world costs
@@ -65,7 +66,7 @@ from pathlib import Path
 import numpy as np
 
 # Bump when the files' layout changes: a cached folder of the old layout is not reused.
-LAYOUT = "mjcf-files-6"
+LAYOUT = "mjcf-files-7"
 ROOT_NAME = "raycollect-mjcf"
 MESH_DIR = "meshes"
 HFIELD_DIR = "hfields"
@@ -366,7 +367,8 @@ def digest(model) -> str:
                  "geom_matid", "geom_size", "geom_type", "mat_texid", "mat_texrepeat",
                  "mat_texuniform", "skin_vert", "skin_face", "skin_texcoord", "skin_matid",
                  "skin_group", "skin_rgba", "skin_inflate", "skin_bonevertid",
-                 "skin_bonevertweight", "skin_bonevertnum", "skin_bonenum"):
+                 "skin_bonevertweight", "skin_bonevertnum", "skin_bonenum", "tendon_width",
+                 "tendon_num", "tendon_group", "tendon_rgba", "tendon_matid", "wrap_type"):
         h.update(np.ascontiguousarray(getattr(model, name)).tobytes())
     return h.hexdigest()
 

@@ -127,13 +127,18 @@ def ply_bytes(model, skin: int) -> bytes:
 
 
 def bones_bytes(model, skin: int) -> bytes:
+    """The skin's bones file (`pack_bones`)."""
+    return pack_bones(vertices(model, skin), faces(model, skin), *bone_arrays(model, skin),
+                      float(model.skin_inflate[skin]))
+
+
+def pack_bones(verts: np.ndarray, tris: np.ndarray, counts: np.ndarray, ids: np.ndarray,
+               weights: np.ndarray, inflate: float = 0.0) -> bytes:
     """What the page skins with: BONES_MAGIC, then uint32 vertices, corners, bones; float32
     inflate; uint32 the vertex of each corner; float32 the bind-pose vertices (x, y, z);
     uint32 each bone's vertex count; uint32 the bones' vertex ids; float32 their weights."""
-    verts, tris = vertices(model, skin), faces(model, skin)
-    counts, ids, weights = bone_arrays(model, skin)
     head = np.array([len(verts), tris.size, len(counts)], "<u4").tobytes()
-    return b"".join([BONES_MAGIC, head, np.float32(model.skin_inflate[skin]).astype("<f4").tobytes(),
+    return b"".join([BONES_MAGIC, head, np.float32(inflate).astype("<f4").tobytes(),
                      tris.reshape(-1).astype("<u4").tobytes(), verts.astype("<f4").tobytes(),
                      counts.astype("<u4").tobytes(), ids.astype("<u4").tobytes(),
                      weights.astype("<f4").tobytes()])
@@ -192,13 +197,21 @@ def skin_points(model, skin: int, xpos: np.ndarray, xquat: np.ndarray) -> np.nda
 def element(model, skin: int, skin_key: str, xpos: np.ndarray, xquat: np.ndarray):
     """The skin's element in a state: its group at the world's origin (its vertices are in
     the world frame), skinned per view."""
-    r, g, b, a = rgba(model, skin)
-    hexa = "#%02x%02x%02x" % tuple(int(round(min(max(c, 0.0), 1.0) * 255)) for c in (r, g, b))
     tex = texture(model, skin)
-    ply = Ply(key=f"s{skin}", src=asset(ply_file(model, skin)), color=hexa, opacity=float(a),
-              **({"assets": {files.PLY_TEXTURE: asset(files.texture_file(tex))}} if tex >= 0 else {}))
-    el = group(ply, key=skin_key, userData={"rcSkin": asset(bones_file(skin))})
-    return skinned(el, bones(model, skin, xpos, xquat))
+    return skinned_element(skin_key, f"s{skin}", ply_file(model, skin), bones_file(skin),
+                           rgba(model, skin), bones(model, skin, xpos, xquat),
+                           files.texture_file(tex) if tex >= 0 else None)
+
+
+def skinned_element(key: str, ply_key: str, ply: str, bones_path: str, colour, bone_poses,
+                    texture_path: str | None = None):
+    """A group at the world's origin holding the PLY `ply` (a file of the world's folder),
+    skinned per view by `bone_poses` with the bones file `bones_path`."""
+    r, g, b, a = colour
+    hexa = "#%02x%02x%02x" % tuple(int(round(min(max(c, 0.0), 1.0) * 255)) for c in (r, g, b))
+    extra = {"assets": {files.PLY_TEXTURE: asset(texture_path)}} if texture_path else {}
+    mesh = Ply(key=ply_key, src=asset(ply), color=hexa, opacity=float(a), **extra)
+    return skinned(group(mesh, key=key, userData={"rcSkin": asset(bones_path)}), bone_poses)
 
 
 def _qmul_wxyz(a: np.ndarray, b: np.ndarray) -> np.ndarray:

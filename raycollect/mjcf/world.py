@@ -33,7 +33,7 @@ from vuer.schemas import AmbientLight, DirectionalLight, group
 from .. import scene as scenes
 from ..assets import asset
 from ..errors import InvalidJob
-from . import files, geoms, skins
+from . import files, geoms, skins, tendons
 
 # What a job's params may say about the state, and each field's shape: model attribute
 # sizes (nq, nv, ...) and the number of values per row.
@@ -61,7 +61,7 @@ class World:
         self.assets = dict(assets) if assets else None
         self._local = None
         model = self.model  # fails now, naming the file, if MuJoCo cannot load it
-        self.folder = str(files.write_folder(model, extra=(skins.write,)))
+        self.folder = str(files.write_folder(model, extra=(skins.write, tendons.write)))
 
     # --- the model, compiled once per process ------------------------------------------
     def __getstate__(self) -> dict:
@@ -140,9 +140,15 @@ class World:
 
     # --- the scene -----------------------------------------------------------------------
     def poses(self, params: dict) -> tuple[np.ndarray, np.ndarray]:
-        """(xpos, xquat) of every body in the params' state. The body frames of mj_forward
-        from its first stage alone (mj_kinematics), in one MjData per process: a worker
-        computes this for every job of a rollout."""
+        """(xpos, xquat) of every body in the params' state."""
+        xpos, xquat, _ = self._state(params)
+        return xpos, xquat
+
+    def _state(self, params: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(xpos, xquat, tendon pieces) in the params' state: the body frames of mj_forward
+        from its first stage alone (mj_kinematics) and, for a world with visible tendons,
+        their paths (mj_comPos, mj_tendon; raycollect/mjcf/tendons.py), in one MjData per
+        process: a worker computes this for every job of a rollout."""
         import mujoco
 
         model = self.model  # compiles it in this process, once
@@ -156,10 +162,15 @@ class World:
                 mujoco.mj_resetData(model, data)
             self._fill(data, params)
             mujoco.mj_kinematics(model, data)
-            return data.xpos.copy(), data.xquat.copy()
+            paths = {}
+            if compiled.tendons():
+                mujoco.mj_comPos(model, data)
+                mujoco.mj_tendon(model, data)
+                paths = compiled.paths().pieces(data)
+            return data.xpos.copy(), data.xquat.copy(), paths
 
     def __call__(self, params: dict) -> list:
-        xpos, xquat = self.poses(params)
+        xpos, xquat, paths = self._state(params)
         sun = -np.asarray(SUN_DIRECTION) / np.linalg.norm(SUN_DIRECTION)
         out = [AmbientLight(key=LIGHT_KEYS[0], intensity=AMBIENT_INTENSITY),
                DirectionalLight(key=LIGHT_KEYS[1], position=list(-sun * 10),
@@ -173,6 +184,10 @@ class World:
         model = self.model
         for skin, key in self._local.skins():
             out.append(skins.element(model, skin, key, xpos, xquat))
+        for tendon, key in self._local.tendons():
+            out.append(skins.skinned_element(
+                key, f"t{tendon}", tendons.ply_file(tendon), tendons.bones_file(tendon),
+                tendons.colour(model, tendon), tendons.bones(model, tendon, paths.get(tendon, []))))
         return out
 
     def static_params(self, params: dict) -> dict:
@@ -187,6 +202,10 @@ class World:
     def skin_keys(self) -> dict[int, str]:
         """{skin id: element key} of the skins the world draws (raycollect/mjcf/skins.py)."""
         return dict(self._compiled().skins())
+
+    def tendon_keys(self) -> dict[int, str]:
+        """{tendon id: element key} of the tendons the world draws (raycollect/mjcf/tendons.py)."""
+        return dict(self._compiled().tendons())
 
     def _compiled(self) -> "_Compiled":
         self.model  # noqa: B018 - compiles it in this process, once
@@ -254,6 +273,8 @@ class _Compiled:
         self._lock = threading.Lock()
         self.lock = threading.Lock()  # held while the scratch MjData is in use
         self._scratch = None
+        self._tendons = None
+        self._paths = None
 
     def scratch(self):
         import mujoco
@@ -267,6 +288,20 @@ class _Compiled:
         m = self.model
         taken = {body_key(m, b) for b in range(m.nbody)}
         return [(s, skins.key(m, s, taken)) for s in range(m.nskin) if skins.visible(m, s)]
+
+    def tendons(self) -> list[tuple[int, str]]:
+        """(tendon id, key) of every tendon MuJoCo's renderer shows."""
+        if self._tendons is None:
+            m = self.model
+            taken = {body_key(m, b) for b in range(m.nbody)} | {k for _, k in self.skins()}
+            self._tendons = [(t, tendons.key(m, t, taken)) for t in range(m.ntendon)
+                             if tendons.visible(m, t)]
+        return self._tendons
+
+    def paths(self) -> "tendons.Paths":
+        if self._paths is None:
+            self._paths = tendons.Paths(self.model)
+        return self._paths
 
     def bodies(self) -> list[tuple[int, str, list]]:
         """(body id, key, geom elements) of every body that draws something."""

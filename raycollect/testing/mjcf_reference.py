@@ -13,9 +13,10 @@ What makes the comparison fair:
   here, so any camera (an MJCF one or an orbit) is rendered exactly;
 - skins (`<skin>`, dm_control's dog) are no geom and belong to no body: a skin's pixels
   carry `model.nbody + skin id` (`skin_id`), as raycollect's carry the skin's own instance id;
-  a site's (groups 0-2 are drawn) carry its body's id, or per geom `site_id`;
-- what raycollect does not draw is not drawn here either: tendons (`mjVIS_TENDON`) and the
-  rays of rangefinder sensors (`mjVIS_RANGEFINDER`), MuJoCo's visual aids (`OPTION`);
+  a site's (groups 0-2 are drawn) carry its body's id, or per geom `site_id`; a tendon's
+  its own (`tendon_id`);
+- what raycollect does not draw is not drawn here either: the rays of rangefinder sensors
+  (`mjVIS_RANGEFINDER`), a visual aid (`option`);
 - round primitives: MuJoCo tessellates them with `vis.quality.numslices`/`numstacks`
   (28/16 by default, ~0.6% of a radius off the true circle); they are raised to 96/48 so
   both renderers draw close to the analytic outline.
@@ -36,6 +37,7 @@ SLICES, STACKS = 96, 48
 OBJ_GEOM = 5  # mjtObj.mjOBJ_GEOM
 OBJ_SKIN = 11  # mjtObj.mjOBJ_SKIN
 OBJ_SITE = 6  # mjtObj.mjOBJ_SITE
+OBJ_TENDON = 18  # mjtObj.mjOBJ_TENDON
 SATURATION = "saturation"  # pattern_agreement's channels for a white-on-colours pattern
 
 
@@ -62,12 +64,11 @@ def renderer(model, width: int, height: int):
 
 
 def option():
-    """MuJoCo's default visual options but for the aids raycollect does not draw (tendons,
-    rangefinder rays)."""
+    """MuJoCo's default visual options but for the aid raycollect does not draw
+    (rangefinder rays)."""
     import mujoco
 
     opt = mujoco.MjvOption()
-    opt.flags[mujoco.mjtVisFlag.mjVIS_TENDON] = 0
     opt.flags[mujoco.mjtVisFlag.mjVIS_RANGEFINDER] = 0
     return opt
 
@@ -119,6 +120,9 @@ def render(r, model, data, camera: dict, rgb: bool = False) -> Frame:
         site_body = np.asarray(model.site_bodyid)[np.clip(seg[..., 0], 0, model.nsite - 1)]
         body = np.where(site, site_body, body)
         geom = np.where(site, site_id(model, seg[..., 0]), geom)
+    tendon = seg[..., 1] == OBJ_TENDON
+    body = np.where(tendon, tendon_id(model, seg[..., 0]), body)
+    geom = np.where(tendon, tendon_id(model, seg[..., 0], geoms=True), geom)
     skin = seg[..., 1] == OBJ_SKIN
     body = np.where(skin, skin_id(model, seg[..., 0]), body)
     geom = np.where(skin, skin_id(model, seg[..., 0], geoms=True), geom)
@@ -143,7 +147,14 @@ def keys(world, geoms: bool = False) -> dict[int, str]:
     else:
         out = {b: world.body_key(b) for b in range(model.nbody)}
     out.update({skin_id(model, s, geoms): k for s, k in world.skin_keys().items()})
+    out.update({tendon_id(model, t, geoms): k for t, k in world.tendon_keys().items()})
     return out
+
+
+def tendon_id(model, tendon, geoms: bool = False):
+    """The id a tendon's pixels carry in Frame.seg (Frame.geom): after the skins' (sites')."""
+    return (int(model.ngeom + model.nskin + model.nsite) if geoms
+            else int(model.nbody + model.nskin)) + tendon
 
 
 def site_id(model, site):

@@ -387,3 +387,50 @@ process.stdout.write(JSON.stringify({corners: Array.from(s.corners), pos: Array.
         check=True, capture_output=True, text=True).stdout)
     np.testing.assert_array_equal(out["corners"], skins.faces(model, 0).reshape(-1))
     np.testing.assert_allclose(np.reshape(out["pos"], (-1, 3)), theirs, atol=1e-6)
+
+
+TENDON_XML = """<mujoco><worldbody>
+  <site name="a" pos="0 0 1" size="0.01"/>
+  <body name="arm" pos="0 0 1"><joint name="swing" type="hinge" axis="0 1 0"/>
+    <geom type="capsule" fromto="0 0 0 0.5 0 0" size="0.02"/>
+    <site name="mid" pos="0.25 0 -0.1" size="0.01"/><site name="end" pos="0.5 0 0" size="0.01"/>
+  </body></worldbody>
+  <tendon><spatial name="cord" width="0.01"><site site="a"/><site site="mid"/><site site="end"/>
+  </spatial><spatial name="hidden" width="0.01" group="3"><site site="a"/><site site="end"/>
+  </spatial></tendon></mujoco>"""
+
+
+def test_a_tendon_is_drawn_where_mujocos_renderer_draws_its_pieces(tmp_path):
+    """A visible spatial tendon is one skinned element whose bind mesh, moved by the state's
+    bones, lies on the capsules MuJoCo's renderer draws for it (every vertex at the tendon's
+    width from its piece's axis); unused pieces fold onto the first; a tendon of group 3 is
+    not drawn."""
+    from raycollect.mjcf import skins, tendons
+
+    (tmp_path / "t.xml").write_text(TENDON_XML)
+    world = mjcf(tmp_path / "t.xml")
+    model = world.model
+    assert world.tendon_keys() == {0: "cord"}
+    for swing in (0.0, 0.8):
+        els = world({"qpos": [swing]})
+        (cord,) = [el for el in els if scenes.is_skinned(el)]
+        _, _, paths = world._state({"qpos": [swing]})
+        assert len(paths[0]) == 2  # a -> mid -> end
+        verts, tris, counts, ids, _ = tendons.mesh(model, 0)
+        pose = np.asarray(scenes.skins(els)["cord"]).reshape(-1, 7)
+        moved, start = np.zeros_like(verts, dtype=float), 0
+        for j, n in enumerate(counts):
+            sel = ids[start:start + n]
+            start += n
+            rot = skins._rot_wxyz(np.concatenate([pose[j, 6:7], pose[j, 3:6]])[None])[0]
+            moved[sel] = verts[sel] @ rot.T + pose[j, :3]
+        per = len(verts) // tendons.pieces(model, 0)
+        for k, (centre, rot, half) in enumerate(paths[0] + [paths[0][0]]):
+            p0, p1 = centre - half * rot[:, 2], centre + half * rot[:, 2]
+            v = moved[k * per:(k + 1) * per]
+            if k == len(paths[0]):  # a piece the state does not use: a sphere at p0
+                p1 = p0
+            t = np.clip(((v - p0) @ (p1 - p0)) / max((p1 - p0) @ (p1 - p0), 1e-12), 0, 1)
+            dist = np.linalg.norm(v - (p0 + t[:, None] * (p1 - p0)), axis=1)
+            np.testing.assert_allclose(dist, model.tendon_width[0], atol=1e-6)
+    assert (Path(world.folder) / tendons.bones_file(0)).is_file()
