@@ -324,3 +324,44 @@ def arbitrate(model, data, camera: dict, mask: np.ndarray, depth: np.ndarray, re
             out["raycollect_depth_vs_ray"] = float(np.median(np.abs(depth[ys, xs][ok] - z[ok])))
             out["mujoco_depth_vs_ray"] = float(np.median(np.abs(ref.depth[ys, xs][ok] - z[ok])))
     return out
+
+
+# Where the true outline passes near a pixel: rays this far from its centre (pixels), in
+# these directions (outline_distance).
+TIE_DISTANCES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+TIE_DIRECTIONS = [(math.cos(a), math.sin(a)) for a in np.linspace(0, 2 * math.pi, 16, endpoint=False)]
+
+
+def outline_distance(model, data, camera: dict, body: int, y: int, x: int) -> float | None:
+    """The smallest of TIE_DISTANCES at which a ray near pixel (y, x) lands on the other side
+    of `body`'s true outline (by `raycast`: no tessellation, occluders included) than the ray
+    through its centre; None when farther than all. A pixel the two renderers give
+    differently, with the true outline this close to its centre, is a tie that the polygons'
+    chords and the rasterisers' arithmetic decide either way."""
+    def hits(ys, xs):
+        return raycast(model, data, camera, np.asarray(ys, float), np.asarray(xs, float))[0] == body
+
+    inside = hits([y], [x])[0]
+    for d in TIE_DISTANCES:
+        around = hits([y + d * dy for _, dy in TIE_DIRECTIONS], [x + d * dx for dx, _ in TIE_DIRECTIONS])
+        if (around != inside).any():
+            return d
+    return None
+
+
+def ties(model, data, camera: dict, mask: np.ndarray, ref: Frame, body: int, rid: int,
+         limit: int = 200, seed: int = 0) -> float:
+    """The largest outline_distance over the pixels only one renderer gives `body` (up to
+    `limit` of them, drawn at random); inf when the true outline is not within 0.5 px of one."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.nonzero((mask == rid) ^ (ref.seg == body))
+    if len(ys) > limit:
+        pick = rng.choice(len(ys), limit, replace=False)
+        ys, xs = ys[pick], xs[pick]
+    worst = 0.0
+    for y, x in zip(ys, xs):
+        d = outline_distance(model, data, camera, body, int(y), int(x))
+        if d is None:
+            return float("inf")
+        worst = max(worst, d)
+    return worst
