@@ -35,25 +35,6 @@ XML = """<mujoco><worldbody><light pos="0 0 3"/>
 </worldbody></mujoco>"""
 W, H = 320, 240
 EYES = [(0.01, -0.3, 3.0), (0.3, -2.5, 1.2), (2.5, 0.3, 0.4)]
-DIRECTIONS = [(np.cos(a), np.sin(a)) for a in np.linspace(0, 2 * np.pi, 16, endpoint=False)]
-DISTANCES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)  # pixels
-
-
-def outline_within(world, data, camera, body: int, y: int, x: int) -> float | None:
-    """The smallest of DISTANCES at which a ray near pixel (y, x) lands on the other side of
-    `body`'s true outline than the ray through its centre (None: farther than all)."""
-    def hits(ys, xs):
-        return reference.raycast(world.model, data, camera, np.asarray(ys, float),
-                                 np.asarray(xs, float))[0] == body
-
-    inside = hits([y], [x])[0]
-    for d in DISTANCES:
-        around = hits([y + d * dy for _, dy in DIRECTIONS], [x + d * dx for dx, _ in DIRECTIONS])
-        if (around != inside).any():
-            return d
-    return None
-
-
 def main() -> None:
     path = Path(tempfile.mkdtemp(prefix="rc-outline-")) / "round.xml"
     path.write_text(XML)
@@ -75,7 +56,7 @@ def main() -> None:
             print(f"view {view} {key:>8}: raycollect {int(ours.sum())} px, MuJoCo "
                   f"{int(theirs.sum())} px, differing {int((ours ^ theirs).sum())}")
             for y, x in np.argwhere(ours ^ theirs):
-                d = outline_within(world, data, res.camera, body, int(y), int(x))
+                d = reference.outline_distance(world.model, data, res.camera, body, int(y), int(x))
                 worst = max(worst, d if d is not None else float("inf"))
                 print(f"    ({y}, {x}) {'raycollect' if ours[y, x] else 'MuJoCo'} only: "
                       f"the true outline within {d} px of its centre")
