@@ -13,6 +13,7 @@ workers, the pool and the driver all ask it instead of deciding for themselves.
 
 import contextlib
 import enum
+import os
 
 
 class RaycollectError(Exception):
@@ -102,6 +103,19 @@ class OutputBusy(FatalFault, RuntimeError):
 
 class OutputError(FatalFault, OSError):
     """The output cannot be written: a full disk, a read-only or failing filesystem."""
+
+
+def output_error(root, error: OSError) -> OutputError:
+    """What a failed write to the output says: which output (or file of it), what the
+    system said, and how much room its filesystem has left."""
+    try:
+        st = os.statvfs(root if os.path.exists(root) else os.path.dirname(os.path.abspath(root)))
+        free = f"{st.f_bavail * st.f_frsize:,} bytes free on its filesystem"
+    except OSError:
+        free = "its free space unknown"
+    return OutputError(f"output {root}: cannot write ({error.strerror or error}; {free}): make "
+                       f"room or fix the filesystem, then run again: every job that did not "
+                       f"land is rendered then, once")
 
 
 class StoreError(FatalFault, OSError):

@@ -8,7 +8,9 @@ the death of the process (what `ray.kill` does) without an fsync per commit.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
@@ -87,7 +89,10 @@ class Journal:
         return out
 
     def write(self, inserts: Iterable[tuple[str, str]], updates: Iterable[JobUpdate]) -> None:
-        """One transaction: new jobs (id, params_json) and changed jobs."""
+        """One transaction: new jobs (id, params_json) and changed jobs. A full disk (sqlite's
+        "database or disk is full", which the commit or any write may meet) or a failing one
+        raises OSError (ENOSPC, EIO) naming the journal, with nothing of the transaction
+        written: the caller says which output it is (raycollect/queue.py)."""
         db = self._db
         db.execute("BEGIN")
         try:
@@ -98,10 +103,14 @@ class Journal:
                 ((u.state.value, u.attempts, u.error,
                   None if u.result is None else json.dumps(u.result, default=str),
                   u.done_token, u.job_id) for u in updates))
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("COMMIT")
+        except BaseException as e:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            code = _os_error(e)
+            if code is not None:
+                raise OSError(code, os.strerror(code), str(self.path)) from e
             raise
-        db.execute("COMMIT")
 
     def counts(self) -> dict[str, int]:
         """Jobs by state, as last written (a job leased when its queue died shows as pending:
@@ -121,3 +130,14 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _os_error(error: BaseException) -> int | None:
+    """The errno of a sqlite error that is the filesystem's (full, failing), else None."""
+    if isinstance(error, sqlite3.OperationalError):
+        text = str(error).lower()
+        if "disk is full" in text:
+            return errno.ENOSPC
+        if "disk i/o error" in text:
+            return errno.EIO
+    return None

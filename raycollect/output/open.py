@@ -22,7 +22,8 @@ from . import metadata
 from .lock import Lock, OutputLock, StoreLock
 from .repair import check_journal
 from .store import Location, journal_path
-from .writer import Writer, output_error, writer_for
+from ..errors import output_error
+from .writer import Writer, writer_for
 
 log = logging.getLogger(__name__)
 

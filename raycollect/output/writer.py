@@ -32,7 +32,7 @@ from typing import Protocol
 
 from .. import constants as C
 from . import shards as shard_files, store
-from ..errors import OutputError
+from ..errors import OutputError, output_error
 from .files import suffix
 from ..result import Result
 from .manifest import FAILURES, MANIFEST, PARTS, parse_lines, read_manifest
@@ -45,19 +45,6 @@ log = logging.getLogger(__name__)
 
 FRAMES = "frames"
 TMP_SUFFIX = ".tmp"
-
-
-def output_error(root: str | os.PathLike, error: OSError) -> OutputError:
-    """What a failed write to the output says: which output, what the system said, and how
-    much room its filesystem has left."""
-    try:
-        st = os.statvfs(root if os.path.exists(root) else os.path.dirname(os.path.abspath(root)))
-        free = f"{st.f_bavail * st.f_frsize:,} bytes free on its filesystem"
-    except OSError:
-        free = "its free space unknown"
-    return OutputError(f"output {root}: cannot write ({error.strerror or error}; {free}): make "
-                       f"room or fix the filesystem, then run again: every job that did not "
-                       f"land is rendered then, once")
 
 
 def _guarded(method):

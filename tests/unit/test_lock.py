@@ -74,3 +74,36 @@ def test_a_journal_cut_short_is_found_from_its_header_alone(tmp_path):
     assert "cut short" in _header_problem(path)
     path.write_bytes(b"not a database at all" * 10)
     assert _header_problem(path) == "file is not a database"
+
+
+def test_a_full_disk_under_the_journal_is_an_output_error(tmp_path):
+    """The disk can fill at a journal commit rather than at a frame (a CI run of the
+    full-disk test met it: sqlite's "database or disk is full" reached the caller raw, not as
+    the OutputError a full output raises). The journal raises ENOSPC naming itself, the
+    transaction is not half written, the journal still reads, and the queue names the
+    output and its free space. A real 256 KiB tmpfs (needs root, as CI runs)."""
+    import errno
+
+    from raycollect.errors import OutputError, output_error
+    from raycollect.jobs import JobState
+    from raycollect.journal import Journal
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a filesystem needs root")
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
+    try:
+        journal = Journal(mnt / ".raycollect" / "queue.sqlite")
+        with pytest.raises(OSError) as e:
+            for batch in range(1000):
+                journal.write([(f"job-{batch}-{i}", "x" * 400) for i in range(20)], [])
+        assert e.value.errno == errno.ENOSPC and str(mnt) in str(e.value), e.value
+        pending = journal.counts()[JobState.PENDING.value]
+        assert pending % 20 == 0 and pending < 20 * 1000  # whole transactions only
+        message = str(output_error(journal.path, e.value))
+        assert isinstance(output_error(journal.path, e.value), OutputError)
+        assert str(mnt) in message and "No space left" in message and "free" in message
+        journal.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
