@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -218,3 +219,17 @@ def check_output(out, expected_ids, run=None, faults: int = 0) -> list[dict]:
     if run is not None:
         check_renders(run, faults)
     return manifest
+
+
+@contextlib.contextmanager
+def tmpfs(mnt: Path, size: str):
+    """A real tmpfs of `size` (mount's size=, e.g. "1m") mounted at `mnt` for a test: a
+    filesystem that fills. Needs root, as CI runs; skips the test without."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a filesystem needs root")
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

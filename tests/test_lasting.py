@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import raycollect as rc
-from conftest import check_output, read_jsonl, render_all
+from conftest import check_output, read_jsonl, render_all, tmpfs
 from raycollect.errors import JournalDamaged, OutputError
 
 pytestmark = pytest.mark.browser
@@ -70,15 +70,8 @@ def test_a_run_on_a_held_output_is_refused_and_a_dead_holders_lock_taken_over(ra
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 1 MiB tmpfs mounted for the test (needs root, as CI runs)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a filesystem needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
-    try:
+    with tmpfs(tmp_path / "disk", "1m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_disk_stops_the_run_and_a_rerun_completes_it(ray_local, chromium, small_disk):

@@ -88,12 +88,9 @@ def test_a_full_disk_under_the_journal_is_an_output_error(tmp_path):
     from raycollect.jobs import JobState
     from raycollect.journal import Journal
 
-    if os.geteuid() != 0:
-        pytest.skip("mounting a filesystem needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
-    try:
+    from conftest import tmpfs
+
+    with tmpfs(tmp_path / "disk", "256k") as mnt:
         journal = Journal(mnt / ".raycollect" / "queue.sqlite")
         with pytest.raises(OSError) as e:
             for batch in range(1000):
@@ -105,5 +102,3 @@ def test_a_full_disk_under_the_journal_is_an_output_error(tmp_path):
         assert isinstance(output_error(journal.path, e.value), OutputError)
         assert str(mnt) in message and "No space left" in message and "free" in message
         journal.close()
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
