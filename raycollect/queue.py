@@ -19,8 +19,8 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from . import constants as C
-from .errors import (Disposition, OutputError, QueueUnavailable, UnknownJob, WrongQueue,
-                     from_ray, output_error)
+from .errors import (Disposition, QueueUnavailable, UnknownJob, WrongQueue, from_ray,
+                     output_error)
 from .jobs import JobState, Lease, canonical_json, check_transition, prepare
 from .journal import Journal, JobUpdate
 
@@ -189,8 +189,6 @@ class _QueueActor:
         if self._journal and (self._inserts or self._updates):
             try:
                 self._journal.write(self._inserts, self._updates.values())
-            except OutputError:
-                raise
             except OSError as e:  # a full or failing disk under the journal: the output's
                 raise output_error(self._journal.path, e) from e
             for job_id in self._updates:

@@ -73,10 +73,12 @@ def qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def rgba(model, geom: int) -> np.ndarray:
     """The colour MuJoCo draws a geom with: its own rgba, or its material's when the geom
     has a material and leaves its rgba at the default."""
-    return _colour(model, model.geom_rgba[geom], int(model.geom_matid[geom]))
+    return colour(model, model.geom_rgba[geom], int(model.geom_matid[geom]))
 
 
-def _colour(model, own, mat: int) -> np.ndarray:
+def colour(model, own, mat: int) -> np.ndarray:
+    """MuJoCo's rule for geoms, sites, skins and tendons: the object's own rgba `own`, or
+    its material's when it has one (`mat` >= 0) and leaves its rgba at the default."""
     own = np.asarray(own, dtype=float)
     if mat >= 0 and np.allclose(own, DEFAULT_RGBA):
         return np.asarray(model.mat_rgba[mat], dtype=float)
@@ -94,9 +96,14 @@ def material(model, geom: int) -> dict:
     return _material(model, rgba(model, geom), int(model.geom_matid[geom]))
 
 
-def _material(model, colour, mat: int) -> dict:
-    r, g, b, a = colour
-    hexa = "#%02x%02x%02x" % tuple(int(round(min(max(c, 0.0), 1.0) * 255)) for c in (r, g, b))
+def hex_colour(rgb) -> str:
+    """'#rrggbb' of an (r, g, b[, a]) in 0..1."""
+    return "#%02x%02x%02x" % tuple(int(round(min(max(c, 0.0), 1.0) * 255)) for c in rgb[:3])
+
+
+def _material(model, rgba_: np.ndarray, mat: int) -> dict:
+    a = rgba_[3]
+    hexa = hex_colour(rgba_)
     out = {"color": hexa}
     if a < 1:
         out.update(transparent=True, opacity=float(a))
@@ -153,7 +160,7 @@ SITE_PREFIX = "site:"
 
 def site_visible(model, site: int) -> bool:
     return (int(model.site_group[site]) < VISIBLE_GROUPS and int(model.site_type[site]) in _SITE_DRAW
-            and _colour(model, model.site_rgba[site], int(model.site_matid[site]))[3] > 0)
+            and colour(model, model.site_rgba[site], int(model.site_matid[site]))[3] > 0)
 
 
 def site_part_name(model, site: int) -> str:
@@ -165,7 +172,7 @@ def site_element(model, site: int):
     size = [float(s) for s in model.site_size[site]]
     el, turn = _SITE_DRAW[int(model.site_type[site])](model, site, size, 0.0)
     mat = int(model.site_matid[site])
-    look = _material(model, _colour(model, model.site_rgba[site], mat), mat)
+    look = _material(model, colour(model, model.site_rgba[site], mat), mat)
     return _part(el, turn, dict(materialType="standard", material=look), f"site{site}",
                  [float(p) for p in model.site_pos[site]], xyzw(model.site_quat[site]),
                  site_part_name(model, site))

@@ -27,12 +27,11 @@ from vuer.schemas import Ply, group
 
 from ..assets import asset
 from ..scene import skinned
-from . import files
+from . import files, geoms
 
 SKIN_DIR = "skins"
 # Skin groups MuJoCo's renderer shows by default (mjvOption.skingroup), as for geoms.
 VISIBLE_GROUPS = 3
-DEFAULT_RGBA = (0.5, 0.5, 0.5, 1.0)
 # The bones file: little-endian 4-byte words; see bones_bytes.
 BONES_MAGIC = b"RCSK"
 
@@ -44,11 +43,7 @@ def visible(model, skin: int) -> bool:
 def rgba(model, skin: int) -> np.ndarray:
     """The skin's own rgba, or its material's when it has one and leaves its rgba at the
     default (MuJoCo's rule for geoms and skins alike)."""
-    own = np.asarray(model.skin_rgba[skin], dtype=float)
-    mat = int(model.skin_matid[skin])
-    if mat >= 0 and np.allclose(own, DEFAULT_RGBA):
-        return np.asarray(model.mat_rgba[mat], dtype=float)
-    return own
+    return geoms.colour(model, model.skin_rgba[skin], int(model.skin_matid[skin]))
 
 
 def texture(model, skin: int) -> int:
@@ -207,10 +202,9 @@ def skinned_element(key: str, ply_key: str, ply: str, bones_path: str, colour, b
                     texture_path: str | None = None):
     """A group at the world's origin holding the PLY `ply` (a file of the world's folder),
     skinned per view by `bone_poses` with the bones file `bones_path`."""
-    r, g, b, a = colour
-    hexa = "#%02x%02x%02x" % tuple(int(round(min(max(c, 0.0), 1.0) * 255)) for c in (r, g, b))
     extra = {"assets": {files.PLY_TEXTURE: asset(texture_path)}} if texture_path else {}
-    mesh = Ply(key=ply_key, src=asset(ply), color=hexa, opacity=float(a), **extra)
+    mesh = Ply(key=ply_key, src=asset(ply), color=geoms.hex_colour(colour),
+               opacity=float(colour[3]), **extra)
     return skinned(group(mesh, key=key, userData={"rcSkin": asset(bones_path)}), bone_poses)
 
 

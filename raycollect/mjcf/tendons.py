@@ -23,7 +23,7 @@ import threading
 
 import numpy as np
 
-from . import files, skins
+from . import files, geoms, skins
 
 TENDON_DIR = "tendons"
 VISIBLE_GROUPS = 3  # mjvOption.tendongroup's default
@@ -44,11 +44,7 @@ def visible(model, tendon: int) -> bool:
 
 
 def colour(model, tendon: int) -> np.ndarray:
-    own = np.asarray(model.tendon_rgba[tendon], dtype=float)
-    mat = int(model.tendon_matid[tendon])
-    if mat >= 0 and np.allclose(own, skins.DEFAULT_RGBA):
-        return np.asarray(model.mat_rgba[mat], dtype=float)
-    return own
+    return geoms.colour(model, model.tendon_rgba[tendon], int(model.tendon_matid[tendon]))
 
 
 def key(model, tendon: int, taken: set[str]) -> str:
@@ -172,8 +168,9 @@ def bones(model, tendon: int, found: list) -> list[float]:
     layout): its pieces', then the unused ones folded onto the first piece's lower end."""
     import mujoco
 
+    n = pieces(model, tendon)
     out, fold = [], None
-    for centre, rot, half in found[:pieces(model, tendon)]:
+    for centre, rot, half in found[:n]:
         p0, p1 = centre - half * rot[:, 2], centre + half * rot[:, 2]
         q = np.zeros(4)
         mujoco.mju_mat2Quat(q, rot.reshape(-1))
@@ -183,6 +180,5 @@ def bones(model, tendon: int, found: list) -> list[float]:
             fold = [*p0, *xyzw, *(p0 - rot[:, 2]), *xyzw]
     if fold is None:  # nothing drawn: every piece a point far below anything a camera shows
         fold = [0.0, 0.0, -1e6, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, -1e6 - 1.0, 0.0, 0.0, 0.0, 1.0]
-    while len(out) < 14 * pieces(model, tendon):
-        out += fold
+    out += fold * (n - len(out) // 14)
     return [float(v) for v in out]

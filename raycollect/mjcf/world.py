@@ -139,11 +139,6 @@ class World:
         return arr.reshape((rows, width) if width > 1 else (rows,))
 
     # --- the scene -----------------------------------------------------------------------
-    def poses(self, params: dict) -> tuple[np.ndarray, np.ndarray]:
-        """(xpos, xquat) of every body in the params' state."""
-        xpos, xquat, _ = self._state(params)
-        return xpos, xquat
-
     def _state(self, params: dict) -> tuple[np.ndarray, np.ndarray, dict]:
         """(xpos, xquat, tendon pieces) in the params' state: the body frames of mj_forward
         from its first stage alone (mj_kinematics) and, for a world with visible tendons,
@@ -273,6 +268,7 @@ class _Compiled:
         self._lock = threading.Lock()
         self.lock = threading.Lock()  # held while the scratch MjData is in use
         self._scratch = None
+        self._skins = None
         self._tendons = None
         self._paths = None
 
@@ -285,9 +281,12 @@ class _Compiled:
 
     def skins(self) -> list[tuple[int, str]]:
         """(skin id, key) of every skin MuJoCo's renderer shows."""
-        m = self.model
-        taken = {body_key(m, b) for b in range(m.nbody)}
-        return [(s, skins.key(m, s, taken)) for s in range(m.nskin) if skins.visible(m, s)]
+        if self._skins is None:
+            m = self.model
+            taken = {body_key(m, b) for b in range(m.nbody)}
+            self._skins = [(s, skins.key(m, s, taken)) for s in range(m.nskin)
+                           if skins.visible(m, s)]
+        return self._skins
 
     def tendons(self) -> list[tuple[int, str]]:
         """(tendon id, key) of every tendon MuJoCo's renderer shows."""
