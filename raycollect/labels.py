@@ -6,7 +6,8 @@ With masks on, every manifest line carries `objects`, keyed by element key:
      "bbox": [x, y, w, h] or None, "px": visible pixel count,
      "links": {link: 4x4 link-frame-to-world} (URDF robots, masks="links"),
      "geoms": {geom: 4x4 geom-frame-to-world} (MJCF bodies, masks="geoms"),
-     "model": {"tag", "src", "args", "scale"} (what the element draws: the BOP export's model),
+     "model": {"tag", "src", "args", "scale"} (what the element draws: the BOP export's model;
+               a group's is {"tag": "group", "parts": [placed models]}: model_of),
      with amodal=True: "px_all", "bbox_all", "visib_fract"}
 
 `px_all` and `bbox_all` are counted as the BOP toolkit counts them (its calc_gt_info): on a
@@ -30,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from .crop import Crop, box, union
-from .scene import RESERVED_KEY_PREFIX, skybox_faces
+from .scene import RESERVED_KEY_PREFIX, skin_bones_file, skybox_faces
 
 # vuer element tags that draw nothing into a frame (raycollect/render/stage.py wraps each element
 # in a group with its id; these get id 0).
@@ -41,6 +42,10 @@ NON_DRAWING = frozenset({
     "PointerControls", "SceneCamera", "SceneCameraControl", "CameraView", "Gamepad",
     "KeyboardMonitor"})
 LINK_SEPARATOR = "/"
+GROUP_TAG = "group"  # vuer's group(): an MJCF body, a geom's part
+SKIN_MODEL = "Skin"  # model_of's tag for a skinned group: no one mesh
+# A child's placement in its group, as three.js composes it (position, rotation, scale).
+PLACEMENT = ("position", "quaternion", "rotation")
 # Class ids share the queue's id registry with instance ids, under keys no element can have
 # (raycollect/scene.py reserves the prefix).
 CLASS_KEY_PREFIX = f"{RESERVED_KEY_PREFIX}class:"
@@ -162,9 +167,21 @@ def class_of(key: str, classes) -> str:
 
 
 def model_of(element) -> dict:
-    """What an element draws, as the BOP export names a model: its tag, file, args, scale."""
+    """What an element draws, as the BOP export names a model: its tag, file, args, scale;
+    a group's (an MJCF body, a geom's part) is its drawing children, each placed in the
+    group's frame ("position", "quaternion" or "rotation", and its own "scale"); a skinned
+    group (an MJCF skin or tendon) changes shape from view to view and is tagged SKIN_MODEL."""
     from .jobs import to_plain
 
-    return to_plain({"tag": getattr(element, "tag", type(element).__name__),
-                     **{k: getattr(element, k, None) for k in ("src", "args", "scale")}},
-                    f"{element.key}")
+    return to_plain(_model(element), f"{element.key}")
+
+
+def _model(element) -> dict:
+    tag = getattr(element, "tag", type(element).__name__)
+    if tag == GROUP_TAG:
+        if skin_bones_file(element):
+            return {"tag": SKIN_MODEL}
+        return {"tag": GROUP_TAG,
+                "parts": [{**_model(c), **{k: getattr(c, k, None) for k in PLACEMENT}}
+                          for c in getattr(element, "children", None) or [] if draws(c)]}
+    return {"tag": tag, **{k: getattr(element, k, None) for k in ("src", "args", "scale")}}

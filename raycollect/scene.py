@@ -104,15 +104,20 @@ def poses(elements: list) -> dict:
 PART_DATA = "rcPart"
 
 
-def part_names(element) -> list[str]:
-    """The names of the parts (PART_DATA groups) at or below an element, in tree order."""
-    out = []
+def parts(element) -> dict:
+    """The parts (PART_DATA groups) at or below an element, by name."""
+    out = {}
     data = getattr(element, "userData", None)
     if isinstance(data, dict) and isinstance(data.get(PART_DATA), str):
-        out.append(data[PART_DATA])
+        out[data[PART_DATA]] = element
     for child in getattr(element, "children", None) or []:
-        out += part_names(child)
+        out.update(parts(child))
     return out
+
+
+def part_names(element) -> list[str]:
+    """The names of the parts (PART_DATA groups) at or below an element, in tree order."""
+    return list(parts(element))
 
 
 def skinned(element: Element, bones: list[float]) -> Element:

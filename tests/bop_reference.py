@@ -143,6 +143,17 @@ def rasterise(pts: np.ndarray, faces: np.ndarray, K, R, t, width: int, height: i
     return rasterise_xy(xy, faces, canvas * width, canvas * height)
 
 
+def edge_distance(xy: np.ndarray, faces: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """The distance of each pixel centre (N x 2, x y) to the nearest projected edge."""
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    a, b = xy[edges[:, 0]], xy[edges[:, 1]]
+    out = []
+    for c in pixels + 0.5:
+        t = np.clip(np.sum((c - a) * (b - a), 1) / np.maximum(np.sum((b - a) ** 2, 1), 1e-12), 0, 1)
+        out.append(np.linalg.norm(a + t[:, None] * (b - a) - c, axis=1).min())
+    return np.asarray(out)
+
+
 def calc_2d_bbox(hit: np.ndarray, offset=(0, 0)) -> list[int]:
     """The toolkit's box of a mask's pixels, shifted by -offset (x, y)."""
     ys, xs = np.nonzero(hit)

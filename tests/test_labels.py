@@ -233,17 +233,6 @@ def test_coco_categories_are_the_classes(labelled):
 EDGE_TIE_PX = 0.05
 
 
-def _edge_distance(xy: np.ndarray, faces: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """The distance of each pixel centre (N x 2, x y) to the nearest projected edge."""
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    a, b = xy[edges[:, 0]], xy[edges[:, 1]]
-    out = []
-    for c in pixels + 0.5:
-        t = np.clip(np.sum((c - a) * (b - a), 1) / np.maximum(np.sum((b - a) ** 2, 1), 1e-12), 0, 1)
-        out.append(np.linalg.norm(a + t[:, None] * (b - a) - c, axis=1).min())
-    return np.asarray(out)
-
-
 def test_bop_export_is_what_the_toolkit_computes(labelled):
     out, by, _, assets = labelled
     root = export(out, "bop")
@@ -282,7 +271,7 @@ def test_bop_export_is_what_the_toolkit_computes(labelled):
             # Every pixel the two disagree on is a tie on an edge of the model.
             ys, xs = np.nonzero(mask ^ inner)
             xy = bref.project(model["pts"], K, R, t)[:, :2]
-            ties = _edge_distance(xy, model["faces"], np.c_[xs, ys])
+            ties = bref.edge_distance(xy, model["faces"], np.c_[xs, ys])
             assert (ties <= EDGE_TIE_PX).all(), (im, gt_id, ties.max())
             # Outside the image (the 3x canvas), the silhouettes' counts agree as closely.
             outside_ours = info["px_count_all"] - int(mask.sum())

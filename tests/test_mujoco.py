@@ -17,7 +17,7 @@ import pytest
 
 import raycollect as rc
 from raycollect import scene as scenes
-from conftest import check_output, local_ray, render_all
+from conftest import check_output, local_ray, read_jsonl, render_all
 from worm import worm_skin
 
 mujoco = pytest.importorskip("mujoco")
@@ -89,7 +89,7 @@ SHAPES_XML = """<mujoco model="shapes">
       <geom type="box" size="0.15 0.1 0.05" material="red"/>
       <body name="arm" pos="0.1 0 0.1">
         <joint name="pitch" type="hinge" axis="0 1 0"/>
-        <geom type="capsule" fromto="0 0 0 0.4 0 0" size="0.04" rgba="0.9 0.9 0.9 1"/>
+        <geom type="capsule" fromto="0 0 0 0.4 0 0" size="0.04" material="crate"/>
         <camera name="wrist" pos="0.3 0 0.25" xyaxes="0 -1 0 0.6 0 0.8" fovy="50"/>
         <body name="tip" pos="0.45 0 0">
           <geom type="sphere" size="0.07" rgba="0.1 0.6 0.9 1"/>
@@ -99,11 +99,11 @@ SHAPES_XML = """<mujoco model="shapes">
     <body name="egg" pos="-0.5 0.3 0.5">
       <freejoint/>
       <site name="yolk" size="0.01" group="4"/>
-      <geom type="ellipsoid" size="0.16 0.1 0.07" rgba="0.9 0.7 0.1 1"/>
+      <geom type="ellipsoid" size="0.16 0.1 0.07" material="crate"/>
     </body>
     <body name="can" pos="0.5 0.5 0.16">
       <joint name="slide" type="slide" axis="1 0 0"/>
-      <geom type="cylinder" size="0.09 0.15" rgba="0.2 0.8 0.3 1" euler="0.3 0 0"/>
+      <geom type="cylinder" size="0.09 0.15" material="crate" euler="0.3 0 0"/>
       <!-- sites: MuJoCo draws those of groups 0-2 -->
       <site name="beacon" type="box" size="0.05 0.03 0.04" pos="0 -0.05 0.2" euler="0 0 0.6"
             rgba="1 0.5 0 1"/>
@@ -187,7 +187,7 @@ def _orbit(world, eye, target):
 def worlds(tmp_path_factory):
     """Runs in one local Ray: the shapes world (2 states x 3 cameras: fixed, on the moving
     arm, an orbit) and dm_control's manipulator (2 states x 2 cameras, masks="geoms": an id
-    per geom)."""
+    per geom, with amodal silhouettes)."""
     suite = pytest.importorskip("dm_control.suite")
     root = tmp_path_factory.mktemp("mujoco")
     shapes = _shapes_world(root)
@@ -206,8 +206,9 @@ def worlds(tmp_path_factory):
         for name, world, states, masks, cams in models:
             jobs = [{**s, "state": i, "camera": c} for i, s in enumerate(states) for c in cams(s)]
             out = root / f"{name}-out"
+            # the manipulator's run (an id per geom) is also exported to BOP: amodal too
             results, run = render_all(jobs, scene=world, out=out, workers=1, depth=True,
-                                      masks=masks)
+                                      masks=masks, amodal=masks == GEOM_MASKS)
             assert run.summary["failed"] == 0, run.failures
             runs[name] = (world, out, results, run, len(jobs))
     return runs
@@ -375,15 +376,20 @@ PATTERN_MIN, PATTERN_MIN_PX = 0.95, 20
 
 def test_textures_map_as_mujocos(worlds):
     """The floor's builtin checker (texrepeat 3 x 2, its offset MuJoCo's), the mesh's
-    texture through its own coordinates and a box's cube texture (six faces of their own
-    colour, each with a marked corner) land where MuJoCo's renderer draws them."""
+    texture through its own coordinates and a cube texture (six faces of their own colour,
+    each with a marked corner) on a box, a cylinder, an ellipsoid and a capsule land where
+    MuJoCo's renderer draws them: the marks, and which face shows where (the seams between
+    a cylinder's side and its caps are curved)."""
     world, out, results, run, n = worlds["shapes"]
     model = world.model
     r = reference.renderer(model, W, H)
-    checked = {"world": 0, "pyramid": 0, "crate": 0}
+    cubes = ("crate", "can", "egg", "arm")
+    checked = dict.fromkeys(("world", "pyramid") + cubes, 0)
+    faces = dict.fromkeys(cubes, 0)
     for res in results.values():
         ref = reference.render(r, model, world.forward(res.params), res.camera, rgb=True)
-        for key, channels in (("world", (0, 1, 2)), ("pyramid", (0, 2)), ("crate", reference.SATURATION)):
+        for key in checked:
+            channels = {"world": (0, 1, 2), "pyramid": (0, 2)}.get(key, reference.SATURATION)
             body = model.body(key).id
             where = (res.mask == res.instances[key]) & (ref.seg == body)
             share, px = reference.pattern_agreement(res.image, ref.rgb, where, channels)
@@ -391,7 +397,75 @@ def test_textures_map_as_mujocos(worlds):
             if px >= PATTERN_MIN_PX:
                 assert share >= PATTERN_MIN, (key, share, px)
                 checked[key] += 1
-    assert checked["world"] >= 4 and checked["pyramid"] >= 1 and checked["crate"] >= 2, checked
+            if key in cubes:
+                share, px = reference.face_agreement(res.image, ref.rgb, where, SKY_FACES.values())
+                print("cube faces", key, res.params.get("state"), share, px)
+                if px >= PATTERN_MIN_PX:
+                    assert share >= PATTERN_MIN, (key, share, px)
+                    faces[key] += 1
+    print("checked", checked, "faces", faces)
+    assert checked["world"] >= 4 and checked["pyramid"] >= 1, checked
+    assert min(checked[k] for k in cubes) >= 1 and min(faces.values()) >= 1, (checked, faces)
+
+
+# The BOP toolkit's rendering of a model against the amodal silhouette the page drew: every
+# pixel they disagree on has a model edge this close to its centre (tests/test_labels.py).
+EDGE_TIE_PX = 0.05
+
+
+def test_bop_and_coco_exports_with_a_geom_each(worlds):
+    """masks="geoms" exported: BOP has an object per geom (the bodies left out), its model
+    the geom's shape in the geom frame, which drawn in its pose as the BOP toolkit draws it
+    gives the amodal silhouette the page rendered (tests/bop_reference.py); COCO's
+    annotations load with pycocotools, give back each geom's mask and take its body's name
+    as their category."""
+    import json
+
+    import bop_reference as bref
+    from PIL import Image
+    from pycocotools.coco import COCO
+    from raycollect.output.export import export
+
+    world, out, results, run, n = worlds["manipulator"]
+    export(out, "bop")
+    export(out, "coco")
+    bop, scene = out / "bop", out / "bop" / "train" / "000000"
+    gts = bref.load_json_int_keys(scene / "scene_gt.json")
+    infos = bref.load_json_int_keys(scene / "scene_gt_info.json")
+    cams = bref.load_json_int_keys(scene / "scene_camera.json")
+    obj_ids = json.loads((bop / "obj_ids.json").read_text())
+    keys = {k for entry in obj_ids.values() for k in entry["keys"]}
+    assert keys and all("/" in k for k in keys), keys  # geoms, not bodies
+    checked = 0
+    for im, m in enumerate(read_jsonl(out / "manifest.jsonl")):
+        K = np.reshape(cams[im]["cam_K"], (3, 3))
+        for gt_id, (gt, info) in enumerate(zip(gts[im], infos[im])):
+            model = bref.load_ply(bop / "models" / f"obj_{gt['obj_id']:06d}.ply")
+            R, t = np.reshape(gt["cam_R_m2c"], (3, 3)), np.asarray(gt["cam_t_m2c"])
+            if (model["pts"] @ R.T + t)[:, 2].min() <= 0:
+                continue  # reaches behind the camera (a floor): the toolkit would clip it
+            big = bref.rasterise(model["pts"], model["faces"], K, R, t, W, H, canvas=bref.CANVAS)
+            inner = big[H:2 * H, W:2 * W]
+            with Image.open(scene / "mask" / f"{im:06d}_{gt_id:06d}.png") as png:
+                mask = np.asarray(png) > 0
+            ys, xs = np.nonzero(mask ^ inner)
+            xy = bref.project(model["pts"], K, R, t)[:, :2]
+            ties = bref.edge_distance(xy, model["faces"], np.c_[xs, ys])
+            assert (ties <= EDGE_TIE_PX).all(), (im, gt_id, ties.max())
+            assert info["px_count_all"] > 0
+            checked += 1
+    assert checked >= 10, checked
+    coco = COCO(str(out / "coco.json"))
+    by_job = {r.job_id: r for r in results.values()}
+    anns = 0
+    for img in coco.dataset["images"]:
+        mask = by_job[img["job_id"]].mask
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=img["id"])):
+            np.testing.assert_array_equal(coco.annToMask(ann), mask == ann["instance_id"])
+            body, _ = ann["key"].split("/", 1)
+            assert coco.loadCats(ann["category_id"])[0]["name"] == body
+            anns += 1
+    assert anns >= 10, anns
 
 
 def test_wrist_camera_follows_the_arm(tmp_path):

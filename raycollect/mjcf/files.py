@@ -39,13 +39,10 @@ along every axis); that is the turn raycollect's up="z" gives the world on the p
 texture with x mirrored (its skybox-image convention): faces +X and -X are swapped and each
 face is mirrored left to right.
 
-A box with a cube texture shows one face of the cube on each of its faces, stretched to it,
-as a cube map looked up by the box's own surface point scaled to the unit cube (measured with
-mujoco.Renderer: a face of its own colour with a marked corner each, on a 1.2 x 0.6 x 0.3
-box, seen along every axis). Such a box is written as a PLY of its six faces with texture
-coordinates into an atlas of the six face images (OpenGL's cube-map face rules give each
-corner's place in its face), beside the atlas PNG. A texture of one image is that image on
-every face. Cube textures on other geoms are not drawn (the geom keeps its colour).
+A geom with a cube texture (a box, sphere, ellipsoid, cylinder, capsule or a mesh) is written
+as a PLY of its surface cut along the cube's seams, with texture coordinates into an atlas of
+the six face images (raycollect/mjcf/cubemap.py: how MuJoCo maps the cube onto each shape),
+beside the atlas PNG. A texture of one image is that image on every face.
 
 Skins and tendons are written by raycollect/mjcf/skins.py and tendons.py into the same
 folder.
@@ -65,8 +62,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cubemap
+
 # Bump when the files' layout changes: a cached folder of the old layout is not reused.
-LAYOUT = "mjcf-files-7"
+LAYOUT = "mjcf-files-8"
 ROOT_NAME = "raycollect-mjcf"
 MESH_DIR = "meshes"
 HFIELD_DIR = "hfields"
@@ -74,12 +73,7 @@ TEXTURE_DIR = "textures"
 TEX_2D = 0  # mjtTexture.mjTEXTURE_2D
 TEX_CUBE = 1  # mjtTexture.mjTEXTURE_CUBE
 TEX_SKYBOX = 2  # mjtTexture.mjTEXTURE_SKYBOX
-BOX_DIR = "boxes"
-# OpenGL's cube-map face rules (the specification's table): for the face whose axis is the
-# major one, (sc, tc) as (axis, sign) of the direction's other coordinates.
-CUBE_FACE_ST = {(0, 1): ((2, -1), (1, -1)), (0, -1): ((2, 1), (1, -1)),
-                (1, 1): ((0, 1), (2, 1)), (1, -1): ((0, 1), (2, -1)),
-                (2, 1): ((0, 1), (1, -1)), (2, -1): ((0, -1), (1, -1))}
+CUBE_DIR = "cubes"
 # three.js's cube faces (+X, -X, +Y, -Y, +Z, -Z), each the MuJoCo face of this index mirrored
 # left to right (module docstring).
 SKYBOX_FACE_ORDER = (1, 0, 2, 3, 4, 5)
@@ -279,7 +273,12 @@ def skybox_images(model) -> list[np.ndarray]:
 
 
 def geom_cube_texture(model, geom: int) -> int:
-    """The cube texture MuJoCo draws on a geom, or -1."""
+    """The cube texture MuJoCo draws on a geom, or -1 (also for a mesh with texture
+    coordinates, which MuJoCo's renderer samples as a 2D texture)."""
+    kind = int(model.geom_type[geom])
+    if kind not in cubemap.KINDS or (
+            kind == cubemap.MESH and int(model.mesh_texcoordadr[int(model.geom_dataid[geom])]) >= 0):
+        return -1
     return _geom_rgb_texture(model, geom, TEX_CUBE)
 
 
@@ -288,34 +287,9 @@ def cube_atlas(model, tex: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(cube_faces(model, tex), axis=1))
 
 
-def box_arrays(size) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(positions, normals, texture coordinates) of a box of half-sizes `size`, 3 float32
-    corners per triangle, its faces outward; each corner's coordinates are its place in the
-    atlas (cube_atlas) as three.js samples it (v flipped, module docstring)."""
-    pos, nrm, uv = [], [], []
-    for face, (axis, sign) in enumerate(sorted(CUBE_FACE_ST, key=lambda k: (k[0], -k[1]))):
-        (sa, ss), (ta, ts) = CUBE_FACE_ST[axis, sign]
-        corners = []
-        for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
-            p = np.zeros(3)
-            p[axis], p[sa], p[ta] = sign, a * ss, b * ts  # (sc, tc) = (a, b)
-            corners.append((p, ((a + 1) / 2, (b + 1) / 2)))
-        normal = np.zeros(3)
-        normal[axis] = sign
-        for tri in ((0, 1, 2), (0, 2, 3)):
-            c = [corners[i] for i in tri]
-            if np.dot(np.cross(c[1][0] - c[0][0], c[2][0] - c[0][0]), normal) < 0:
-                c = c[::-1]  # counter-clockwise seen from outside
-            for p, (s_, t_) in c:
-                pos.append(p * np.asarray(size[:3]))
-                nrm.append(normal)
-                uv.append(((face + s_) / 6, 1 - t_))
-    return (np.asarray(pos, np.float32), np.asarray(nrm, np.float32), np.asarray(uv, np.float32))
-
-
-def cube_box_file(geom: int, tex: int) -> str:
-    """The PLY of box geom `geom` with texture coordinates into cube texture `tex`'s atlas."""
-    return f"{BOX_DIR}/{geom}-t{tex}.ply"
+def cube_geom_file(geom: int, tex: int) -> str:
+    """The PLY of geom `geom` with texture coordinates into cube texture `tex`'s atlas."""
+    return f"{CUBE_DIR}/{geom}-t{tex}.ply"
 
 
 def cube_atlas_file(tex: int) -> str:
@@ -324,21 +298,22 @@ def cube_atlas_file(tex: int) -> str:
 
 def write_textures(model, folder: Path) -> None:
     """The PNGs of the 2D textures drawn geoms use (and each plane's rolled copy), the PLYs
-    with texture coordinates of the textured meshes, the cube-textured boxes' PLYs and
+    with texture coordinates of the textured meshes, the cube-textured geoms' PLYs and
     atlases, and the skybox's faces."""
     (folder / TEXTURE_DIR).mkdir(exist_ok=True)
-    (folder / BOX_DIR).mkdir(exist_ok=True)
+    (folder / CUBE_DIR).mkdir(exist_ok=True)
     if skybox(model) >= 0:
         for name, pixels in zip(skybox_files(model), skybox_images(model)):
             (folder / name).write_bytes(png_bytes(pixels))
     far = float(model.vis.map.zfar * model.stat.extent)
     for geom in range(model.ngeom):
         kind = int(model.geom_type[geom])
-        cube = geom_cube_texture(model, geom) if kind == 6 else -1  # a box
+        cube = geom_cube_texture(model, geom)
         tex = geom_texture(model, geom)
         if cube >= 0:
-            (folder / cube_box_file(geom, cube)).write_bytes(
-                ply_bytes(*box_arrays(model.geom_size[geom]), PLY_TEXTURE))
+            mesh = mesh_arrays(model, int(model.geom_dataid[geom])) if kind == cubemap.MESH else None
+            (folder / cube_geom_file(geom, cube)).write_bytes(
+                ply_bytes(*cubemap.arrays(model, geom, mesh), PLY_TEXTURE))
             name, pixels = cube_atlas_file(cube), cube_atlas(model, cube)
         elif tex < 0:
             continue

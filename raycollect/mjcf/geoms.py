@@ -14,6 +14,8 @@ MuJoCo's axes is handled in the shape:
   turns by +90 degrees about X first (Y -> Z);
 - an ellipsoid is a unit sphere scaled by its three radii (scale applies in the geom frame);
 - a height field is a mesh MuJoCo's way (raycollect/mjcf/files.py), in the geom's frame;
+- a cube texture on any shape but a plane or height field is a PLY of the shape cut along
+  the cube's seams (raycollect/mjcf/cubemap.py);
 - a 2D texture (raycollect/mjcf/files.py) on a plane or a mesh with texture coordinates:
   the plane's material `map` (MuJoCo's repeat, its offset baked into the image), the mesh's
   PLY coordinates and the Ply's `assets`; MuJoCo's rgba tints it as its OpenGL does;
@@ -35,11 +37,8 @@ from ..assets import asset
 from ..scene import PART_DATA
 from . import files
 from .files import hfield_file, mesh_file
+from .types import BOX, CAPSULE, CYLINDER, ELLIPSOID, HFIELD, MESH, PLANE, SPHERE
 
-# MuJoCo's mjtGeom values.
-PLANE, HFIELD, SPHERE, CAPSULE, ELLIPSOID, CYLINDER, BOX, MESH = range(8)
-NAMES = {PLANE: "plane", HFIELD: "hfield", SPHERE: "sphere", CAPSULE: "capsule",
-         ELLIPSOID: "ellipsoid", CYLINDER: "cylinder", BOX: "box", MESH: "mesh"}
 # Geom groups MuJoCo's viewer and renderer show by default (mjvOption.geomgroup).
 VISIBLE_GROUPS = 3
 # Segments of round primitives: at 64 around, a circle's polygon is within 0.12% of its
@@ -126,8 +125,13 @@ def element(model, geom: int, far: float):
     pos = [float(p) for p in model.geom_pos[geom]]
     quat = xyzw(model.geom_quat[geom])
     look = material(model, geom)
-    el, turn = _DRAW[kind](model, geom, size, far)
-    if isinstance(el, Ply):  # a mesh, a height field, a cube-textured box
+    cube = files.geom_cube_texture(model, geom)
+    if cube >= 0:  # its surface cut along the cube's seams, and the six faces' atlas
+        el, turn = Ply(src=asset(files.cube_geom_file(geom, cube)),
+                       assets={files.PLY_TEXTURE: asset(files.cube_atlas_file(cube))}), False
+    else:
+        el, turn = _DRAW[kind](model, geom, size, far)
+    if isinstance(el, Ply):  # a mesh, a height field, a cube-textured geom
         # Vuer's Ply draws its own physical material, coloured by its `color` and
         # `opacity` props; a `material` prop would replace it on the mesh after the first
         # render (the mesh then vanished from every later view).
@@ -203,10 +207,6 @@ def _cylinder(model, geom, size, far):
 
 
 def _box(model, geom, size, far):
-    tex = files.geom_cube_texture(model, geom)
-    if tex >= 0:  # its faces and the cube's six images (raycollect/mjcf/files.py)
-        return Ply(src=asset(files.cube_box_file(geom, tex)),
-                   assets={files.PLY_TEXTURE: asset(files.cube_atlas_file(tex))}), False
     return Box(args=[2 * size[0], 2 * size[1], 2 * size[2]]), False
 
 

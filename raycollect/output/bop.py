@@ -37,8 +37,13 @@ counts the in-image silhouette's pixels with depth, px_count_visib the instance 
 Boxes are the toolkit's: [x, y, max x - x, max y - y] (one less than the pixel count
 across), [-1, -1, -1, -1] for both boxes of an object not seen at all.
 
-Left out of scene_gt: URDF robots and their links (no single mesh), point clouds, and
-elements whose tag has no mesh here (each is logged). Lights never have ids.
+An MJCF body (raycollect/mjcf/) is a group: its model is its geoms' shapes placed in the
+body frame, one mesh (labels.model_of); with masks="geoms" each geom is an object of its own
+(its model the geom's shape in the geom frame) and the body is left out.
+
+Left out of scene_gt: URDF robots and their links (no single mesh), MJCF skins and tendons
+(their shape changes from view to view), point clouds, and elements whose tag has no mesh
+here (each is logged). Lights never have ids.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ import numpy as np
 
 from ..assets import URL_PREFIX, local_path
 from ..errors import RaycollectError
-from ..labels import LINK_SEPARATOR, box
+from ..labels import GROUP_TAG, LINK_SEPARATOR, PLACEMENT, SKIN_MODEL, box, link_key
 from . import metadata, models
 from .files import MM_PER_M, UINT16_MAX, depth_mm, png_bytes
 from .manifest import finished
@@ -70,6 +75,8 @@ GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenGL camera axes to OpenCV's (an
 ROBOT_TAGS = frozenset({"Urdf"})
 NEEDED_FILES = ("depth", "mask", "amodal")
 NEEDED_FIELDS = ("pose", "model", "px_all", "bbox_all")
+# A group's part's placement and its own scale (raycollect/labels.py model_of).
+PLACED = PLACEMENT + ("scale",)
 
 
 def world_to_camera(c2w_gl) -> np.ndarray:
@@ -128,30 +135,12 @@ class Catalog:
             if LINK_SEPARATOR in key:
                 raise models.Unmodelled("a robot's link")
             raise RaycollectError(f"{where}: field 'model' is missing")
-        if not isinstance(model, dict) or not isinstance(model.get("tag"), str):
-            raise RaycollectError(f"{where}: field 'model' must be {{tag, src, args, scale}}, "
-                                  f"not {model!r}")
-        tag = model["tag"]
-        if tag in ROBOT_TAGS:
-            raise models.Unmodelled("a URDF robot (no single mesh)")
         pose = np.asarray(obj["pose"], dtype=np.float64)
         if pose.shape != (4, 4) or not np.isfinite(pose).all():
             raise RaycollectError(f"{where}: field 'pose' must be a finite 4x4 matrix")
         _, scale = split_scale(pose[:3, :3])
         scale = np.round(scale, SCALE_DECIMALS) + 0.0  # + 0.0: no -0.0 in the identity
-        if tag in models.PRIMITIVES:
-            try:
-                args = models.primitive_args(tag, model.get("args"))
-            except RaycollectError as e:
-                raise RaycollectError(f"{where}: field 'model': {tag} {e}") from None
-            ident = {"tag": tag, "args": [a if isinstance(a, bool) else float(a) for a in args]}
-        elif tag in models.ASSET_TAGS:
-            src = model.get("src")
-            if not isinstance(src, str) or not src.startswith(URL_PREFIX):
-                raise models.Unmodelled(f"{tag} src {src!r} is not a file of the assets folder")
-            ident = {"tag": tag, "src": src}
-        else:
-            raise models.Unmodelled(f"no mesh for a {tag}")
+        ident = self._ident(f"{where}: field 'model'", model)
         self._load(where, ident)  # now: what has no mesh is left out before ids are given
         ident["scale"] = scale.tolist()
         text = json.dumps(ident, sort_keys=True)
@@ -162,11 +151,53 @@ class Catalog:
             use["classes"].add(str(obj["class"]))
         return text
 
+    def _ident(self, where: str, model) -> dict:
+        """A model's identity (what makes its mesh, without the top-level scale); raises
+        models.Unmodelled for what has no mesh."""
+        if not isinstance(model, dict) or not isinstance(model.get("tag"), str):
+            raise RaycollectError(f"{where} must be {{tag, src, args, scale}}, not {model!r}")
+        tag = model["tag"]
+        if tag in ROBOT_TAGS:
+            raise models.Unmodelled("a URDF robot (no single mesh)")
+        if tag == SKIN_MODEL:
+            raise models.Unmodelled("a skin or tendon (its shape changes from view to view)")
+        if tag in models.PRIMITIVES:
+            try:
+                args = models.primitive_args(tag, model.get("args"))
+            except RaycollectError as e:
+                raise RaycollectError(f"{where}: {tag} {e}") from None
+            return {"tag": tag, "args": [a if isinstance(a, bool) else float(a) for a in args]}
+        if tag in models.ASSET_TAGS:
+            src = model.get("src")
+            if not isinstance(src, str) or not src.startswith(URL_PREFIX):
+                raise models.Unmodelled(f"{tag} src {src!r} is not a file of the assets folder")
+            return {"tag": tag, "src": src}
+        if tag == GROUP_TAG:
+            parts = model.get("parts")
+            if not isinstance(parts, list) or not parts:
+                raise models.Unmodelled("a group that draws nothing")
+            out = []
+            for i, part in enumerate(parts):
+                ident = self._ident(f"{where}.parts[{i}]", part)
+                place = {k: part[k] for k in PLACED if isinstance(part, dict) and part.get(k) is not None}
+                try:
+                    models.placement(**place)
+                except (TypeError, ValueError) as e:
+                    raise RaycollectError(f"{where}.parts[{i}]: placement {place!r}: {e}") from None
+                out.append({**ident, **place})
+            return {"tag": GROUP_TAG, "parts": out}
+        raise models.Unmodelled(f"no mesh for a {tag}")
+
     def _load(self, where: str, ident: dict) -> models.Mesh:
         """The unscaled mesh (metres) of a model identity without its scale, made once."""
         base = json.dumps({k: v for k, v in ident.items() if k != "scale"}, sort_keys=True)
         if base not in self._base:
-            if "src" in ident:
+            if ident["tag"] == GROUP_TAG:
+                self._base[base] = models.combine(
+                    [(self._load(where, {k: v for k, v in part.items() if k not in PLACED}),
+                      models.placement(**{k: part[k] for k in PLACED if k in part}))
+                     for part in ident["parts"]])
+            elif "src" in ident:
                 self._base[base] = models.load_asset(self._file(where, ident["src"]))
             else:
                 try:
@@ -246,6 +277,9 @@ def bop(out: str | Path, storage_options: dict | None = None, split: str = DEFAU
             if obj.get("pose") is None:
                 continue
             where = f"frame {m['job_id']}: objects[{key!r}]"
+            if any(link_key(key, part) in m["objects"] for part in obj.get("geoms") or ()):
+                left_out.setdefault(key, 'its geoms are labelled one by one (masks="geoms")')
+                continue
             try:
                 chosen.append((obj, catalog.identity(where, key, obj)))
             except models.Unmodelled as e:

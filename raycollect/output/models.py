@@ -319,6 +319,45 @@ def load_asset(path: Path) -> Mesh:
     return Mesh(np.concatenate(vertices), np.concatenate(faces))
 
 
+# --- groups -----------------------------------------------------------------------------
+
+def placement(position=None, quaternion=None, rotation=None, scale=None) -> np.ndarray:
+    """The 4x4 matrix three.js composes for an object in its parent: T @ R @ S, R from the
+    quaternion (x, y, z, w) or else the Euler angles (order XYZ: Rx @ Ry @ Rz)."""
+    m = np.eye(4)
+    if quaternion is not None:
+        x, y, z, w = (float(q) for q in quaternion)
+        m[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    elif rotation is not None:
+        r = np.eye(3)
+        for axis, angle in zip("xyz", (float(a) for a in rotation)):
+            c, s = math.cos(angle), math.sin(angle)
+            i, j = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]
+            turn = np.eye(3)
+            turn[i, i], turn[i, j], turn[j, i], turn[j, j] = c, -s, s, c
+            r = r @ turn
+        m[:3, :3] = r
+    if scale is not None:
+        m[:3, :3] = m[:3, :3] @ np.diag(np.broadcast_to(np.asarray(scale, dtype=np.float64), 3))
+    if position is not None:
+        m[:3, 3] = [float(p) for p in position]
+    return m
+
+
+def combine(placed: list[tuple[Mesh, np.ndarray]]) -> Mesh:
+    """One mesh of meshes each placed by a 4x4 matrix (a group's children in its frame); a
+    mirroring placement turns its triangles' winding back."""
+    vertices, faces, offset = [], [], 0
+    for mesh, m in placed:
+        vertices.append(mesh.vertices @ m[:3, :3].T + m[:3, 3])
+        f = mesh.faces[:, ::-1] if np.linalg.det(m[:3, :3]) < 0 else mesh.faces
+        faces.append(f + offset)
+        offset += len(mesh.vertices)
+    return Mesh(np.concatenate(vertices), np.concatenate(faces))
+
+
 # --- BOP models -------------------------------------------------------------------------
 
 def to_model(mesh: Mesh, scale: np.ndarray) -> tuple[Mesh, np.ndarray]:

@@ -53,6 +53,10 @@ class SceneIds:
         got = dict(zip(drawn + parts, ids))
         class_ids = dict(zip(names, ids[len(drawn) + len(parts):]))
         models = {k: labels.model_of(el) for k, el in zip(keys, elements) if k in got}
+        for k, el in zip(keys, elements):  # a part's model is its group's, in the part frame
+            if k in named:
+                models.update((labels.link_key(k, name), labels.model_of(part))
+                              for name, part in scenes.parts(el).items())
         lut = np.zeros(max(got.values(), default=0) + 1, np.uint32)
         for k, i in got.items():
             lut[i] = class_ids[classes[k]]

@@ -39,6 +39,7 @@ OBJ_SKIN = 11  # mjtObj.mjOBJ_SKIN
 OBJ_SITE = 6  # mjtObj.mjOBJ_SITE
 OBJ_TENDON = 18  # mjtObj.mjOBJ_TENDON
 SATURATION = "saturation"  # pattern_agreement's channels for a white-on-colours pattern
+HUE_MIN_SATURATION = 0.3  # face_agreement: a pixel less saturated is white or grey
 
 
 @dataclass
@@ -241,6 +242,36 @@ def pattern_agreement(ours: np.ndarray, theirs: np.ndarray, where: np.ndarray,
     steady = inner & ~(grow(b) & grow(~b))  # away from MuJoCo's pattern edges
     n = int(steady.sum())
     return (float((a[steady] == b[steady]).mean()) if n else 0.0), n
+
+
+def face_agreement(ours: np.ndarray, theirs: np.ndarray, where: np.ndarray,
+                   colours) -> tuple[float, int]:
+    """How much two renderings of a pattern of saturated `colours` (RGB, 0-255) agree on which
+    colour each pixel shows, lights aside: on the pixels `where` that both images show
+    saturated (white and grey left out), each pixel is given the colour of the nearest hue,
+    and the share of pixels both give the same colour is returned with the count compared.
+    Pixels next to a change of colour in MuJoCo's image are left out (sampling, not mapping)."""
+    hues = np.array([_hue(np.asarray(c, np.float64)) for c in colours])
+
+    def label(img):
+        img = img[..., :3].astype(np.float64)
+        top, low = img.max(axis=-1), img.min(axis=-1)
+        gap = np.abs(((_hue(img)[..., None] - hues) + 0.5) % 1.0 - 0.5)
+        return np.argmin(gap, axis=-1), (top - low) / np.maximum(top, 1.0) > HUE_MIN_SATURATION
+
+    (a, sa), (b, sb) = label(ours), label(theirs)
+    inner = where & ~grow(~where) & sa & sb
+    steady = inner.copy()
+    for k in range(len(hues)):
+        steady &= ~(grow(b == k) & grow(b != k))
+    n = int(steady.sum())
+    return (float((a[steady] == b[steady]).mean()) if n else 0.0), n
+
+
+def _hue(rgb: np.ndarray) -> np.ndarray:
+    """Hue in turns (0..1) of RGB values (..., 3)."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return (np.arctan2(np.sqrt(3.0) * (g - b), 2 * r - g - b) / (2 * np.pi)) % 1.0
 
 
 def edges(img: np.ndarray, tol: int) -> np.ndarray:

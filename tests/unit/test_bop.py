@@ -527,3 +527,42 @@ def test_scenes_of_scene_size_images_and_the_job_ids_that_made_them(tmp_path):
 def make_and_export(root: Path) -> Path:
     made = make_output(root)
     return Path(export(made["out"], "bop"))
+
+
+def test_a_group_is_its_parts_placed_in_its_frame():
+    """An MJCF body's model (raycollect/labels.py model_of of a group): its parts' shapes,
+    each turned, scaled and moved into the group's frame as three.js places them (the
+    matrices written out here by hand); a skinned group has no model."""
+    from vuer.schemas import Box, Sphere, group
+
+    from raycollect import labels, scene as scenes
+    from raycollect.output.bop import Catalog
+
+    half = 0.3  # a turn of 0.6 rad about z, as an (x, y, z, w) quaternion
+    body = group(group(Box(args=[0.2, 0.1, 0.3], key="b"), key="g0", position=[0.1, 0, 0],
+                       quaternion=[0, 0, math.sin(half), math.cos(half)]),
+                 group(Sphere(args=[0.05, 8, 6], scale=[1, 2, 1], key="s"), key="g1",
+                       position=[0, 0, 0.2]), key="body")
+    model = labels.model_of(body)
+    assert model["tag"] == "group" and len(model["parts"]) == 2
+    catalog = Catalog(None)
+    text = catalog.identity("here", "body", {"model": model, "pose": np.eye(4).tolist()})
+    mesh, _ = catalog.mesh(text)
+    c, s = math.cos(2 * half), math.sin(2 * half)
+    turn = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    box, ball = models.primitive("Box", [0.2, 0.1, 0.3]), models.primitive("Sphere", [0.05, 8, 6])
+    want = np.concatenate([box.vertices @ turn.T + [0.1, 0, 0],
+                           ball.vertices * [1, 2, 1] + [0, 0, 0.2]]) * 1000
+    np.testing.assert_allclose(mesh.vertices, want, atol=1e-3)  # float32 millimetres
+    assert len(mesh.faces) == len(box.faces) + len(ball.faces)
+    # the same body elsewhere is the same model; a skin is none
+    again = catalog.identity("here", "body2", {"model": labels.model_of(body),
+                                               "pose": np.eye(4).tolist()})
+    assert again == text
+    skin = group(Box(key="x"), key="skin", userData={scenes.SKIN_DATA: "/assets/skin.bones"})
+    with pytest.raises(models.Unmodelled, match="skin"):
+        catalog.identity("here", "skin", {"model": labels.model_of(skin),
+                                          "pose": np.eye(4).tolist()})
+    with pytest.raises(RaycollectError, match=r"here: field 'model'.parts\[0\]: placement"):
+        bad = dict(model, parts=[dict(model["parts"][0], position=[0, "x"])])
+        catalog.identity("here", "bad", {"model": bad, "pose": np.eye(4).tolist()})

@@ -1,0 +1,272 @@
+"""Cube textures on geoms, as MuJoCo's renderer maps them.
+
+MuJoCo draws a geom with a cube texture (`type="cube"`) through OpenGL's cube map with
+object-linear texture coordinates: the direction looked up at a point of the surface is the
+point in the coordinates of the unit shape MuJoCo scales into the geom (its renderer draws a
+unit sphere, cylinder or box scaled by the geom's size; a capsule as a unit open cylinder
+scaled by (r, r, h) between two unit half spheres whose centres sit at z = +-1 of their own
+coordinates, scaled by r), times the geom's size when the material has `texuniform`. A mesh
+looks up its own vertex coordinates (times the size with `texuniform`). The face shown is
+the direction's major axis; within the face the texture is the direction projected onto it
+(OpenGL's cube-map face rules). So a box shows one face on each side, stretched to it, and a
+cylinder's side shows four faces with curved seams to its caps' two.
+
+The page has no cube-mapped material for a shape, so such a geom is written as a PLY of its
+surface (the same segments as the primitives raycollect/mjcf/geoms.py draws) whose triangles
+are cut along those seams: each piece lies in one face's region and carries coordinates into
+an atlas of the six face images side by side (raycollect/mjcf/files.py `cube_atlas`). Inside
+a piece the page interpolates the coordinates linearly where OpenGL projects, so pieces are
+split further where the two would differ by more than a texel of a 512-pixel face
+(tests/unit/test_cubemap.py); a box's faces and a cylinder's caps project linearly and stay
+whole.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .types import BOX, CAPSULE, CYLINDER, ELLIPSOID, MESH, SPHERE
+
+# The geom types MuJoCo maps a cube texture onto (planes and height fields take none here).
+KINDS = (SPHERE, CAPSULE, ELLIPSOID, CYLINDER, BOX, MESH)
+# OpenGL's cube-map face rules (the specification's table): for the face whose axis is the
+# major one, (sc, tc) as (axis, sign) of the direction's other coordinates.
+FACE_ST = {(0, 1): ((2, -1), (1, -1)), (0, -1): ((2, 1), (1, -1)),
+           (1, 1): ((0, 1), (2, 1)), (1, -1): ((0, 1), (2, -1)),
+           (2, 1): ((0, 1), (1, -1)), (2, -1): ((0, -1), (1, -1))}
+# The faces in MuJoCo's (and the atlas's) order: +X, -X, +Y, -Y, +Z, -Z.
+FACES = sorted(FACE_ST, key=lambda k: (k[0], -k[1]))
+# Tessellation, as raycollect/mjcf/geoms.py draws the primitives: segments around, sphere
+# stacks, capsule cap stacks (the texture's own needs are met by refining the cut: _refine).
+AROUND, SPHERE_STACKS, CAP_STACKS = 64, 32, 16
+# Refinement: a triangle is split while the page's linear coordinates stray from the
+# projection by more than MAX_STRAY of a face's width (a texel of a 512-pixel face).
+MAX_STRAY, REFINE_LEVELS = 0.002, 5
+# A piece of a cut triangle smaller than this (in squared metres, twice its area) is a
+# sliver along a seam and is dropped.
+MIN_AREA2 = 1e-16
+
+
+def _grid(f, nu: int, nv: int):
+    """Triangles of a surface patch f(u, v) -> (point, normal, direction) over [0,1]^2,
+    counter-clockwise seen from where the normals point."""
+    u, v = np.meshgrid(np.linspace(0, 1, nu + 1), np.linspace(0, 1, nv + 1), indexing="ij")
+    p, n, d = f(u, v)  # each (nu+1, nv+1, 3)
+    corners = [(slice(0, -1), slice(0, -1)), (slice(1, None), slice(0, -1)),
+               (slice(1, None), slice(1, None)), (slice(0, -1), slice(1, None))]
+    out = []
+    for a in (p, n, d):
+        q = [a[c].reshape(-1, 3) for c in corners]
+        out.append(np.stack([np.stack([q[0], q[1], q[2]], 1), np.stack([q[0], q[2], q[3]], 1)],
+                            0).reshape(-1, 3, 3))
+    return out
+
+
+def _ring(theta):
+    return np.cos(theta), np.sin(theta)
+
+
+def _side(r, z0, z1, scale):
+    """An open cylinder side of radius r from z0 to z1; directions (x/r, y/r, z * scale)."""
+    def f(u, v):
+        c, s = _ring(2 * np.pi * u)
+        z = z0 + (z1 - z0) * v
+        p = np.stack([r * c, r * s, z], -1)
+        n = np.stack([c, s, np.zeros_like(z)], -1)
+        return p, n, np.stack([c, s, z * scale], -1)
+    return _grid(f, AROUND, 1)
+
+
+def _disk(r, z, sign, dz):
+    """A cap of radius r at height z facing `sign`; directions (x/r, y/r, dz)."""
+    def f(u, v):
+        c, s = _ring(-2 * np.pi * u * sign)  # counter-clockwise seen from outside
+        rad = v
+        p = np.stack([r * rad * c, r * rad * s, np.full_like(u, z)], -1)
+        n = np.stack([np.zeros_like(u), np.zeros_like(u), np.full_like(u, sign)], -1)
+        return p, n, np.stack([rad * c, rad * s, np.full_like(u, dz)], -1)
+    return _grid(f, AROUND, 1)
+
+
+def _ellipsoid(size):
+    def f(u, v):
+        c, s = _ring(2 * np.pi * u)
+        el = np.pi * (v - 0.5)
+        unit = np.stack([np.cos(el) * c, np.cos(el) * s, np.sin(el)], -1)
+        n = unit / np.asarray(size)
+        return unit * size, n / np.linalg.norm(n, axis=-1, keepdims=True), unit
+    return _grid(f, AROUND, SPHERE_STACKS)
+
+
+def _half_sphere(r, centre, sign):
+    """A half sphere of radius r about (0, 0, centre) on the `sign` side; directions those of
+    MuJoCo's unit half sphere about z = sign."""
+    def f(u, v):
+        c, s = _ring(2 * np.pi * u)
+        el = sign * np.pi / 2 * v
+        unit = np.stack([np.cos(el) * c, np.cos(el) * s, np.sin(el)], -1)
+        p = unit * r + np.array([0.0, 0.0, centre])
+        return p, unit, unit + np.array([0.0, 0.0, sign])
+    tris = _grid(f, AROUND, CAP_STACKS)
+    return [t[:, ::-1] for t in tris] if sign < 0 else tris
+
+
+def _box(size):
+    out = [[], [], []]
+    for axis, sign in FACES:
+        a, b = (axis + 1) % 3, (axis + 2) % 3
+
+        def f(u, v, axis=axis, sign=sign, a=a, b=b):
+            unit = np.zeros(u.shape + (3,))
+            unit[..., axis] = sign
+            unit[..., a], unit[..., b] = (2 * u - 1) * sign, 2 * v - 1
+            n = np.zeros_like(unit)
+            n[..., axis] = sign
+            return unit * size, n, unit
+        for acc, t in zip(out, _grid(f, 1, 1)):
+            acc.append(t)
+    return [np.concatenate(a) for a in out]
+
+
+def surface(kind: int, size, uniform: bool, mesh=None):
+    """(points, normals, directions), each (triangles, 3, 3): the geom's surface in its frame
+    with the cube-map direction MuJoCo looks up at every corner (module docstring). `mesh`
+    is (points, normals) for a mesh geom (raycollect/mjcf/files.py `mesh_arrays`)."""
+    size = np.asarray(size, dtype=float)[:3]
+    if kind in (SPHERE, CAPSULE, CYLINDER):
+        size = np.array([size[0], size[0], size[1] if kind != SPHERE else size[0]])
+    if kind in (SPHERE, ELLIPSOID):
+        parts = [_ellipsoid(size)]
+    elif kind == CYLINDER:
+        r, h = size[0], size[2]
+        parts = [_side(r, -h, h, 1 / h), _disk(r, h, 1, 1.0), _disk(r, -h, -1, -1.0)]
+    elif kind == CAPSULE:
+        r, h = size[0], size[2]
+        parts = [_side(r, -h, h, 1 / h), _half_sphere(r, h, 1), _half_sphere(r, -h, -1)]
+    elif kind == BOX:
+        parts = [_box(size)]
+    elif kind == MESH:
+        p, n = (np.asarray(a, dtype=float).reshape(-1, 3, 3) for a in mesh)
+        parts = [[p, n, p.copy()]]
+    else:
+        raise ValueError(f"no cube-textured surface for geom type {kind}")
+    p, n, d = (np.concatenate([part[i] for part in parts]) for i in range(3))
+    area2 = np.sum(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]) ** 2, axis=1)
+    p, n, d = p[area2 >= MIN_AREA2], n[area2 >= MIN_AREA2], d[area2 >= MIN_AREA2]  # poles
+    if uniform:
+        d = d * size
+    return p, n, d
+
+
+def _face_of(d: np.ndarray) -> np.ndarray:
+    """Index into FACES of each direction's major axis (..., 3) -> (...)."""
+    axis = np.argmax(np.abs(d), axis=-1)
+    sign = np.take_along_axis(d, axis[..., None], -1)[..., 0] < 0
+    return 2 * axis + sign
+
+
+def _clip(poly: list, face: int) -> list:
+    """The part of a convex polygon [(point, normal, direction), ...] whose directions lie in
+    face `face`'s region (the four planes where the face's axis ties another)."""
+    axis, sign = FACES[face]
+    for other in (a for a in range(3) if a != axis):
+        for s in (1, -1):
+            def g(vertex):
+                return sign * vertex[2][axis] - s * vertex[2][other]
+            out = []
+            for i, cur in enumerate(poly):
+                prev = poly[i - 1]
+                gc, gp = g(cur), g(prev)
+                if (gc >= 0) != (gp >= 0):
+                    t = gp / (gp - gc)
+                    out.append(tuple(a + t * (b - a) for a, b in zip(prev, cur)))
+                if gc >= 0:
+                    out.append(cur)
+            poly = out
+            if not poly:
+                return []
+    return poly
+
+
+# (axis, sign, sc axis, sc sign, tc axis, tc sign) of each face, for arrays of faces.
+_FACE_TABLE = np.array([(a, s, *FACE_ST[a, s][0], *FACE_ST[a, s][1]) for a, s in FACES])
+
+
+def _uv(d: np.ndarray, face) -> np.ndarray:
+    """Atlas coordinates (s, 1 - t, as three.js samples the atlas) of directions d (..., 3)
+    in faces `face` (an index into FACES, or an array broadcasting against d[..., 0])."""
+    face = np.broadcast_to(np.asarray(face), d.shape[:-1])
+    axis, _, sa, ss, ta, ts = (_FACE_TABLE[face, k] for k in range(6))
+
+    def at(k):
+        return np.take_along_axis(d, k[..., None], -1)[..., 0]
+    ma = np.maximum(np.abs(at(axis)), 1e-12)
+    s = (ss * at(sa) / ma + 1) / 2
+    t = (ts * at(ta) / ma + 1) / 2
+    return np.stack([(face + np.clip(s, 0, 1)) / len(FACES), 1 - np.clip(t, 0, 1)], -1)
+
+
+def cut(points: np.ndarray, normals: np.ndarray, dirs: np.ndarray):
+    """Flat (corners, 3) points, normals and (corners, 2) atlas coordinates of the surface
+    with every triangle cut along the faces' seams and refined where the page's linear
+    coordinates would stray from the projection (module docstring)."""
+    faces = _face_of(dirs)
+    whole = (faces == faces[:, :1]).all(axis=1)
+    p, n, d, f = [points[whole]], [normals[whole]], [dirs[whole]], [faces[whole][:, 0]]
+    for i in np.flatnonzero(~whole):
+        tri = list(zip(points[i], normals[i], dirs[i]))
+        # A triangle with corners in two faces may cross a third between them (corners
+        # (1, 0, 0.9) and (0, 1, 0.9) have (0.5, 0.5, 0.9) between): try all six.
+        for face in range(len(FACES)):
+            poly = _clip(tri, face)
+            for j in range(1, len(poly) - 1):
+                piece = [poly[0], poly[j], poly[j + 1]]
+                pp = np.array([v[0] for v in piece])
+                if np.sum(np.cross(pp[1] - pp[0], pp[2] - pp[0]) ** 2) < MIN_AREA2:
+                    continue
+                for acc, k in ((p, 0), (n, 1), (d, 2)):
+                    acc.append(np.array([v[k] for v in piece])[None])
+                f.append(np.array([face]))
+    p, n, d, f = _refine(*(np.concatenate(a) for a in (p, n, d, f)))
+    uv = _uv(d, f[:, None]).reshape(-1, 2)
+    p, n = p.reshape(-1, 3), n.reshape(-1, 3)
+    n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    return p.astype(np.float32), n.astype(np.float32), uv.astype(np.float32)
+
+
+def _refine(p, n, d, f):
+    """Split triangles in four (at their edges' midpoints) while the projection at a
+    midpoint or the centre strays more than MAX_STRAY from the corners' coordinates
+    interpolated linearly, up to REFINE_LEVELS times."""
+    keep = []
+    for _ in range(REFINE_LEVELS):
+        uv = _uv(d, f[:, None])
+        w = np.array([[0.5, 0.5, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+        stray = np.abs(_uv(np.einsum("mk,tkj->tmj", w, d), f[:, None])
+                       - np.einsum("mk,tkj->tmj", w, uv)) * np.array([len(FACES), 1])
+        bad = stray.max(axis=(1, 2)) > MAX_STRAY
+        keep.append((p[~bad], n[~bad], d[~bad], f[~bad]))
+        if not bad.any():
+            break
+        p, n, d = (_split(a[bad]) for a in (p, n, d))
+        f = np.repeat(f[bad], 4)
+    else:
+        keep.append((p, n, d, f))
+    return (np.concatenate([k[i] for k in keep]) for i in range(4))
+
+
+def _split(a: np.ndarray) -> np.ndarray:
+    """Each triangle's corner values (t, 3, k) -> its four halves' (4t, 3, k), in order."""
+    x, y, z = a[:, 0], a[:, 1], a[:, 2]
+    xy, yz, zx = (x + y) / 2, (y + z) / 2, (z + x) / 2
+    return np.stack([np.stack(c, 1) for c in ((x, xy, zx), (xy, y, yz), (zx, yz, z),
+                                              (xy, yz, zx))], 1).reshape(-1, 3, a.shape[2])
+
+
+def arrays(model, geom: int, mesh=None):
+    """(points, normals, atlas coordinates) of cube-textured geom `geom`, in its frame (a
+    mesh: the mesh frame), ready for a PLY."""
+    kind = int(model.geom_type[geom])
+    mat = int(model.geom_matid[geom])
+    uniform = bool(model.mat_texuniform[mat]) if mat >= 0 else False
+    return cut(*surface(kind, model.geom_size[geom], uniform, mesh))
