@@ -185,8 +185,8 @@ def _orbit(world, eye, target):
 
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory):
-    """Runs in one local Ray: the shapes world (2 states x 3 cameras: fixed, on the moving
-    arm, an orbit) and dm_control's manipulator (2 states x 2 cameras, masks="geoms": an id
+    """Runs in one local Ray: the shapes world (2 states x 4 cameras: fixed, on the moving
+    arm, two orbits) and dm_control's manipulator (2 states x 2 cameras, masks="geoms": an id
     per geom, with amodal silhouettes)."""
     suite = pytest.importorskip("dm_control.suite")
     root = tmp_path_factory.mktemp("mujoco")
@@ -197,7 +197,8 @@ def worlds(tmp_path_factory):
     runs = {}
     models = [("shapes", shapes, SHAPES_STATES, True,
                lambda s: [world_cam(shapes, "front", s), world_cam(shapes, "wrist", s),
-                          _orbit(shapes, (1.6, 1.4, 1.2), (0, 0, 0.3))]),
+                          _orbit(shapes, (1.6, 1.4, 1.2), (0, 0, 0.3)),
+                          _orbit(shapes, (0.4, -0.6, 0.8), (0.3, 0, 0.4))]),  # arm, egg
               ("manipulator", manipulator,
                [{"qpos": (0.4 * rng.standard_normal(nq)).tolist()} for _ in range(2)], GEOM_MASKS,
                lambda s: [world_cam(manipulator, "fixed", s),
@@ -398,7 +399,7 @@ def test_textures_map_as_mujocos(worlds):
                 assert share >= PATTERN_MIN, (key, share, px)
                 checked[key] += 1
             if key in cubes:
-                share, px = reference.face_agreement(res.image, ref.rgb, where, SKY_FACES.values())
+                share, px = reference.face_agreement(res.image, ref.rgb, where)
                 print("cube faces", key, res.params.get("state"), share, px)
                 if px >= PATTERN_MIN_PX:
                     assert share >= PATTERN_MIN, (key, share, px)
@@ -452,8 +453,7 @@ def test_bop_and_coco_exports_with_a_geom_each(worlds):
             xy = bref.project(model["pts"], K, R, t)[:, :2]
             ties = bref.edge_distance(xy, model["faces"], np.c_[xs, ys])
             assert (ties <= EDGE_TIE_PX).all(), (im, gt_id, ties.max())
-            assert info["px_count_all"] > 0
-            checked += 1
+            checked += info["px_count_all"] > 0  # out of view: in scene_gt, as BOP keeps it
     assert checked >= 10, checked
     coco = COCO(str(out / "coco.json"))
     by_job = {r.job_id: r for r in results.values()}

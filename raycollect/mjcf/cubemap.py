@@ -15,10 +15,10 @@ The page has no cube-mapped material for a shape, so such a geom is written as a
 surface (the same segments as the primitives raycollect/mjcf/geoms.py draws) whose triangles
 are cut along those seams: each piece lies in one face's region and carries coordinates into
 an atlas of the six face images side by side (raycollect/mjcf/files.py `cube_atlas`). Inside
-a piece the page interpolates the coordinates linearly where OpenGL projects, so pieces are
-split further where the two would differ by more than a texel of a 512-pixel face
-(tests/unit/test_cubemap.py); a box's faces and a cylinder's caps project linearly and stay
-whole.
+a piece the page interpolates the coordinates linearly where OpenGL projects; the surfaces are
+cut into stacks fine enough that the two differ by at most two texels of a 512-pixel face
+(tests/unit/test_cubemap.py), and by nothing on a box's faces and a cylinder's caps, which
+project linearly. A mesh is cut as it comes.
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ FACE_ST = {(0, 1): ((2, -1), (1, -1)), (0, -1): ((2, 1), (1, -1)),
            (2, 1): ((0, 1), (1, -1)), (2, -1): ((0, -1), (1, -1))}
 # The faces in MuJoCo's (and the atlas's) order: +X, -X, +Y, -Y, +Z, -Z.
 FACES = sorted(FACE_ST, key=lambda k: (k[0], -k[1]))
-# Tessellation, as raycollect/mjcf/geoms.py draws the primitives: segments around, sphere
-# stacks, capsule cap stacks (the texture's own needs are met by refining the cut: _refine).
-AROUND, SPHERE_STACKS, CAP_STACKS = 64, 32, 16
-# Refinement: a triangle is split while the page's linear coordinates stray from the
-# projection by more than MAX_STRAY of a face's width (a texel of a 512-pixel face).
-MAX_STRAY, REFINE_LEVELS = 0.002, 5
+# Tessellation: as raycollect/mjcf/geoms.py draws the primitives around (AROUND segments) and
+# a capsule's caps (CAP_STACKS). The page interpolates texture coordinates linearly where
+# OpenGL projects, so curved surfaces get more stacks (SIDE_STACKS along a side,
+# ELLIPSOID_STACKS pole to pole) and a box's faces, with texuniform, BOX_CELLS a side (without,
+# they project linearly: one quad). Uniformly, not where needed: a triangle split next to a
+# whole one leaves a T-junction, and the rasteriser lets the background through its crack.
+AROUND, CAP_STACKS, SIDE_STACKS, ELLIPSOID_STACKS, BOX_CELLS = 64, 16, 32, 48, 64
 # A piece of a cut triangle smaller than this (in squared metres, twice its area) is a
 # sliver along a seam and is dropped.
 MIN_AREA2 = 1e-16
@@ -74,7 +75,7 @@ def _side(r, z0, z1, scale):
         p = np.stack([r * c, r * s, z], -1)
         n = np.stack([c, s, np.zeros_like(z)], -1)
         return p, n, np.stack([c, s, z * scale], -1)
-    return _grid(f, AROUND, 1)
+    return _grid(f, AROUND, SIDE_STACKS)
 
 
 def _disk(r, z, sign, dz):
@@ -95,7 +96,7 @@ def _ellipsoid(size):
         unit = np.stack([np.cos(el) * c, np.cos(el) * s, np.sin(el)], -1)
         n = unit / np.asarray(size)
         return unit * size, n / np.linalg.norm(n, axis=-1, keepdims=True), unit
-    return _grid(f, AROUND, SPHERE_STACKS)
+    return _grid(f, AROUND, ELLIPSOID_STACKS)
 
 
 def _half_sphere(r, centre, sign):
@@ -111,7 +112,7 @@ def _half_sphere(r, centre, sign):
     return [t[:, ::-1] for t in tris] if sign < 0 else tris
 
 
-def _box(size):
+def _box(size, cells: int):
     out = [[], [], []]
     for axis, sign in FACES:
         a, b = (axis + 1) % 3, (axis + 2) % 3
@@ -123,7 +124,7 @@ def _box(size):
             n = np.zeros_like(unit)
             n[..., axis] = sign
             return unit * size, n, unit
-        for acc, t in zip(out, _grid(f, 1, 1)):
+        for acc, t in zip(out, _grid(f, cells, cells)):
             acc.append(t)
     return [np.concatenate(a) for a in out]
 
@@ -144,7 +145,7 @@ def surface(kind: int, size, uniform: bool, mesh=None):
         r, h = size[0], size[2]
         parts = [_side(r, -h, h, 1 / h), _half_sphere(r, h, 1), _half_sphere(r, -h, -1)]
     elif kind == BOX:
-        parts = [_box(size)]
+        parts = [_box(size, BOX_CELLS if uniform else 1)]
     elif kind == MESH:
         p, n = (np.asarray(a, dtype=float).reshape(-1, 3, 3) for a in mesh)
         parts = [[p, n, p.copy()]]
@@ -178,8 +179,7 @@ def _clip(poly: list, face: int) -> list:
                 prev = poly[i - 1]
                 gc, gp = g(cur), g(prev)
                 if (gc >= 0) != (gp >= 0):
-                    t = gp / (gp - gc)
-                    out.append(tuple(a + t * (b - a) for a, b in zip(prev, cur)))
+                    out.append(_crossing(prev, cur, g))
                 if gc >= 0:
                     out.append(cur)
             poly = out
@@ -190,6 +190,17 @@ def _clip(poly: list, face: int) -> list:
 
 # (axis, sign, sc axis, sc sign, tc axis, tc sign) of each face, for arrays of faces.
 _FACE_TABLE = np.array([(a, s, *FACE_ST[a, s][0], *FACE_ST[a, s][1]) for a, s in FACES])
+
+
+def _crossing(a: tuple, b: tuple, g) -> tuple:
+    """Where g changes sign along the edge a-b, computed from the edge's lesser end: the
+    triangle on the edge's other side, which walks it the other way, gets the very same
+    point (a crack between two pieces would let the background through)."""
+    if tuple(b[0]) < tuple(a[0]):
+        a, b = b, a
+    ga, gb = g(a), g(b)
+    t = ga / (ga - gb)
+    return tuple(x + t * (y - x) for x, y in zip(a, b))
 
 
 def _uv(d: np.ndarray, face) -> np.ndarray:
@@ -208,8 +219,7 @@ def _uv(d: np.ndarray, face) -> np.ndarray:
 
 def cut(points: np.ndarray, normals: np.ndarray, dirs: np.ndarray):
     """Flat (corners, 3) points, normals and (corners, 2) atlas coordinates of the surface
-    with every triangle cut along the faces' seams and refined where the page's linear
-    coordinates would stray from the projection (module docstring)."""
+    with every triangle cut along the faces' seams (module docstring)."""
     faces = _face_of(dirs)
     whole = (faces == faces[:, :1]).all(axis=1)
     p, n, d, f = [points[whole]], [normals[whole]], [dirs[whole]], [faces[whole][:, 0]]
@@ -227,40 +237,11 @@ def cut(points: np.ndarray, normals: np.ndarray, dirs: np.ndarray):
                 for acc, k in ((p, 0), (n, 1), (d, 2)):
                     acc.append(np.array([v[k] for v in piece])[None])
                 f.append(np.array([face]))
-    p, n, d, f = _refine(*(np.concatenate(a) for a in (p, n, d, f)))
+    p, n, d, f = (np.concatenate(a) for a in (p, n, d, f))
     uv = _uv(d, f[:, None]).reshape(-1, 2)
     p, n = p.reshape(-1, 3), n.reshape(-1, 3)
     n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
     return p.astype(np.float32), n.astype(np.float32), uv.astype(np.float32)
-
-
-def _refine(p, n, d, f):
-    """Split triangles in four (at their edges' midpoints) while the projection at a
-    midpoint or the centre strays more than MAX_STRAY from the corners' coordinates
-    interpolated linearly, up to REFINE_LEVELS times."""
-    keep = []
-    for _ in range(REFINE_LEVELS):
-        uv = _uv(d, f[:, None])
-        w = np.array([[0.5, 0.5, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [1 / 3, 1 / 3, 1 / 3]])
-        stray = np.abs(_uv(np.einsum("mk,tkj->tmj", w, d), f[:, None])
-                       - np.einsum("mk,tkj->tmj", w, uv)) * np.array([len(FACES), 1])
-        bad = stray.max(axis=(1, 2)) > MAX_STRAY
-        keep.append((p[~bad], n[~bad], d[~bad], f[~bad]))
-        if not bad.any():
-            break
-        p, n, d = (_split(a[bad]) for a in (p, n, d))
-        f = np.repeat(f[bad], 4)
-    else:
-        keep.append((p, n, d, f))
-    return (np.concatenate([k[i] for k in keep]) for i in range(4))
-
-
-def _split(a: np.ndarray) -> np.ndarray:
-    """Each triangle's corner values (t, 3, k) -> its four halves' (4t, 3, k), in order."""
-    x, y, z = a[:, 0], a[:, 1], a[:, 2]
-    xy, yz, zx = (x + y) / 2, (y + z) / 2, (z + x) / 2
-    return np.stack([np.stack(c, 1) for c in ((x, xy, zx), (xy, y, yz), (zx, yz, z),
-                                              (xy, yz, zx))], 1).reshape(-1, 3, a.shape[2])
 
 
 def arrays(model, geom: int, mesh=None):

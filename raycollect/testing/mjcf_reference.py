@@ -40,6 +40,7 @@ OBJ_SITE = 6  # mjtObj.mjOBJ_SITE
 OBJ_TENDON = 18  # mjtObj.mjOBJ_TENDON
 SATURATION = "saturation"  # pattern_agreement's channels for a white-on-colours pattern
 HUE_MIN_SATURATION = 0.3  # face_agreement: a pixel less saturated is white or grey
+HUE_TOL = 0.06  # face_agreement: the same face (the test faces' hues differ by 0.13 or more)
 
 
 @dataclass
@@ -221,14 +222,15 @@ def pattern_agreement(ours: np.ndarray, theirs: np.ndarray, where: np.ndarray,
     `where`, each image's pixels are split in two halfway between their own 5th and 95th
     percentile of the `channels`' mean (or, given two, the first minus the second), and the
     share of pixels both put on the same side is returned, with the count compared
-    (`channels=SATURATION`: each pixel's largest channel minus its smallest, over its largest).
-    Pixels
-    next to an edge of MuJoCo's pattern are left out (sampling, not mapping)."""
+    (`channels=SATURATION`: white or grey against colour, each pixel's largest channel minus
+    its smallest over its largest against HUE_MIN_SATURATION, however bright each face is
+    lit and whether or not the view shows any white). Pixels next to an edge of MuJoCo's
+    pattern are left out (sampling, not mapping)."""
     def side(img):
         img = img.astype(np.float64)
-        if channels == SATURATION:  # white against colours, however bright each face is lit
+        if channels == SATURATION:
             top = img[..., :3].max(axis=-1)
-            v = (top - img[..., :3].min(axis=-1)) / np.maximum(top, 1.0)
+            return (top - img[..., :3].min(axis=-1)) / np.maximum(top, 1.0) > HUE_MIN_SATURATION
         else:
             v = (img[..., channels[0]] - img[..., channels[1]] if len(channels) == 2
                  else img[..., list(channels)].mean(axis=-1))
@@ -244,28 +246,33 @@ def pattern_agreement(ours: np.ndarray, theirs: np.ndarray, where: np.ndarray,
     return (float((a[steady] == b[steady]).mean()) if n else 0.0), n
 
 
-def face_agreement(ours: np.ndarray, theirs: np.ndarray, where: np.ndarray,
-                   colours) -> tuple[float, int]:
-    """How much two renderings of a pattern of saturated `colours` (RGB, 0-255) agree on which
-    colour each pixel shows, lights aside: on the pixels `where` that both images show
-    saturated (white and grey left out), each pixel is given the colour of the nearest hue,
-    and the share of pixels both give the same colour is returned with the count compared.
-    Pixels next to a change of colour in MuJoCo's image are left out (sampling, not mapping)."""
-    hues = np.array([_hue(np.asarray(c, np.float64)) for c in colours])
-
-    def label(img):
+def face_agreement(ours: np.ndarray, theirs: np.ndarray, where: np.ndarray) -> tuple[float, int]:
+    """How much two renderings of a pattern of saturated colours of distinct hues (a cube
+    texture's faces) agree on which colour each pixel shows, lights aside: on the pixels
+    `where` that both images show saturated (white and grey left out), the share whose hues
+    differ by less than HUE_TOL turns, with the count compared. The lights shift a colour's
+    hue in both renderers alike (a red face in shadow turns orange), so hues are compared
+    with each other, not with a palette. Pixels next to a change of hue in MuJoCo's image
+    are left out (sampling, not mapping)."""
+    def hue(img):
         img = img[..., :3].astype(np.float64)
         top, low = img.max(axis=-1), img.min(axis=-1)
-        gap = np.abs(((_hue(img)[..., None] - hues) + 0.5) % 1.0 - 0.5)
-        return np.argmin(gap, axis=-1), (top - low) / np.maximum(top, 1.0) > HUE_MIN_SATURATION
+        return _hue(img), (top - low) / np.maximum(top, 1.0) > HUE_MIN_SATURATION
 
-    (a, sa), (b, sb) = label(ours), label(theirs)
-    inner = where & ~grow(~where) & sa & sb
-    steady = inner.copy()
-    for k in range(len(hues)):
-        steady &= ~(grow(b == k) & grow(b != k))
+    (a, sa), (b, sb) = hue(ours), hue(theirs)
+    steady = where & ~grow(~where) & sa & sb
+    h, w = b.shape
+    pad, ok = np.pad(b, 1, mode="edge"), np.pad(sb, 1, mode="edge")
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            steady &= ok[dy:dy + h, dx:dx + w] & (_turns(pad[dy:dy + h, dx:dx + w], b) < HUE_TOL)
     n = int(steady.sum())
-    return (float((a[steady] == b[steady]).mean()) if n else 0.0), n
+    return (float((_turns(a, b)[steady] < HUE_TOL).mean()) if n else 0.0), n
+
+
+def _turns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Circular distance of hues in turns."""
+    return np.abs((a - b + 0.5) % 1.0 - 0.5)
 
 
 def _hue(rgb: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Cube-textured surfaces (raycollect/mjcf/cubemap.py): cut along the cube's seams without
-losing or turning a triangle, every piece inside one face's tile of the atlas, and the
+losing or turning a triangle or opening a crack, every piece inside one face's tile of the
+atlas, and the
 page's linear coordinates within two texels of a 512-pixel face of the projection MuJoCo's OpenGL makes
 (tests/test_mujoco.py compares the drawn result with MuJoCo's renderer)."""
 
@@ -53,6 +54,16 @@ def test_cut_keeps_the_surface_and_each_piece_in_one_face(case):
     facing = np.einsum("ij,ij->i", np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]),
                        n.reshape(-1, 3, 3).mean(axis=1))
     assert (facing > 0).all()
+    # watertight: every edge (corners welded to a micrometre) is two triangles', walked
+    # both ways; a T-junction's crack would let the background through
+    _, corner = np.unique(np.round(p.astype(np.float64), 6), axis=0, return_inverse=True)
+    corner = corner.reshape(-1, 3)
+    edges = np.concatenate([corner[:, [0, 1]], corner[:, [1, 2]], corner[:, [2, 0]]])
+    edges = edges[edges[:, 0] != edges[:, 1]]
+    walked, count = np.unique(edges, axis=0, return_counts=True)
+    assert (count == 1).all(), (case, int((count > 1).sum()))
+    back = {tuple(e) for e in walked.tolist()}
+    assert all((b, a) in back for a, b in walked.tolist()), case
     tile = np.floor(tuv[:, :, 0].mean(axis=1) * len(cm.FACES))
     assert (np.abs(tuv[:, :, 0] * len(cm.FACES) - tile[:, None] - 0.5) <= 0.5 + 1e-6).all()
     # at random points of every piece: the coordinates the page interpolates against the
