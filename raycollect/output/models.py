@@ -303,7 +303,9 @@ def load_asset(path: Path) -> Mesh:
         raise Unmodelled(f"{path.name}: no mesh reader for {path.suffix or 'a file without suffix'}")
     trimesh = _trimesh()
     try:
-        loaded = trimesh.load(str(path), process=False, maintain_order=True)
+        # skip_materials: a model is its triangles; a PLY naming a texture beside it (an
+        # MJCF world's textured meshes) would otherwise log a traceback per load.
+        loaded = trimesh.load(str(path), process=False, maintain_order=True, skip_materials=True)
     except Exception as e:  # noqa: BLE001 - a file trimesh cannot parse fails in any way
         raise RaycollectError(f"{path}: trimesh could not read it: {e}") from None
     # A scene (OBJ objects and groups, glTF nodes): every geometry with its node's transform.
