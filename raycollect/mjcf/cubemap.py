@@ -43,9 +43,10 @@ FACES = sorted(FACE_ST, key=lambda k: (k[0], -k[1]))
 # they project linearly: one quad). Uniformly, not where needed: a triangle split next to a
 # whole one leaves a T-junction, and the rasteriser lets the background through its crack.
 AROUND, CAP_STACKS, SIDE_STACKS, ELLIPSOID_STACKS, BOX_CELLS = 64, 16, 32, 48, 64
-# A piece of a cut triangle smaller than this (in squared metres, twice its area) is a
-# sliver along a seam and is dropped.
-MIN_AREA2 = 1e-16
+# A triangle whose edges' cross product (twice its area) squared is below this (m^4) is
+# degenerate (a pole's corner, a cut through a corner) and is dropped; anything larger is
+# kept, however thin: a dropped sliver would leave a gap along the seam.
+MIN_AREA2 = 1e-30
 
 
 def _grid(f, nu: int, nv: int):

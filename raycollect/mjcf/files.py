@@ -65,7 +65,7 @@ import numpy as np
 from . import cubemap
 
 # Bump when the files' layout changes: a cached folder of the old layout is not reused.
-LAYOUT = "mjcf-files-9"
+LAYOUT = "mjcf-files-10"
 ROOT_NAME = "raycollect-mjcf"
 MESH_DIR = "meshes"
 HFIELD_DIR = "hfields"
