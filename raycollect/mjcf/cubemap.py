@@ -36,6 +36,8 @@ FACE_ST = {(0, 1): ((2, -1), (1, -1)), (0, -1): ((2, 1), (1, -1)),
            (2, 1): ((0, 1), (1, -1)), (2, -1): ((0, -1), (1, -1))}
 # The faces in MuJoCo's (and the atlas's) order: +X, -X, +Y, -Y, +Z, -Z.
 FACES = sorted(FACE_ST, key=lambda k: (k[0], -k[1]))
+# (axis, sign, sc axis, sc sign, tc axis, tc sign) of each face, for arrays of faces.
+_FACE_TABLE = np.array([(a, s, *FACE_ST[a, s][0], *FACE_ST[a, s][1]) for a, s in FACES])
 # Tessellation: as raycollect/mjcf/geoms.py draws the primitives around (AROUND segments) and
 # a capsule's caps (CAP_STACKS). The page interpolates texture coordinates linearly where
 # OpenGL projects, so curved surfaces get more stacks (SIDE_STACKS along a side,
@@ -153,11 +155,16 @@ def surface(kind: int, size, uniform: bool, mesh=None):
     else:
         raise ValueError(f"no cube-textured surface for geom type {kind}")
     p, n, d = (np.concatenate([part[i] for part in parts]) for i in range(3))
-    area2 = np.sum(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]) ** 2, axis=1)
-    p, n, d = p[area2 >= MIN_AREA2], n[area2 >= MIN_AREA2], d[area2 >= MIN_AREA2]  # poles
+    keep = _area2(p) >= MIN_AREA2
+    p, n, d = p[keep], n[keep], d[keep]
     if uniform:
         d = d * size
     return p, n, d
+
+
+def _area2(tri: np.ndarray) -> np.ndarray:
+    """Twice the area, squared, of triangles (t, 3, 3)."""
+    return np.sum(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]) ** 2, axis=1)
 
 
 def _face_of(d: np.ndarray) -> np.ndarray:
@@ -187,10 +194,6 @@ def _clip(poly: list, face: int) -> list:
             if not poly:
                 return []
     return poly
-
-
-# (axis, sign, sc axis, sc sign, tc axis, tc sign) of each face, for arrays of faces.
-_FACE_TABLE = np.array([(a, s, *FACE_ST[a, s][0], *FACE_ST[a, s][1]) for a, s in FACES])
 
 
 def _crossing(a: tuple, b: tuple, g) -> tuple:
@@ -232,8 +235,7 @@ def cut(points: np.ndarray, normals: np.ndarray, dirs: np.ndarray):
             poly = _clip(tri, face)
             for j in range(1, len(poly) - 1):
                 piece = [poly[0], poly[j], poly[j + 1]]
-                pp = np.array([v[0] for v in piece])
-                if np.sum(np.cross(pp[1] - pp[0], pp[2] - pp[0]) ** 2) < MIN_AREA2:
+                if _area2(np.array([[v[0] for v in piece]]))[0] < MIN_AREA2:
                     continue
                 for acc, k in ((p, 0), (n, 1), (d, 2)):
                     acc.append(np.array([v[k] for v in piece])[None])

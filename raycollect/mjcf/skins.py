@@ -26,7 +26,7 @@ import numpy as np
 from vuer.schemas import Ply, group
 
 from ..assets import asset
-from ..scene import skinned
+from ..scene import SKIN_DATA, skinned
 from . import files, geoms
 
 SKIN_DIR = "skins"
@@ -205,7 +205,7 @@ def skinned_element(key: str, ply_key: str, ply: str, bones_path: str, colour, b
     extra = {"assets": {files.PLY_TEXTURE: asset(texture_path)}} if texture_path else {}
     mesh = Ply(key=ply_key, src=asset(ply), color=geoms.hex_colour(colour),
                opacity=float(colour[3]), **extra)
-    return skinned(group(mesh, key=key, userData={"rcSkin": asset(bones_path)}), bone_poses)
+    return skinned(group(mesh, key=key, userData={SKIN_DATA: asset(bones_path)}), bone_poses)
 
 
 def _qmul_wxyz(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -179,10 +179,10 @@ class Catalog:
             out = []
             for i, part in enumerate(parts):
                 ident = self._ident(f"{where}.parts[{i}]", part)
-                place = {k: part[k] for k in PLACED if isinstance(part, dict) and part.get(k) is not None}
+                place = {k: part[k] for k in PLACED if part.get(k) is not None}
                 try:
                     models.placement(**place)
-                except (TypeError, ValueError) as e:
+                except (TypeError, ValueError, ArithmeticError) as e:
                     raise RaycollectError(f"{where}.parts[{i}]: placement {place!r}: {e}") from None
                 out.append({**ident, **place})
             return {"tag": GROUP_TAG, "parts": out}
@@ -195,7 +195,7 @@ class Catalog:
             if ident["tag"] == GROUP_TAG:
                 self._base[base] = models.combine(
                     [(self._load(where, {k: v for k, v in part.items() if k not in PLACED}),
-                      models.placement(**{k: part[k] for k in PLACED if k in part}))
+                      models.placement(**{k: v for k, v in part.items() if k in PLACED}))
                      for part in ident["parts"]])
             elif "src" in ident:
                 self._base[base] = models.load_asset(self._file(where, ident["src"]))

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import RaycollectError
+from ..physics import matrix as pose_matrix
 from .files import MM_PER_M
 
 TWO_PI = 2 * math.pi
@@ -313,12 +314,8 @@ def load_asset(path: Path) -> Mesh:
     meshes = [p for p in parts if isinstance(p, trimesh.Trimesh) and len(p.faces)]
     if not meshes:
         raise Unmodelled(f"{path.name} holds no triangles (a point cloud or lines)")
-    vertices, faces, offset = [], [], 0
-    for m in meshes:
-        vertices.append(np.asarray(m.vertices, dtype=np.float64))
-        faces.append(np.asarray(m.faces, dtype=np.int64) + offset)
-        offset += len(m.vertices)
-    return Mesh(np.concatenate(vertices), np.concatenate(faces))
+    return combine([(Mesh(np.asarray(m.vertices, dtype=np.float64),
+                          np.asarray(m.faces, dtype=np.int64)), np.eye(4)) for m in meshes])
 
 
 # --- groups -----------------------------------------------------------------------------
@@ -328,10 +325,7 @@ def placement(position=None, quaternion=None, rotation=None, scale=None) -> np.n
     quaternion (x, y, z, w) or else the Euler angles (order XYZ: Rx @ Ry @ Rz)."""
     m = np.eye(4)
     if quaternion is not None:
-        x, y, z, w = (float(q) for q in quaternion)
-        m[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+        m = pose_matrix((0.0, 0.0, 0.0), quaternion)
     elif rotation is not None:
         r = np.eye(3)
         for axis, angle in zip("xyz", (float(a) for a in rotation)):
